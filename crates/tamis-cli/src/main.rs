@@ -1,0 +1,69 @@
+//! The `tamis` binary: parses flags, calls the service layer, prints, and
+//! maps the outcome to an exit code (0 ok, 2 usage, 3 bad input, 1 internal).
+
+mod cli;
+mod output;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TAMIS_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(args) {
+        Ok(code) => code,
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
+            }
+            let code = exit_code_of(&err);
+            let mut msg = format!("tamis: {err}");
+            for cause in err.chain().skip(1) {
+                let c = cause.to_string();
+                if !msg.contains(&c) {
+                    msg.push_str(&format!(": {c}"));
+                }
+            }
+            let _ = writeln!(std::io::stderr(), "{msg}");
+            code
+        }
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn exit_code_of(err: &anyhow::Error) -> ExitCode {
+    if let Some(e) = err.downcast_ref::<tamis_service::ServiceError>() {
+        return ExitCode::from(if e.is_bad_input() { 3 } else { 1 });
+    }
+    if err.downcast_ref::<cli::UsageError>().is_some() {
+        return ExitCode::from(2);
+    }
+    ExitCode::from(1)
+}
+
+fn run(args: cli::Cli) -> anyhow::Result<ExitCode> {
+    match args.command {
+        cli::Command::Profile(p) => {
+            let cmd = p.validate()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(cmd.threads.max(1))
+                .enable_all()
+                .build()?;
+            rt.block_on(output::profile(cmd))
+        }
+    }
+}

@@ -1,0 +1,781 @@
+//! CSV/TSV/any-delimiter reading: dialect sniffing and a streaming reader
+//! that turns records into Arrow batches of text columns.
+//!
+//! `csv-core` runs the field state machine. Around it this module keeps each
+//! record's raw bytes and starting line, which `csv-core` does not, because a
+//! malformed row must be quarantined with its exact text and position, and
+//! because an unterminated quote must not swallow the rest of the file: when
+//! a record that spans several lines is malformed (wrong field count or an
+//! odd number of quotes), only its first line is quarantined and parsing
+//! restarts on the next line.
+//!
+//! Empty fields read as null (quoted empty fields too: `csv-core` does not
+//! tell them apart).
+
+use std::io::{BufRead, Read};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use csv_core::{ReadRecordResult, ReaderBuilder};
+use datafusion::arrow::array::{ArrayRef, StringBuilder, UInt64Builder};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CoreError, Result};
+use crate::quarantine::{Quarantine, QuarantinedRow};
+use crate::types::{ColumnType, NullTokens, infer_type};
+
+/// A record may not grow past this many bytes; beyond it an open quote is
+/// taken to be unterminated. Large enough for a legitimate multi-megabyte field.
+pub const MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
+const READ_CHUNK: usize = 1 << 20;
+
+/// How a delimited text file is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CsvDialect {
+    /// Field delimiter byte.
+    pub delimiter: u8,
+    /// Quote byte.
+    pub quote: u8,
+    /// Whether the first record is a header.
+    pub has_header: bool,
+}
+
+impl Default for CsvDialect {
+    fn default() -> Self {
+        CsvDialect {
+            delimiter: b',',
+            quote: b'"',
+            has_header: true,
+        }
+    }
+}
+
+fn parse_records(
+    sample: &[u8],
+    delimiter: u8,
+    quote: u8,
+    max: usize,
+    complete_only: bool,
+) -> Vec<Vec<String>> {
+    let mut rdr = ReaderBuilder::new()
+        .delimiter(delimiter)
+        .quote(quote)
+        .build();
+    let mut out = vec![0u8; sample.len() + 1024];
+    let mut ends = vec![0usize; 4096];
+    let mut recs = Vec::new();
+    let mut input = sample;
+    let mut eof_sent = false;
+    loop {
+        let (res, nin, nout, nend) = rdr.read_record(input, &mut out, &mut ends);
+        input = &input[nin..];
+        match res {
+            ReadRecordResult::Record => {
+                let mut fields = Vec::with_capacity(nend);
+                let mut start = 0;
+                for &e in &ends[..nend] {
+                    fields.push(String::from_utf8_lossy(&out[start..e]).into_owned());
+                    start = e;
+                }
+                let _ = nout;
+                recs.push(fields);
+                if recs.len() >= max {
+                    break;
+                }
+            }
+            ReadRecordResult::InputEmpty => {
+                if eof_sent {
+                    break;
+                }
+                if complete_only {
+                    // The sample may end mid-record: drop that partial record.
+                    break;
+                }
+                eof_sent = true;
+                input = &[];
+            }
+            ReadRecordResult::OutputFull | ReadRecordResult::OutputEndsFull => break,
+            ReadRecordResult::End => break,
+        }
+    }
+    recs
+}
+
+/// Guesses the dialect from the first bytes of a file (already UTF-8).
+///
+/// The delimiter is the candidate (`,` `\t` `;` `|` `:`) whose records most
+/// consistently have the same number (> 1) of fields. The first record is a
+/// header unless one of its fields is a number, date or boolean in a column
+/// whose other values are of that kind too.
+pub fn sniff(sample: &[u8], at_eof: bool) -> CsvDialect {
+    let quote = b'"';
+    let mut best: Option<(u8, usize, usize)> = None; // (delim, consistent records, fields)
+    for d in [b',', b'\t', b';', b'|', b':'] {
+        let recs = parse_records(sample, d, quote, 200, !at_eof);
+        if recs.is_empty() {
+            continue;
+        }
+        let mut counts = std::collections::HashMap::new();
+        for r in &recs {
+            *counts.entry(r.len()).or_insert(0usize) += 1;
+        }
+        let (&fields, &n) = counts
+            .iter()
+            .max_by_key(|(f, n)| (**n, **f))
+            .unwrap_or((&1, &0));
+        if fields <= 1 {
+            continue;
+        }
+        let better = match best {
+            None => true,
+            Some((_, bn, bf)) => n > bn || (n == bn && fields > bf),
+        };
+        if better {
+            best = Some((d, n, fields));
+        }
+    }
+    let delimiter = best.map(|b| b.0).unwrap_or(b',');
+    let recs = parse_records(sample, delimiter, quote, 200, !at_eof);
+    CsvDialect {
+        delimiter,
+        quote,
+        has_header: looks_like_header(&recs),
+    }
+}
+
+/// Decides whether the first record is a header, for a known dialect.
+pub fn sniff_header_with(sample: &[u8], d: CsvDialect, at_eof: bool) -> bool {
+    looks_like_header(&parse_records(sample, d.delimiter, d.quote, 200, !at_eof))
+}
+
+fn looks_like_header(recs: &[Vec<String>]) -> bool {
+    let Some(first) = recs.first() else {
+        return true;
+    };
+    if recs.len() < 2 {
+        return true;
+    }
+    let nulls = NullTokens::default();
+    // A header cell is text; a first row with a typed value in a typed column is data.
+    !first.iter().enumerate().any(|(i, h)| {
+        let head_type = infer_type([h.as_str()], &nulls);
+        if head_type == ColumnType::String || h.trim().is_empty() {
+            return false;
+        }
+        let body = recs[1..]
+            .iter()
+            .filter_map(|r| r.get(i).map(|s| s.as_str()));
+        let body_type = infer_type(body, &nulls);
+        body_type != ColumnType::String && body_type.widen(head_type) != ColumnType::String
+    })
+}
+
+/// Makes column names unique and non-empty: an empty name becomes
+/// `column_N` (1-based position), a repeated one gets `_2`, `_3`, ...
+pub fn unique_names(raw: &[String]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, n) in raw.iter().enumerate() {
+        let base = if n.trim().is_empty() {
+            format!("column_{}", i + 1)
+        } else {
+            n.trim().to_string()
+        };
+        let mut name = base.clone();
+        let mut k = 2;
+        while !seen.insert(name.clone()) {
+            name = format!("{base}_{k}");
+            k += 1;
+        }
+        out.push(name);
+    }
+    out
+}
+
+/// Streams one CSV file as batches of text columns plus a row-id column.
+pub struct CsvBatchReader {
+    input: Box<dyn BufRead + Send>,
+    file: String,
+    dialect: CsvDialect,
+    core: csv_core::Reader,
+    schema: SchemaRef,
+    ncols: usize,
+    utf8_checked: bool,
+    buf: Vec<u8>,
+    pos: usize,
+    rec_start: usize,
+    eof: bool,
+    eof_sent: bool,
+    out: Vec<u8>,
+    outlen: usize,
+    ends: Vec<usize>,
+    nends: usize,
+    /// 1-based line number at `rec_start`.
+    line: u64,
+    next_row_id: u64,
+    batch_size: usize,
+    limit: Option<u64>,
+    quarantine: Arc<Quarantine>,
+    strict: bool,
+    done: bool,
+    bytes_read: Arc<AtomicU64>,
+}
+
+/// What the reader needs to know besides the bytes.
+pub struct CsvReaderConfig {
+    /// Display name of the file, for errors and quarantine.
+    pub file: String,
+    /// The dialect.
+    pub dialect: CsvDialect,
+    /// Output schema: the text columns then the row-id column.
+    pub schema: SchemaRef,
+    /// Whether the bytes are raw UTF-8 that still needs checking (false for transcoded input).
+    pub check_utf8: bool,
+    /// Row id of the first data row.
+    pub first_row_id: u64,
+    /// Rows per batch.
+    pub batch_size: usize,
+    /// Stop after this many data rows (counting quarantined ones).
+    pub limit: Option<u64>,
+    /// Where malformed rows go.
+    pub quarantine: Arc<Quarantine>,
+    /// Fail on the first malformed row instead.
+    pub strict: bool,
+    /// Counter of decoded bytes consumed, for progress.
+    pub bytes_read: Arc<AtomicU64>,
+}
+
+impl CsvBatchReader {
+    /// Creates a reader. When the dialect has a header, the header record is
+    /// read and skipped here (its names are already in the schema).
+    pub fn new(input: Box<dyn BufRead + Send>, cfg: CsvReaderConfig) -> Result<Self> {
+        let ncols = cfg.schema.fields().len() - 1;
+        let mut r = CsvBatchReader {
+            input,
+            file: cfg.file,
+            dialect: cfg.dialect,
+            core: ReaderBuilder::new()
+                .delimiter(cfg.dialect.delimiter)
+                .quote(cfg.dialect.quote)
+                .build(),
+            schema: cfg.schema,
+            ncols,
+            utf8_checked: cfg.check_utf8,
+            buf: Vec::with_capacity(READ_CHUNK * 2),
+            pos: 0,
+            rec_start: 0,
+            eof: false,
+            eof_sent: false,
+            out: vec![0; 64 * 1024],
+            outlen: 0,
+            ends: vec![0; ncols.max(16) * 2],
+            nends: 0,
+            line: 1,
+            next_row_id: cfg.first_row_id,
+            batch_size: cfg.batch_size.max(1),
+            limit: cfg.limit,
+            quarantine: cfg.quarantine,
+            strict: cfg.strict,
+            done: false,
+            bytes_read: cfg.bytes_read,
+        };
+        if r.dialect.has_header {
+            // The header is not a data row: it gets no row id.
+            let _ = r.next_record()?;
+        }
+        Ok(r)
+    }
+
+    fn refill(&mut self) -> Result<()> {
+        if self.rec_start > 0 {
+            self.buf.drain(..self.rec_start);
+            self.pos -= self.rec_start;
+            self.rec_start = 0;
+        }
+        if self.buf.len() - self.rec_start > MAX_RECORD_BYTES {
+            return Ok(()); // caller handles the oversized record
+        }
+        let old = self.buf.len();
+        self.buf.resize(old + READ_CHUNK, 0);
+        let n = loop {
+            match self.input.read(&mut self.buf[old..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    self.buf.truncate(old);
+                    return Err(CoreError::Read {
+                        file: self.file.clone(),
+                        line: self.line,
+                        source,
+                    });
+                }
+            }
+        };
+        self.buf.truncate(old + n);
+        self.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+        if n == 0 {
+            self.eof = true;
+        }
+        Ok(())
+    }
+
+    /// Reads the next raw record: `Some((start_line, raw_range, field count))`
+    /// with fields in `self.out[..self.outlen]` / `self.ends[..nends]`.
+    fn next_record(&mut self) -> Result<Option<(u64, std::ops::Range<usize>)>> {
+        loop {
+            if self.pos == self.buf.len() && !self.eof {
+                self.refill()?;
+                if self.buf.len() - self.rec_start > MAX_RECORD_BYTES && self.pos == self.buf.len()
+                {
+                    // An open quote ran past any sane field size: unterminated.
+                    return Ok(Some(self.oversized()));
+                }
+            }
+            let input: &[u8] = if self.eof && self.pos == self.buf.len() {
+                if self.eof_sent {
+                    return Ok(None);
+                }
+                &[]
+            } else {
+                &self.buf[self.pos..]
+            };
+            let at_eof = input.is_empty();
+            let (res, nin, nout, nend) = self.core.read_record(
+                input,
+                &mut self.out[self.outlen..],
+                &mut self.ends[self.nends..],
+            );
+            self.pos += nin;
+            self.outlen += nout;
+            self.nends += nend;
+            match res {
+                ReadRecordResult::InputEmpty => {
+                    if at_eof {
+                        self.eof_sent = true;
+                    }
+                }
+                ReadRecordResult::OutputFull => {
+                    let n = self.out.len() * 2;
+                    self.out.resize(n, 0);
+                }
+                ReadRecordResult::OutputEndsFull => {
+                    let n = self.ends.len() * 2;
+                    self.ends.resize(n, 0);
+                }
+                ReadRecordResult::Record => {
+                    if at_eof {
+                        self.eof_sent = true;
+                    }
+                    let raw = self.rec_start..self.pos;
+                    let lead = self.buf[raw.clone()]
+                        .iter()
+                        .take_while(|&&c| c == b'\n' || c == b'\r')
+                        .count();
+                    let lead_lines =
+                        memchr::memchr_iter(b'\n', &self.buf[raw.start..raw.start + lead]).count()
+                            as u64;
+                    let start_line = self.line + lead_lines;
+                    self.line += memchr::memchr_iter(b'\n', &self.buf[raw.clone()]).count() as u64;
+                    self.rec_start = self.pos;
+                    return Ok(Some((start_line, raw.start + lead..raw.end)));
+                }
+                ReadRecordResult::End => {
+                    self.eof_sent = true;
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// The current record exceeded [`MAX_RECORD_BYTES`]: returns its first line
+    /// as the record and restarts parsing after it.
+    fn oversized(&mut self) -> (u64, std::ops::Range<usize>) {
+        let start = self.rec_start;
+        let lead = self.buf[start..]
+            .iter()
+            .take_while(|&&c| c == b'\n' || c == b'\r')
+            .count();
+        let first_line_end = memchr::memchr(b'\n', &self.buf[start + lead..])
+            .map(|i| start + lead + i + 1)
+            .unwrap_or(self.buf.len());
+        let line =
+            self.line + memchr::memchr_iter(b'\n', &self.buf[start..start + lead]).count() as u64;
+        self.restart_at(first_line_end, line + 1);
+        // Poison the field count so the caller quarantines it.
+        self.nends = usize::MAX;
+        (line, start + lead..first_line_end)
+    }
+
+    fn restart_at(&mut self, pos: usize, line: u64) {
+        self.core.reset();
+        self.pos = pos;
+        self.rec_start = pos;
+        self.line = line;
+        self.outlen = 0;
+        self.nends = 0;
+        self.eof_sent = false;
+    }
+
+    fn quarantine_row(&mut self, line: u64, raw: &[u8], reason: String, column: u64) -> Result<()> {
+        let text = String::from_utf8_lossy(trim_newline(raw)).into_owned();
+        if self.strict {
+            return Err(CoreError::Malformed {
+                file: self.file.clone(),
+                line,
+                column,
+                reason: format!(
+                    "{reason} (run without --strict to quarantine such rows and go on)"
+                ),
+            });
+        }
+        self.quarantine.push(QuarantinedRow {
+            file: self.file.clone(),
+            line,
+            row_id: self.next_row_id,
+            reason,
+            raw: text,
+        })
+    }
+
+    /// Reads up to one batch. `None` at the end.
+    pub fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut builders: Vec<StringBuilder> = (0..self.ncols)
+            .map(|_| StringBuilder::with_capacity(self.batch_size, self.batch_size * 8))
+            .collect();
+        let mut ids = UInt64Builder::with_capacity(self.batch_size);
+        let mut rows = 0;
+        while rows < self.batch_size {
+            if let Some(limit) = self.limit
+                && self.next_row_id >= limit
+            {
+                self.done = true;
+                break;
+            }
+            self.outlen = 0;
+            self.nends = 0;
+            let Some((line, raw)) = self.next_record()? else {
+                self.done = true;
+                break;
+            };
+            let nfields = self.nends;
+            // Copy out what we need from self.buf before any restart moves it.
+            let raw_bytes = &self.buf[raw.clone()];
+            let multi_line = memchr::memchr(b'\n', trim_newline(raw_bytes)).is_some();
+            if nfields == usize::MAX {
+                let raw_owned = raw_bytes.to_vec();
+                let col = quote_column(&raw_owned, self.dialect);
+                self.quarantine_row(line, &raw_owned, format!("unterminated quote: a quoted field opens at column {col} and does not close within {} MiB", MAX_RECORD_BYTES >> 20), col)?;
+                self.next_row_id += 1;
+                continue;
+            }
+            if multi_line
+                && (nfields != self.ncols || quote_count_odd(raw_bytes, self.dialect.quote))
+            {
+                // Most likely an unterminated quote: quarantine the first line only
+                // and read the following lines again as records of their own.
+                let first_end = raw.start
+                    + memchr::memchr(b'\n', raw_bytes)
+                        .map(|i| i + 1)
+                        .unwrap_or(raw_bytes.len());
+                let first = self.buf[raw.start..first_end].to_vec();
+                let col = quote_column(&first, self.dialect);
+                self.restart_at(first_end, line + 1);
+                self.quarantine_row(line, &first, format!("unterminated quote: the quoted field at column {col} runs into the next line(s) and the record is malformed"), col)?;
+                self.next_row_id += 1;
+                continue;
+            }
+            if nfields != self.ncols {
+                let raw_owned = raw_bytes.to_vec();
+                let col = field_column(&raw_owned, self.dialect, self.ncols);
+                self.quarantine_row(
+                    line,
+                    &raw_owned,
+                    format!(
+                        "wrong field count: expected {} fields, found {nfields}",
+                        self.ncols
+                    ),
+                    col,
+                )?;
+                self.next_row_id += 1;
+                continue;
+            }
+            if self.utf8_checked && simdutf8::basic::from_utf8(&self.out[..self.outlen]).is_err() {
+                let raw_owned = raw_bytes.to_vec();
+                let col = match std::str::from_utf8(trim_newline(&raw_owned)) {
+                    Err(e) => {
+                        String::from_utf8_lossy(&raw_owned[..e.valid_up_to()])
+                            .chars()
+                            .count() as u64
+                            + 1
+                    }
+                    Ok(_) => 1,
+                };
+                self.quarantine_row(
+                    line,
+                    &raw_owned,
+                    format!("invalid UTF-8: undecodable bytes at column {col}; if the file is in another encoding, convert it to UTF-8"),
+                    col,
+                )?;
+                self.next_row_id += 1;
+                continue;
+            }
+            let mut start = 0;
+            for (b, &end) in builders.iter_mut().zip(&self.ends[..nfields]) {
+                let field = &self.out[start..end];
+                if field.is_empty() {
+                    b.append_null();
+                } else {
+                    // Validated above (or transcoded to UTF-8 upstream).
+                    match std::str::from_utf8(field) {
+                        Ok(s) => b.append_value(s),
+                        Err(_) => b.append_value(String::from_utf8_lossy(field)),
+                    }
+                }
+                start = end;
+            }
+            ids.append_value(self.next_row_id);
+            self.next_row_id += 1;
+            rows += 1;
+        }
+        if rows == 0 {
+            return Ok(None);
+        }
+        let mut cols: Vec<ArrayRef> = builders
+            .into_iter()
+            .map(|mut b| Arc::new(b.finish()) as ArrayRef)
+            .collect();
+        cols.push(Arc::new(ids.finish()));
+        Ok(Some(RecordBatch::try_new(self.schema.clone(), cols)?))
+    }
+
+    /// Row id the next data row will get.
+    pub fn next_row_id(&self) -> u64 {
+        self.next_row_id
+    }
+}
+
+fn trim_newline(raw: &[u8]) -> &[u8] {
+    let mut end = raw.len();
+    while end > 0 && (raw[end - 1] == b'\n' || raw[end - 1] == b'\r') {
+        end -= 1;
+    }
+    &raw[..end]
+}
+
+fn quote_count_odd(raw: &[u8], quote: u8) -> bool {
+    memchr::memchr_iter(quote, raw).count() % 2 == 1
+}
+
+/// 1-based character column where the first quoted field that never closes on this line opens.
+fn quote_column(line: &[u8], d: CsvDialect) -> u64 {
+    let mut in_quote = false;
+    let mut open_at = 0;
+    let mut field_start = true;
+    for (i, &c) in line.iter().enumerate() {
+        if in_quote {
+            if c == d.quote {
+                in_quote = false;
+            }
+        } else if c == d.quote && field_start {
+            in_quote = true;
+            open_at = i;
+        }
+        field_start = c == d.delimiter;
+    }
+    char_column(line, if in_quote { open_at } else { 0 })
+}
+
+/// 1-based character column where field `n` (0-based) starts, or the end of the line if it has fewer.
+fn field_column(raw: &[u8], d: CsvDialect, n: usize) -> u64 {
+    let line = trim_newline(raw);
+    let mut in_quote = false;
+    let mut field = 0;
+    for (i, &c) in line.iter().enumerate() {
+        if c == d.quote {
+            in_quote = !in_quote;
+        } else if c == d.delimiter && !in_quote {
+            field += 1;
+            if field == n {
+                return char_column(line, i);
+            }
+        }
+    }
+    char_column(line, line.len())
+}
+
+fn char_column(line: &[u8], byte: usize) -> u64 {
+    String::from_utf8_lossy(&line[..byte.min(line.len())])
+        .chars()
+        .count() as u64
+        + 1
+}
+
+/// Reads the first record of a decoded stream as raw field strings (the header).
+pub fn read_first_record(sample: &[u8], d: CsvDialect) -> Vec<String> {
+    parse_records(sample, d.delimiter, d.quote, 1, false)
+        .into_iter()
+        .next()
+        .unwrap_or_default()
+}
+
+/// Reads whole records from the head of a decoded stream, for sniffing and sampling.
+pub fn sample_records(sample: &[u8], d: CsvDialect, max: usize, at_eof: bool) -> Vec<Vec<String>> {
+    parse_records(sample, d.delimiter, d.quote, max, !at_eof)
+}
+
+/// Reads up to `n` bytes from `r` (fewer at EOF).
+pub fn read_head(r: &mut dyn Read, n: usize) -> std::io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(n);
+    r.take(n as u64).read_to_end(&mut head)?;
+    Ok(head)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+    fn read(
+        text: &[u8],
+        ncols: usize,
+        strict: bool,
+    ) -> (Vec<RecordBatch>, Arc<Quarantine>, Result<()>) {
+        let mut fields: Vec<Field> = (0..ncols)
+            .map(|i| Field::new(format!("c{i}"), DataType::Utf8, true))
+            .collect();
+        fields.push(Field::new("__row_id", DataType::UInt64, false));
+        let q = Arc::new(Quarantine::in_memory());
+        let cfg = CsvReaderConfig {
+            file: "t.csv".into(),
+            dialect: CsvDialect::default(),
+            schema: Arc::new(Schema::new(fields)),
+            check_utf8: true,
+            first_row_id: 0,
+            batch_size: 2,
+            limit: None,
+            quarantine: q.clone(),
+            strict,
+            bytes_read: Arc::new(AtomicU64::new(0)),
+        };
+        let mut out = vec![];
+        let res = (|| {
+            let mut r = CsvBatchReader::new(Box::new(std::io::Cursor::new(text.to_vec())), cfg)?;
+            while let Some(b) = r.next_batch()? {
+                out.push(b);
+            }
+            Ok(())
+        })();
+        (out, q, res)
+    }
+
+    fn ids(batches: &[RecordBatch]) -> Vec<u64> {
+        batches
+            .iter()
+            .flat_map(|b| {
+                b.column(b.num_columns() - 1)
+                    .as_primitive::<datafusion::arrow::datatypes::UInt64Type>()
+                    .values()
+                    .to_vec()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ragged_rows_are_quarantined_with_their_line() {
+        let (b, q, res) = read(b"a,b\n1,2\n3\n4,5,6\n7,8\n", 2, false);
+        res.expect("ok");
+        assert_eq!(ids(&b), vec![0, 3]);
+        let s = q.summary();
+        assert_eq!(s.rows, 2);
+        assert_eq!(
+            (
+                s.examples[0].line,
+                s.examples[0].row_id,
+                s.examples[0].raw.as_str()
+            ),
+            (3, 1, "3")
+        );
+        assert_eq!((s.examples[1].line, s.examples[1].row_id), (4, 2));
+    }
+
+    #[test]
+    fn quoted_newlines_are_one_field() {
+        let (b, q, res) = read(b"a,b\n\"x\ny\",2\n3,4\n", 2, false);
+        res.expect("ok");
+        assert_eq!(q.summary().rows, 0);
+        assert_eq!(b[0].column(0).as_string::<i32>().value(0), "x\ny");
+        assert_eq!(ids(&b), vec![0, 1]);
+    }
+
+    #[test]
+    fn unterminated_quote_loses_only_its_line() {
+        let (b, q, res) = read(b"a,b\n1,\"oops\n2,3\n4,5\n", 2, false);
+        res.expect("ok");
+        assert_eq!(ids(&b), vec![1, 2]);
+        let s = q.summary();
+        assert_eq!(s.rows, 1);
+        assert!(
+            s.examples[0].reason.starts_with("unterminated quote"),
+            "{}",
+            s.examples[0].reason
+        );
+        assert_eq!(s.examples[0].line, 2);
+    }
+
+    #[test]
+    fn strict_names_file_line_column() {
+        let (_, _, res) = read(b"a,b\n1,2\n3,4,5\n", 2, true);
+        let e = res.expect_err("strict fails").to_string();
+        assert!(e.starts_with("t.csv:3:4: wrong field count"), "{e}");
+    }
+
+    #[test]
+    fn invalid_utf8_row_is_quarantined() {
+        let (b, q, res) = read(b"a,b\n1,2\n3,\xff\xfe\n5,6\n", 2, false);
+        res.expect("ok");
+        assert_eq!(ids(&b), vec![0, 2]);
+        assert!(
+            q.summary().examples[0]
+                .reason
+                .starts_with("invalid UTF-8: undecodable bytes at column 3")
+        );
+    }
+
+    #[test]
+    fn empty_fields_are_null_and_crlf_works() {
+        let (b, _, res) = read(b"a,b\r\n1,\r\n\r\n,2\r\n", 2, false);
+        res.expect("ok");
+        let c1 = b[0].column(1);
+        assert!(c1.is_null(0));
+        assert!(b[0].column(0).is_null(1));
+        assert_eq!(ids(&b), vec![0, 1]);
+    }
+
+    #[test]
+    fn sniffs_delimiter_and_header() {
+        assert_eq!(
+            sniff(b"a;b;c\n1;2;3\n4;5;6\n", true),
+            CsvDialect {
+                delimiter: b';',
+                quote: b'"',
+                has_header: true
+            }
+        );
+        assert_eq!(sniff(b"a\tb\n1\t2\n", true).delimiter, b'\t');
+        assert!(!sniff(b"1,2\n3,4\n5,6\n", true).has_header);
+        assert!(sniff(b"name,age\nann,3\n", true).has_header);
+        assert!(sniff(b"x,y\n", true).has_header);
+    }
+
+    #[test]
+    fn names_are_made_unique() {
+        let n = unique_names(&["a".into(), "".into(), "a".into(), "a".into()]);
+        assert_eq!(n, vec!["a", "column_2", "a_2", "a_3"]);
+    }
+}

@@ -1,0 +1,167 @@
+//! `tamis-profile`: one-pass, mergeable profiles of datasets.
+//!
+//! [`profile`] runs a single DataFusion aggregate query over a dataset: one
+//! [`udaf::ColumnStateUdaf`] per column, [`udaf::RowsUdaf`] over whole-row
+//! hashes, and [`udaf::SampleUdaf`] for the pairwise measures. DataFusion
+//! runs the partial aggregates on every partition and merges their states;
+//! [`assemble`] then turns the merged states into a [`Profile`]: statistics,
+//! quality score and the list of issues that cleaning suggestions start from.
+
+pub mod assemble;
+pub mod column;
+pub mod freq;
+pub mod hll;
+pub mod model;
+pub mod numeric;
+pub mod shape;
+pub mod udaf;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::common::Column;
+use datafusion::logical_expr::{AggregateUDF, Expr, ScalarUDF};
+use tamis_core::engine::{dataset_table, from_df, session};
+use tamis_core::{CoreError, Dataset, Quarantine, ROW_ID};
+
+pub use model::*;
+
+/// Errors of the profiler.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    /// Reading the data failed (bad input, I/O).
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    /// A bug in tamis.
+    #[error("internal error (a bug in tamis, please report it): {0}")]
+    Internal(String),
+}
+
+impl From<datafusion::error::DataFusionError> for ProfileError {
+    fn from(e: datafusion::error::DataFusionError) -> Self {
+        ProfileError::Core(from_df(e))
+    }
+}
+
+/// How to profile.
+#[derive(Debug, Clone)]
+pub struct ProfileOptions {
+    /// Partitions (0 = one per core).
+    pub threads: usize,
+    /// The day "future" is judged against.
+    pub today: NaiveDate,
+    /// Seed of the row sample used for correlations and associations.
+    pub seed: u64,
+    /// Most cells the sample may hold (rows = this / columns, at most [`SAMPLE_ROWS`]).
+    pub sample_cells: usize,
+}
+
+/// Most rows in the correlation sample.
+pub const SAMPLE_ROWS: usize = 50_000;
+
+impl Default for ProfileOptions {
+    fn default() -> Self {
+        ProfileOptions {
+            threads: 0,
+            today: chrono::Local::now().date_naive(),
+            seed: 42,
+            sample_cells: 2_000_000,
+        }
+    }
+}
+
+fn column_expr(name: &str) -> Expr {
+    Expr::Column(Column::from_name(name))
+}
+
+/// Profiles a dataset in one pass.
+pub async fn profile(
+    dataset: Arc<Dataset>,
+    quarantine: Arc<Quarantine>,
+    progress: Arc<AtomicU64>,
+    opts: &ProfileOptions,
+) -> Result<Profile, ProfileError> {
+    let start = Instant::now();
+    let types = dataset.sample_types()?;
+    let columns = dataset.columns().to_vec();
+    let specs: Vec<column::ColumnSpec> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, name)| column::ColumnSpec {
+            name: name.clone(),
+            position: i,
+            sample_type: types[i],
+            forced: dataset.is_forced(name),
+            null_tokens: dataset.options().null_tokens.tokens().to_vec(),
+            today: opts.today,
+        })
+        .collect();
+    let ctx = session(opts.threads);
+    let table = dataset_table(dataset.clone(), quarantine.clone(), progress)?;
+    ctx.register_table("data", table)
+        .map_err(ProfileError::from)?;
+    let df = ctx.table("data").await?;
+
+    let row_id = column_expr(ROW_ID);
+    let mut aggs: Vec<Expr> = specs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            AggregateUDF::new_from_impl(udaf::ColumnStateUdaf::new(s.clone()))
+                .call(vec![column_expr(&s.name), row_id.clone()])
+                .alias(format!("c{i}"))
+        })
+        .collect();
+    let all_cols: Vec<Expr> = columns.iter().map(|c| column_expr(c)).collect();
+    let row_hash = if all_cols.is_empty() {
+        Expr::Literal(datafusion::scalar::ScalarValue::UInt64(Some(0)), None)
+    } else {
+        ScalarUDF::new_from_impl(udaf::RowHashUdf::default()).call(all_cols.clone())
+    };
+    aggs.push(
+        AggregateUDF::new_from_impl(udaf::RowsUdaf::default())
+            .call(vec![row_hash, row_id.clone()])
+            .alias("rows"),
+    );
+    let k = (opts.sample_cells / columns.len().max(1)).clamp(100, SAMPLE_ROWS);
+    let mut sample_args = vec![row_id];
+    sample_args.extend(all_cols);
+    aggs.push(
+        AggregateUDF::new_from_impl(udaf::SampleUdaf::new(k, opts.seed))
+            .call(sample_args)
+            .alias("sample"),
+    );
+
+    let batches = df.aggregate(vec![], aggs)?.collect().await?;
+    let batch = batches
+        .first()
+        .ok_or_else(|| ProfileError::Internal("aggregate returned no row".into()))?;
+    let get = |i: usize| -> Result<Vec<u8>, ProfileError> {
+        let a = batch.column(i).as_binary::<i32>();
+        if a.is_null(0) {
+            return Err(ProfileError::Internal(format!(
+                "aggregate {i} returned null"
+            )));
+        }
+        Ok(a.value(0).to_vec())
+    };
+    let mut states = Vec::with_capacity(specs.len());
+    for i in 0..specs.len() {
+        states.push(udaf::decode::<column::ColumnState>(&get(i)?)?);
+    }
+    let rows: udaf::RowsState = udaf::decode(&get(specs.len())?)?;
+    let sample: udaf::Sample = udaf::decode(&get(specs.len() + 1)?)?;
+    let qsummary = quarantine.finish()?;
+    Ok(assemble::assemble(assemble::Parts {
+        dataset: &dataset,
+        specs,
+        states,
+        rows,
+        sample,
+        quarantine: qsummary,
+        seconds: start.elapsed().as_secs_f64(),
+    }))
+}

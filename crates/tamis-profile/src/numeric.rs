@@ -1,0 +1,382 @@
+//! Numeric statistics with a numerically stable merge, quantiles from a
+//! t-digest, and the extreme values with their row ids.
+//!
+//! Mean and variance use Welford's update and Chan et al.'s pairwise merge,
+//! so per-partition states combine to the one-pass result (up to float
+//! rounding). Integer sums are kept in `i128`, exact. Quantiles come from
+//! DataFusion's t-digest (300 centroids); its rank error is not bounded in
+//! theory, and measured by the property tests at under 1 % of n for p1..p99
+//! (the tails are better than the middle: t-digest keeps them finer).
+
+use datafusion_functions_aggregate_common::tdigest::TDigest;
+use serde::{Deserialize, Serialize};
+
+/// Centroids kept by the t-digest.
+pub const DIGEST_SIZE: usize = 300;
+const BUFFER: usize = 8192;
+/// Extreme values kept with their row ids at each end.
+pub const EXTREMES: usize = 5;
+
+/// Running numeric statistics of one column.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NumState {
+    /// Finite values seen.
+    pub n: u64,
+    /// Mean of finite values.
+    pub mean: f64,
+    /// Sum of squared deviations from the mean.
+    pub m2: f64,
+    /// Minimum finite value.
+    pub min: f64,
+    /// Maximum finite value.
+    pub max: f64,
+    /// Exact sum while every value is an integer.
+    pub int_sum: Option<i128>,
+    /// Float sum (Neumaier-compensated).
+    pub sum: f64,
+    sum_c: f64,
+    /// Values equal to zero.
+    pub zeros: u64,
+    /// Values below zero.
+    pub negatives: u64,
+    /// `inf` / `-inf` values (not in the moments).
+    pub infinite: u64,
+    /// Smallest values with row ids, ascending.
+    pub lowest: Vec<(f64, u64)>,
+    /// Largest values with row ids, descending.
+    pub highest: Vec<(f64, u64)>,
+    #[serde(with = "digest_serde")]
+    digest: TDigest,
+    buffer: Vec<f64>,
+}
+
+mod digest_serde {
+    use super::TDigest;
+    use datafusion_functions_aggregate_common::tdigest::Centroid;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Parts {
+        max_size: u64,
+        sum: f64,
+        count: f64,
+        max: f64,
+        min: f64,
+        centroids: Vec<(f64, f64)>,
+    }
+
+    pub fn serialize<S: Serializer>(d: &TDigest, s: S) -> Result<S::Ok, S::Error> {
+        Parts {
+            max_size: d.max_size() as u64,
+            sum: d.sum(),
+            count: d.count(),
+            max: d.max(),
+            min: d.min(),
+            centroids: d
+                .centroids()
+                .iter()
+                .map(|c| (c.mean(), c.weight()))
+                .collect(),
+        }
+        .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<TDigest, D::Error> {
+        let p = Parts::deserialize(d)?;
+        let cents = p
+            .centroids
+            .iter()
+            .map(|(m, w)| Centroid::new(*m, *w))
+            .collect();
+        TDigest::try_from_parts(p.max_size as usize, p.sum, p.count, p.max, p.min, cents)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl Default for NumState {
+    fn default() -> Self {
+        NumState {
+            n: 0,
+            mean: 0.0,
+            m2: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            int_sum: Some(0),
+            sum: 0.0,
+            sum_c: 0.0,
+            zeros: 0,
+            negatives: 0,
+            infinite: 0,
+            lowest: Vec::new(),
+            highest: Vec::new(),
+            digest: TDigest::new(DIGEST_SIZE),
+            buffer: Vec::new(),
+        }
+    }
+}
+
+impl NumState {
+    /// Adds an integer value.
+    #[inline]
+    pub fn add_int(&mut self, v: i64, row: u64) {
+        if let Some(s) = self.int_sum.as_mut() {
+            *s += v as i128;
+        }
+        self.add_finite(v as f64, row);
+    }
+
+    /// Adds a float value.
+    #[inline]
+    pub fn add_float(&mut self, v: f64, row: u64) {
+        if v.is_infinite() {
+            self.infinite += 1;
+            return;
+        }
+        if v.fract() != 0.0 || v.abs() >= 9.2e18 {
+            self.int_sum = None;
+        } else if let Some(s) = self.int_sum.as_mut() {
+            *s += v as i128;
+        }
+        self.add_finite(v, row);
+    }
+
+    #[inline]
+    fn add_finite(&mut self, v: f64, row: u64) {
+        self.n += 1;
+        let d = v - self.mean;
+        self.mean += d / self.n as f64;
+        self.m2 += d * (v - self.mean);
+        if v < self.min {
+            self.min = v;
+        }
+        if v > self.max {
+            self.max = v;
+        }
+        // Neumaier summation
+        let t = self.sum + v;
+        if self.sum.abs() >= v.abs() {
+            self.sum_c += (self.sum - t) + v;
+        } else {
+            self.sum_c += (v - t) + self.sum;
+        }
+        self.sum = t;
+        if v == 0.0 {
+            self.zeros += 1;
+        } else if v < 0.0 {
+            self.negatives += 1;
+        }
+        if self.lowest.len() < EXTREMES || v < self.lowest[self.lowest.len() - 1].0 {
+            insert_sorted(&mut self.lowest, (v, row), |a, b| a < b);
+        }
+        if self.highest.len() < EXTREMES || v > self.highest[self.highest.len() - 1].0 {
+            insert_sorted(&mut self.highest, (v, row), |a, b| a > b);
+        }
+        self.buffer.push(v);
+        if self.buffer.len() >= BUFFER {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.buffer.is_empty() {
+            let buf = std::mem::take(&mut self.buffer);
+            self.digest = self.digest.merge_unsorted_f64(buf);
+        }
+    }
+
+    /// Merges another partition's state.
+    pub fn merge(&mut self, mut o: NumState) {
+        self.flush();
+        o.flush();
+        if o.n > 0 {
+            let n = self.n + o.n;
+            let d = o.mean - self.mean;
+            self.mean += d * o.n as f64 / n as f64;
+            self.m2 += o.m2 + d * d * self.n as f64 * o.n as f64 / n as f64;
+            self.n = n;
+            self.min = self.min.min(o.min);
+            self.max = self.max.max(o.max);
+        }
+        self.int_sum = match (self.int_sum, o.int_sum) {
+            (Some(a), Some(b)) => Some(a + b),
+            _ => None,
+        };
+        let t = self.sum + o.sum;
+        self.sum_c += o.sum_c
+            + if self.sum.abs() >= o.sum.abs() {
+                (self.sum - t) + o.sum
+            } else {
+                (o.sum - t) + self.sum
+            };
+        self.sum = t;
+        self.zeros += o.zeros;
+        self.negatives += o.negatives;
+        self.infinite += o.infinite;
+        for x in o.lowest {
+            if self.lowest.len() < EXTREMES || x.0 < self.lowest[self.lowest.len() - 1].0 {
+                insert_sorted(&mut self.lowest, x, |a, b| a < b);
+            }
+        }
+        for x in o.highest {
+            if self.highest.len() < EXTREMES || x.0 > self.highest[self.highest.len() - 1].0 {
+                insert_sorted(&mut self.highest, x, |a, b| a > b);
+            }
+        }
+        self.digest = TDigest::merge_digests([&self.digest, &o.digest]);
+    }
+
+    /// Prepares for reading quantiles (flushes the buffer).
+    pub fn finish(&mut self) {
+        self.flush();
+    }
+
+    /// Sample variance (n - 1), if n > 1.
+    pub fn variance(&self) -> Option<f64> {
+        (self.n > 1).then(|| self.m2 / (self.n - 1) as f64)
+    }
+
+    /// The compensated sum.
+    pub fn total(&self) -> f64 {
+        match self.int_sum {
+            Some(s) => s as f64,
+            None => self.sum + self.sum_c,
+        }
+    }
+
+    /// Estimated quantile `q` in [0, 1] (after [`finish`](Self::finish)).
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        (self.n > 0).then(|| self.digest.estimate_quantile(q))
+    }
+
+    /// Estimated fraction of values `<= x` (after [`finish`](Self::finish)).
+    pub fn cdf(&self, x: f64) -> f64 {
+        let cents = self.digest.centroids();
+        let total = self.digest.count();
+        if cents.is_empty() || total == 0.0 {
+            return 0.0;
+        }
+        if x < self.digest.min() {
+            return 0.0;
+        }
+        if x >= self.digest.max() {
+            return 1.0;
+        }
+        // Interpolate between centroid means, each centroid's weight centred on its mean.
+        let mut cum = 0.0;
+        let mut prev_mean = self.digest.min();
+        let mut prev_cum = 0.0;
+        for c in cents {
+            let mid = cum + c.weight() / 2.0;
+            if x < c.mean() {
+                let span = c.mean() - prev_mean;
+                let frac = if span > 0.0 {
+                    (x - prev_mean) / span
+                } else {
+                    1.0
+                };
+                return (prev_cum + frac * (mid - prev_cum)) / total;
+            }
+            cum += c.weight();
+            prev_mean = c.mean();
+            prev_cum = mid;
+        }
+        let span = self.digest.max() - prev_mean;
+        let frac = if span > 0.0 {
+            (x - prev_mean) / span
+        } else {
+            1.0
+        };
+        (prev_cum + frac * (total - prev_cum)) / total
+    }
+}
+
+fn insert_sorted(v: &mut Vec<(f64, u64)>, x: (f64, u64), before: impl Fn(f64, f64) -> bool) {
+    let pos = v
+        .iter()
+        .position(|y| before(x.0, y.0) || (x.0 == y.0 && x.1 < y.1))
+        .unwrap_or(v.len());
+    v.insert(pos, x);
+    v.truncate(EXTREMES);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn exact_quantile(sorted: &[f64], q: f64) -> f64 {
+        sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+    }
+
+    fn rank_error(sorted: &[f64], est: f64, q: f64) -> f64 {
+        let lo = sorted.partition_point(|&x| x < est) as f64;
+        let hi = sorted.partition_point(|&x| x <= est) as f64;
+        let target = q * sorted.len() as f64;
+        if target < lo {
+            (lo - target) / sorted.len() as f64
+        } else if target > hi {
+            (target - hi) / sorted.len() as f64
+        } else {
+            0.0
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        #[test]
+        fn merged_partitions_equal_one_pass(values in prop::collection::vec(-1e6f64..1e6, 1..3000), split in 0usize..3000) {
+            let split = split.min(values.len());
+            let mut all = NumState::default();
+            let (mut a, mut b) = (NumState::default(), NumState::default());
+            for (i, v) in values.iter().enumerate() {
+                all.add_float(*v, i as u64);
+                if i < split { a.add_float(*v, i as u64) } else { b.add_float(*v, i as u64) }
+            }
+            a.merge(b);
+            prop_assert_eq!(a.n, all.n);
+            prop_assert!((a.mean - all.mean).abs() <= 1e-9 * (1.0 + all.mean.abs()));
+            prop_assert!((a.m2 - all.m2).abs() <= 1e-7 * (1.0 + all.m2.abs()));
+            prop_assert_eq!(a.min, all.min);
+            prop_assert_eq!(a.max, all.max);
+            prop_assert_eq!(&a.lowest, &all.lowest);
+            prop_assert_eq!(&a.highest, &all.highest);
+            // Reference: plain two-pass computation.
+            let n = values.len() as f64;
+            let mean = values.iter().sum::<f64>() / n;
+            prop_assert!((all.mean - mean).abs() <= 1e-9 * (1.0 + mean.abs()));
+            if values.len() > 1 {
+                let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+                prop_assert!((all.variance().unwrap_or(0.0) - var).abs() <= 1e-6 * (1.0 + var));
+            }
+        }
+
+        #[test]
+        fn quantile_rank_error_under_one_percent(seed in 0u64..1000, n in 2000usize..60000, dist in 0u8..4) {
+            let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let mut next = || { x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407); (x >> 11) as f64 / (1u64 << 53) as f64 };
+            let values: Vec<f64> = (0..n).map(|_| {
+                let u = next();
+                match dist {
+                    0 => u * 100.0,
+                    1 => (-2.0 * (u.max(1e-12)).ln()).sqrt() * (std::f64::consts::TAU * next()).cos(),
+                    2 => (10.0 + 1.5 * ((-2.0 * u.max(1e-12).ln()).sqrt() * (std::f64::consts::TAU * next()).cos())).exp(),
+                    _ => (u * 10.0).floor(),
+                }
+            }).collect();
+            let (mut a, mut b) = (NumState::default(), NumState::default());
+            for (i, v) in values.iter().enumerate() {
+                if i % 2 == 0 { a.add_float(*v, i as u64) } else { b.add_float(*v, i as u64) }
+            }
+            a.merge(b);
+            a.finish();
+            let mut sorted = values.clone();
+            sorted.sort_by(f64::total_cmp);
+            for q in [0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99] {
+                let est = a.quantile(q).unwrap_or(f64::NAN);
+                let err = rank_error(&sorted, est, q);
+                prop_assert!(err <= 0.01, "dist {} q {} est {} exact {} rank error {}", dist, q, est, exact_quantile(&sorted, q), err);
+            }
+        }
+    }
+}

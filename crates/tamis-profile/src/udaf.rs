@@ -1,0 +1,474 @@
+//! The profile as DataFusion functions.
+//!
+//! - [`ColumnStateUdaf`] (`tamis_column_state(value, row_id)`): one column's
+//!   [`ColumnState`]; partial states merge, so DataFusion runs it on every
+//!   partition and combines (on one machine now, on a cluster later).
+//! - [`RowsUdaf`] (`tamis_rows(row_hash, row_id)`): whole-row hashes, for
+//!   exact duplicate rows.
+//! - [`SampleUdaf`] (`tamis_sample(row_id, c1, …)`): a bottom-k sample by a
+//!   seeded hash of the row id — deterministic, mergeable, uniform.
+//! - [`RowHashUdf`] (`tamis_row_hash(c1, …)`): a 64-bit hash of a whole row.
+//!
+//! States travel between partitions as one `Binary` value (postcard).
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryArray, StringArray, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, UInt64Type};
+use datafusion::common::{Result, ScalarValue, exec_err};
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDFImpl, ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature,
+    Volatility,
+};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
+
+use crate::column::{ColumnSpec, ColumnState, Ctx};
+
+fn encode<T: Serialize>(v: &T) -> Result<ScalarValue> {
+    postcard::to_stdvec(v)
+        .map(|b| ScalarValue::Binary(Some(b)))
+        .map_err(|e| {
+            datafusion::error::DataFusionError::Internal(format!("encoding profile state: {e}"))
+        })
+}
+
+/// Decodes a state written by one of these aggregates.
+pub fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T> {
+    postcard::from_bytes(b).map_err(|e| {
+        datafusion::error::DataFusionError::Internal(format!("decoding profile state: {e}"))
+    })
+}
+
+fn as_text(a: &ArrayRef) -> Result<std::borrow::Cow<'_, StringArray>> {
+    Ok(match a.data_type() {
+        DataType::Utf8 => std::borrow::Cow::Borrowed(a.as_string::<i32>()),
+        _ => {
+            let c = datafusion::arrow::compute::cast(a, &DataType::Utf8)?;
+            std::borrow::Cow::Owned(c.as_string::<i32>().clone())
+        }
+    })
+}
+
+fn binary_state(name: &str) -> Vec<FieldRef> {
+    vec![Arc::new(Field::new(
+        format!("{name}[state]"),
+        DataType::Binary,
+        true,
+    ))]
+}
+
+fn merge_states<T: DeserializeOwned>(states: &[ArrayRef], mut f: impl FnMut(T)) -> Result<()> {
+    let arr: &BinaryArray = states[0].as_binary::<i32>();
+    for b in arr.iter().flatten() {
+        f(decode(b)?);
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- column state
+
+/// `tamis_column_state(value, row_id)`: the profile state of one column.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct ColumnStateUdaf {
+    spec: ColumnSpec,
+    signature: Signature,
+}
+
+impl ColumnStateUdaf {
+    /// A function for the column described by `spec`.
+    pub fn new(spec: ColumnSpec) -> Self {
+        ColumnStateUdaf {
+            spec,
+            signature: Signature::any(2, Volatility::Immutable),
+        }
+    }
+}
+
+impl AggregateUDFImpl for ColumnStateUdaf {
+    fn name(&self) -> &str {
+        "tamis_column_state"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Binary)
+    }
+    fn accumulator(&self, _: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(ColumnAcc {
+            state: ColumnState::new(self.spec.sample_type),
+            ctx: Ctx::new(self.spec.clone()),
+        }))
+    }
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(binary_state(args.name))
+    }
+}
+
+#[derive(Debug)]
+struct ColumnAcc {
+    state: ColumnState,
+    ctx: Ctx,
+}
+
+impl Accumulator for ColumnAcc {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let text = as_text(&values[0])?;
+        let rows = values[1].as_primitive::<UInt64Type>();
+        let ids = rows.values();
+        if text.null_count() == 0 {
+            for (i, row) in ids.iter().enumerate() {
+                self.state.add(text.value(i), *row, &self.ctx);
+            }
+        } else {
+            for (i, row) in ids.iter().enumerate() {
+                if text.is_null(i) {
+                    self.state.add_null(*row);
+                } else {
+                    self.state.add(text.value(i), *row, &self.ctx);
+                }
+            }
+        }
+        Ok(())
+    }
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        encode(&self.state)
+    }
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self)
+    }
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        Ok(vec![encode(&self.state)?])
+    }
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        merge_states(states, |s: ColumnState| self.state.merge(s))
+    }
+}
+
+// ---------------------------------------------------------------- rows
+
+/// Whole-row hashes in arrival order, with the row ids they belong to.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RowsState {
+    /// Row hashes.
+    pub hashes: Vec<u64>,
+    /// Row ids, parallel to `hashes`, run-length encoded as (first id, run length).
+    pub runs: Vec<(u64, u64)>,
+}
+
+impl RowsState {
+    fn push(&mut self, h: u64, row: u64) {
+        self.hashes.push(h);
+        match self.runs.last_mut() {
+            Some((start, len)) if *start + *len == row => *len += 1,
+            _ => self.runs.push((row, 1)),
+        }
+    }
+
+    /// Row ids in the order of `hashes`.
+    pub fn row_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.runs.iter().flat_map(|(s, l)| *s..*s + *l)
+    }
+
+    fn merge(&mut self, o: RowsState) {
+        self.hashes.extend(o.hashes);
+        self.runs.extend(o.runs);
+    }
+}
+
+/// `tamis_rows(row_hash, row_id)`: all row hashes, for exact duplicates.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct RowsUdaf {
+    signature: Signature,
+}
+
+impl Default for RowsUdaf {
+    fn default() -> Self {
+        RowsUdaf {
+            signature: Signature::exact(
+                vec![DataType::UInt64, DataType::UInt64],
+                Volatility::Immutable,
+            ),
+        }
+    }
+}
+
+impl AggregateUDFImpl for RowsUdaf {
+    fn name(&self) -> &str {
+        "tamis_rows"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Binary)
+    }
+    fn accumulator(&self, _: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(RowsAcc::default()))
+    }
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(binary_state(args.name))
+    }
+}
+
+#[derive(Debug, Default)]
+struct RowsAcc {
+    state: RowsState,
+}
+
+impl Accumulator for RowsAcc {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let h = values[0].as_primitive::<UInt64Type>();
+        let r = values[1].as_primitive::<UInt64Type>();
+        self.state.hashes.reserve(h.len());
+        for (h, r) in h.values().iter().zip(r.values()) {
+            self.state.push(*h, *r);
+        }
+        Ok(())
+    }
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        encode(&self.state)
+    }
+    fn size(&self) -> usize {
+        self.state.hashes.capacity() * 8 + self.state.runs.capacity() * 16
+    }
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        Ok(vec![encode(&self.state)?])
+    }
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        merge_states(states, |s: RowsState| self.state.merge(s))
+    }
+}
+
+// ---------------------------------------------------------------- sample
+
+/// A bottom-k sample: the `k` rows with the smallest seeded hash of their row id.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Sample {
+    /// How many rows to keep.
+    pub k: usize,
+    /// (priority, row id, values) sorted by priority once finished.
+    pub rows: Vec<(u64, u64, Vec<Option<String>>)>,
+    /// Largest priority kept while full (rows above it are skipped).
+    threshold: u64,
+}
+
+impl Sample {
+    fn new(k: usize) -> Self {
+        Sample {
+            k,
+            rows: Vec::new(),
+            threshold: u64::MAX,
+        }
+    }
+
+    fn maybe_compact(&mut self) {
+        if self.rows.len() >= 2 * self.k.max(1) {
+            self.compact();
+        }
+    }
+
+    /// Keeps the `k` smallest priorities, sorted.
+    pub fn compact(&mut self) {
+        self.rows.sort_unstable_by_key(|r| (r.0, r.1));
+        self.rows.truncate(self.k);
+        if self.rows.len() == self.k {
+            self.threshold = self.rows.last().map(|r| r.0).unwrap_or(u64::MAX);
+        }
+    }
+
+    fn merge(&mut self, o: Sample) {
+        self.rows.extend(o.rows);
+        self.compact();
+    }
+}
+
+/// `tamis_sample(row_id, c1, …)`: a deterministic uniform sample of rows.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct SampleUdaf {
+    k: usize,
+    seed: u64,
+    signature: Signature,
+}
+
+impl SampleUdaf {
+    /// A sample of `k` rows chosen by `seed`.
+    pub fn new(k: usize, seed: u64) -> Self {
+        SampleUdaf {
+            k,
+            seed,
+            signature: Signature::variadic_any(Volatility::Immutable),
+        }
+    }
+}
+
+impl AggregateUDFImpl for SampleUdaf {
+    fn name(&self) -> &str {
+        "tamis_sample"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Binary)
+    }
+    fn accumulator(&self, _: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(SampleAcc {
+            sample: Sample::new(self.k),
+            seed: self.seed,
+        }))
+    }
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(binary_state(args.name))
+    }
+}
+
+#[derive(Debug)]
+struct SampleAcc {
+    sample: Sample,
+    seed: u64,
+}
+
+impl Accumulator for SampleAcc {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let Some((ids, cols)) = values.split_first() else {
+            return exec_err!("tamis_sample needs a row id");
+        };
+        let ids = ids.as_primitive::<UInt64Type>();
+        let mut texts = Vec::with_capacity(cols.len());
+        for c in cols {
+            texts.push(as_text(c)?);
+        }
+        for (i, id) in ids.values().iter().enumerate() {
+            let p = xxh3_64_with_seed(&id.to_le_bytes(), self.seed);
+            if p > self.sample.threshold {
+                continue;
+            }
+            let vals = texts
+                .iter()
+                .map(|t| (!t.is_null(i)).then(|| t.value(i).to_string()))
+                .collect();
+            self.sample.rows.push((p, *id, vals));
+            self.sample.maybe_compact();
+        }
+        Ok(())
+    }
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        self.sample.compact();
+        encode(&self.sample)
+    }
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + self.sample.rows.capacity() * 64
+    }
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        self.sample.compact();
+        Ok(vec![encode(&self.sample)?])
+    }
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        merge_states(states, |s: Sample| self.sample.merge(s))
+    }
+}
+
+// ---------------------------------------------------------------- row hash
+
+/// `tamis_row_hash(c1, …)`: xxh3 of every value of a row, column by column;
+/// null and empty differ, and so do values that only differ in where a field ends.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct RowHashUdf {
+    signature: Signature,
+}
+
+impl Default for RowHashUdf {
+    fn default() -> Self {
+        RowHashUdf {
+            signature: Signature::variadic_any(Volatility::Immutable),
+        }
+    }
+}
+
+const NULL_MARK: u64 = 0x9E37_79B9_7F4A_7C15;
+
+impl ScalarUDFImpl for RowHashUdf {
+    fn name(&self) -> &str {
+        "tamis_row_hash"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::UInt64)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let n = args.number_rows;
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let mut h = vec![0u64; n];
+        for a in &arrays {
+            let t = as_text(a)?;
+            for (i, acc) in h.iter_mut().enumerate() {
+                *acc = if t.is_null(i) {
+                    acc.rotate_left(5) ^ NULL_MARK
+                } else {
+                    xxh3_64_with_seed(t.value(i).as_bytes(), *acc)
+                };
+            }
+        }
+        Ok(ColumnarValue::Array(Arc::new(UInt64Array::from(h))))
+    }
+}
+
+/// A stable 64-bit hash of a string, for callers outside the functions.
+pub fn hash_str(s: &str) -> u64 {
+    xxh3_64(s.as_bytes())
+}
+
+/// Hashes any hashable value deterministically.
+pub fn stable_hash<T: Hash>(v: &T) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    v.hash(&mut h);
+    h.finish()
+}
+
+/// Groups row ids by hash: (duplicate rows, groups, first example groups).
+pub fn duplicates(state: &RowsState, max_examples: usize) -> (u64, u64, Vec<Vec<u64>>) {
+    let mut sorted = state.hashes.clone();
+    sorted.sort_unstable();
+    let mut dup_rows = 0u64;
+    let mut dup_hashes = Vec::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let mut j = i + 1;
+        while j < sorted.len() && sorted[j] == sorted[i] {
+            j += 1;
+        }
+        if j - i > 1 {
+            dup_rows += (j - i - 1) as u64;
+            dup_hashes.push(sorted[i]);
+        }
+        i = j;
+    }
+    drop(sorted);
+    let groups = dup_hashes.len() as u64;
+    let set: std::collections::HashSet<u64> = dup_hashes.into_iter().collect();
+    let mut by_hash: HashMap<u64, Vec<u64>> = HashMap::new();
+    for (h, row) in state.hashes.iter().zip(state.row_ids()) {
+        if set.contains(h) {
+            by_hash.entry(*h).or_default().push(row);
+        }
+    }
+    let mut ex: Vec<Vec<u64>> = by_hash
+        .into_values()
+        .map(|mut v| {
+            v.sort_unstable();
+            v.truncate(10);
+            v
+        })
+        .collect();
+    ex.sort();
+    ex.truncate(max_examples);
+    (dup_rows, groups, ex)
+}

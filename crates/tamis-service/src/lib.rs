@@ -1,0 +1,126 @@
+//! `tamis-service`: the use cases, called the same way by the CLI and (later)
+//! the HTTP server. Neither door calls the other.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use tamis_core::{CoreError, Dataset, Quarantine, ReadOptions};
+use tamis_profile::{Profile, ProfileError, ProfileOptions};
+
+/// Errors of the use cases.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// Reading the input failed.
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    /// Profiling failed.
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    /// An output could not be written.
+    #[error("cannot write `{path}`: {source}")]
+    Write {
+        /// The output.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ServiceError {
+    /// Whether the input is at fault (exit code 3), rather than tamis or the machine.
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            ServiceError::Core(e) | ServiceError::Profile(ProfileError::Core(e)) => {
+                e.is_bad_input()
+            }
+            _ => false,
+        }
+    }
+}
+
+/// What to profile and how.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileRequest {
+    /// Paths, globs, `-` or URLs: one dataset.
+    pub inputs: Vec<String>,
+    /// Reading options.
+    pub read: ReadOptions,
+    /// Where to write quarantined rows, if anywhere.
+    pub quarantine: Option<PathBuf>,
+    /// Profiling options.
+    pub profile: ProfileOptions,
+}
+
+/// A dataset opened for profiling: its size is known, for progress.
+pub struct OpenedProfile {
+    dataset: Arc<Dataset>,
+    request: ProfileRequest,
+    /// Bytes read so far.
+    pub progress: Arc<AtomicU64>,
+}
+
+impl OpenedProfile {
+    /// Total input bytes, when known.
+    pub fn total_bytes(&self) -> Option<u64> {
+        self.dataset.total_bytes()
+    }
+
+    /// Runs the profile.
+    pub async fn run(self) -> Result<Profile, ServiceError> {
+        let quarantine = Arc::new(match &self.request.quarantine {
+            Some(p) => Quarantine::to_file(p)?,
+            None => Quarantine::in_memory(),
+        });
+        let p = tamis_profile::profile(
+            self.dataset,
+            quarantine,
+            self.progress,
+            &self.request.profile,
+        )
+        .await?;
+        tracing::info!(
+            rows = p.dataset.rows,
+            columns = p.dataset.columns,
+            issues = p.issues.len(),
+            seconds = p.dataset.seconds,
+            "profile finished"
+        );
+        Ok(p)
+    }
+}
+
+/// Opens the inputs of a profile request (resolves files, sniffs formats, reads headers).
+pub fn open_profile(request: ProfileRequest) -> Result<OpenedProfile, ServiceError> {
+    let dataset = Arc::new(Dataset::open(&request.inputs, request.read.clone())?);
+    Ok(OpenedProfile {
+        dataset,
+        request,
+        progress: Arc::new(AtomicU64::new(0)),
+    })
+}
+
+/// Profiles a dataset (open + run).
+pub async fn profile(request: ProfileRequest) -> Result<Profile, ServiceError> {
+    open_profile(request)?.run().await
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file beside it, then a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ServiceError> {
+    let tmp = tamis_core::quarantine::tmp_name(path);
+    let werr = |source| ServiceError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::write(&tmp, bytes).map_err(werr)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        werr(e)
+    })
+}
+
+/// Renders and writes the HTML report of a profile.
+pub fn write_html_report(profile: &Profile, path: &Path) -> Result<(), ServiceError> {
+    write_atomic(path, tamis_report::render_html(profile).as_bytes())
+}
