@@ -924,15 +924,21 @@ fn histogram(n: &NumState, q: &Quantiles) -> Histogram {
             n.cdf(x)
         }
     };
+    // Round the cumulative counts, not each bin, so that below + bins + above
+    // add up to exactly the values counted.
     let mut counts = Vec::with_capacity(BINS);
-    let mut prev = if lo <= n.min { 0.0 } else { cdf(lo) };
-    let below = (prev * total).round() as u64;
+    let start = if lo <= n.min { 0.0 } else { cdf(lo) };
+    let below = (start * total).round() as u64;
+    let mut prev_cum = below;
+    let mut prev = start;
     for e in &edges[1..] {
-        let c = cdf(*e);
-        counts.push(((c - prev).max(0.0) * total).round() as u64);
+        let c = cdf(*e).max(prev);
+        let cum = ((c * total).round() as u64).max(prev_cum);
+        counts.push(cum - prev_cum);
+        prev_cum = cum;
         prev = c;
     }
-    let above = ((1.0 - prev).max(0.0) * total).round() as u64;
+    let above = n.n.saturating_sub(prev_cum);
     Histogram {
         edges,
         counts,

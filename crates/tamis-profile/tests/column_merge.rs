@@ -1,0 +1,194 @@
+//! Property tests of the per-column state: states built on any split of the
+//! rows and merged equal one pass over all of them, and the exact statistics
+//! equal a plain reference computation.
+
+use chrono::NaiveDate;
+use proptest::prelude::*;
+use tamis_core::ColumnType;
+use tamis_core::types::DEFAULT_NULL_TOKENS;
+use tamis_profile::ColumnProfile;
+use tamis_profile::column::{ColumnSpec, ColumnState, Ctx};
+
+fn spec(name: &str, t: ColumnType) -> ColumnSpec {
+    ColumnSpec {
+        name: name.into(),
+        position: 0,
+        sample_type: t,
+        forced: false,
+        null_tokens: DEFAULT_NULL_TOKENS
+            .iter()
+            .map(|s| s.to_lowercase())
+            .collect(),
+        today: NaiveDate::from_ymd_opt(2025, 6, 1).unwrap(),
+    }
+}
+
+/// A cell: `None` is a true null.
+fn cell() -> impl Strategy<Value = Option<String>> {
+    prop_oneof![
+        1 => Just(None),
+        1 => Just(Some(String::new())),
+        1 => prop::sample::select(vec!["NA", "null", "-", "?", "None"]).prop_map(|s| Some(s.to_string())),
+        4 => (-1000i64..1000).prop_map(|v| Some(v.to_string())),
+        3 => (-1e4f64..1e4).prop_map(|v| Some(format!("{v:.2}"))),
+        2 => prop::sample::select(vec!["Oslo", "oslo", " Oslo", "Rome ", "ROME", "Lima"]).prop_map(|s| Some(s.to_string())),
+        1 => (2000i32..2030, 1u32..13, 1u32..29).prop_map(|(y, m, d)| Some(format!("{y}-{m:02}-{d:02}"))),
+        1 => "[a-z]{1,6}@[a-z]{2,5}\\.com".prop_map(Some),
+        1 => "x[A-Za-z0-9 ]{0,11}".prop_map(Some),
+        1 => Just(Some("   ".to_string())),
+    ]
+}
+
+fn feed(state: &mut ColumnState, ctx: &Ctx, cells: &[(u64, &Option<String>)]) {
+    for (row, c) in cells {
+        match c {
+            None => state.add_null(*row),
+            Some(v) => state.add(v, *row, ctx),
+        }
+    }
+}
+
+/// The fields of a profile that are exact (not sketch estimates), as JSON.
+fn exact_view(p: &ColumnProfile) -> serde_json::Value {
+    let mut v = serde_json::to_value(p).unwrap();
+    if let Some(n) = v.get_mut("numeric").and_then(|n| n.as_object_mut()) {
+        for k in ["quantiles", "histogram", "outliers", "mean", "std", "variance", "sum"] {
+            n.remove(k);
+        }
+    }
+    v
+}
+
+fn profile_of(
+    name: &str,
+    t: ColumnType,
+    cells: &[Option<String>],
+    parts: &[usize],
+) -> (ColumnProfile, ColumnProfile) {
+    let s = spec(name, t);
+    let ctx = Ctx::new(s.clone());
+    let indexed: Vec<(u64, &Option<String>)> =
+        cells.iter().enumerate().map(|(i, c)| (i as u64, c)).collect();
+    let mut one = ColumnState::new(t);
+    feed(&mut one, &ctx, &indexed);
+    // Partition k gets the rows whose `parts` entry is k (interleaved, as a
+    // round-robin repartition hands them out).
+    let nparts = parts.iter().copied().max().unwrap_or(0) + 1;
+    let mut states: Vec<ColumnState> = (0..nparts).map(|_| ColumnState::new(t)).collect();
+    for (i, c) in indexed.iter().enumerate() {
+        let k = parts.get(i).copied().unwrap_or(0);
+        feed(&mut states[k], &ctx, std::slice::from_ref(c));
+    }
+    let mut merged = states.remove(0);
+    for s in states {
+        merged.merge(s);
+    }
+    (one.finish(&s), merged.finish(&s))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn merged_states_equal_one_pass(
+        cells in prop::collection::vec(cell(), 0..400),
+        parts in prop::collection::vec(0usize..4, 400),
+        t in prop::sample::select(vec![ColumnType::Integer, ColumnType::Float, ColumnType::String, ColumnType::Date]),
+        name in prop::sample::select(vec!["value", "age", "email", "city", "birth_date"]),
+    ) {
+        let (one, merged) = profile_of(name, t, &cells, &parts);
+        prop_assert_eq!(exact_view(&one), exact_view(&merged));
+        if let (Some(a), Some(b)) = (&one.numeric, &merged.numeric) {
+            prop_assert!((a.mean - b.mean).abs() <= 1e-9 * (1.0 + a.mean.abs()));
+            prop_assert!((a.sum - b.sum).abs() <= 1e-9 * (1.0 + a.sum.abs()));
+            match (a.variance, b.variance) {
+                (Some(x), Some(y)) => prop_assert!((x - y).abs() <= 1e-7 * (1.0 + x.abs())),
+                (x, y) => prop_assert_eq!(x, y),
+            }
+        }
+    }
+
+    #[test]
+    fn exact_statistics_equal_a_reference(
+        cells in prop::collection::vec(cell(), 1..400),
+        parts in prop::collection::vec(0usize..3, 400),
+    ) {
+        let (_, p) = profile_of("value", ColumnType::Float, &cells, &parts);
+        let tokens = ["na", "null", "-", "?", "none"];
+        let nulls = cells.iter().filter(|c| c.is_none()).count() as u64;
+        let empty = cells.iter().flatten().filter(|v| v.trim().is_empty()).count() as u64;
+        let toks = cells
+            .iter()
+            .flatten()
+            .filter(|v| tokens.contains(&v.trim().to_lowercase().as_str()))
+            .count() as u64;
+        prop_assert_eq!(p.count, cells.len() as u64);
+        prop_assert_eq!(p.nulls, nulls);
+        prop_assert_eq!(p.empty, empty);
+        prop_assert_eq!(p.null_tokens, toks);
+        prop_assert_eq!(p.missing, nulls + empty + toks);
+        let present: Vec<&str> = cells
+            .iter()
+            .flatten()
+            .map(|v| v.as_str())
+            .filter(|v| !v.trim().is_empty() && !tokens.contains(&v.trim().to_lowercase().as_str()))
+            .collect();
+        let nums: Vec<f64> = present.iter().filter_map(|v| v.trim().parse::<f64>().ok()).collect();
+        prop_assert_eq!(p.type_mismatches, (present.len() - nums.len()) as u64);
+        let mut distinct: Vec<&str> = present.clone();
+        distinct.sort();
+        distinct.dedup();
+        prop_assert_eq!(p.distinct, distinct.len() as u64);
+        if nums.is_empty() {
+            prop_assert!(p.numeric.is_none() || p.numeric.as_ref().unwrap().count == 0);
+        } else {
+            let n = p.numeric.as_ref().unwrap();
+            let mean = nums.iter().sum::<f64>() / nums.len() as f64;
+            prop_assert_eq!(n.count, nums.len() as u64);
+            prop_assert_eq!(n.min, nums.iter().cloned().fold(f64::INFINITY, f64::min));
+            prop_assert_eq!(n.max, nums.iter().cloned().fold(f64::NEG_INFINITY, f64::max));
+            prop_assert!((n.mean - mean).abs() <= 1e-9 * (1.0 + mean.abs()));
+            prop_assert_eq!(n.zeros, nums.iter().filter(|v| **v == 0.0).count() as u64);
+            prop_assert_eq!(n.negatives, nums.iter().filter(|v| **v < 0.0).count() as u64);
+            if nums.len() > 1 {
+                let var = nums.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (nums.len() - 1) as f64;
+                prop_assert!((n.variance.unwrap() - var).abs() <= 1e-6 * (1.0 + var));
+            }
+        }
+        if !present.is_empty() {
+            let lens: Vec<u64> = present.iter().map(|v| v.chars().count() as u64).collect();
+            prop_assert_eq!(p.text.min_length, *lens.iter().min().unwrap());
+            prop_assert_eq!(p.text.max_length, *lens.iter().max().unwrap());
+            prop_assert_eq!(p.text.leading_whitespace, present.iter().filter(|v| v.starts_with(char::is_whitespace)).count() as u64);
+            prop_assert_eq!(p.text.trailing_whitespace, present.iter().filter(|v| v.ends_with(char::is_whitespace)).count() as u64);
+        }
+    }
+}
+
+#[test]
+fn distinct_and_top_values_stay_within_documented_bounds_above_the_exact_limit() {
+    let t = ColumnType::String;
+    let s = spec("key", t);
+    let ctx = Ctx::new(s.clone());
+    let n = 200_000u64;
+    let mut parts: Vec<ColumnState> = (0..2).map(|_| ColumnState::new(t)).collect();
+    for i in 0..n {
+        // 100,000 distinct keys, plus one heavy hitter in every 10th row.
+        let v = if i % 10 == 0 {
+            "HEAVY".to_string()
+        } else {
+            format!("k{}", i % 100_000)
+        };
+        parts[(i % 2) as usize].add(&v, i, &ctx);
+    }
+    let mut m = parts.remove(0);
+    m.merge(parts.remove(0));
+    let p = m.finish(&s);
+    assert!(!p.distinct_exact);
+    let truth = 100_000.0 - 10_000.0 + 1.0; // keys k{i} with i % 10 != 0 (as i % 100000), + HEAVY
+    let err = (p.distinct as f64 - truth).abs() / truth;
+    assert!(err < 0.025, "distinct {} vs {truth}: {err}", p.distinct);
+    assert_eq!(p.top_values[0].value, "HEAVY");
+    let heavy = p.top_values[0].count;
+    assert!(heavy <= 20_000 && heavy + p.top_values_error >= 20_000, "{heavy} ± {}", p.top_values_error);
+}
