@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""Turn one timeit.py run and one tamis/Polars profile pair into a RESULTS.md section.
+
+usage: compare_profile.py --timeit T.txt --tamis P.json --polars PREFIX [--meta M.json] --title S
+
+- Timing: per-round ratios tamis/Polars and tamis/DuckDB (wall and CPU), medians over
+  rounds, and the issue's targets checked at 10M rows.
+- Accuracy: tamis's exact statistics against Polars' exact ones (describe + null_count +
+  n_unique), column by column: rows, nulls, min, max, mean, std, distinct. Distinct counts
+  above tamis's exact limit are HyperLogLog estimates: their relative error is shown.
+Prints Markdown on stdout. Exit status 1 if an exact statistic disagrees.
+"""
+import argparse
+import csv
+import json
+import math
+import statistics
+import sys
+
+
+def timeit_doc(path):
+    text = open(path).read()
+    start = text.index("\n{\n") + 1
+    return text[:start], json.loads(text[start:])
+
+
+def per_round(doc, a, b, key):
+    cmds = {c["name"]: c for c in doc["commands"]}
+    xs = [s1[key] / s2[key] for s1, s2 in zip(cmds[a]["samples"], cmds[b]["samples"]) if s2[key] > 0]
+    return statistics.median(xs) if xs else float("nan")
+
+
+def load_polars(prefix):
+    stats = {}
+    for name in ("_describe.csv", "_extra.csv"):
+        with open(prefix + name) as f:
+            for row in csv.DictReader(f):
+                st = row.pop("statistic")
+                for col, v in row.items():
+                    stats.setdefault(col, {})[st] = v
+    return stats
+
+
+def num(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def close(a, b, rel=1e-9):
+    return a is not None and b is not None and abs(a - b) <= rel * max(1.0, abs(a), abs(b))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--timeit", required=True)
+    ap.add_argument("--tamis", required=True)
+    ap.add_argument("--polars", required=True)
+    ap.add_argument("--meta")
+    ap.add_argument("--title", required=True)
+    a = ap.parse_args()
+
+    table, doc = timeit_doc(a.timeit)
+    cmds = {c["name"]: c for c in doc["commands"]}
+    out = [f"\n## {a.title}\n"]
+    out.append(f"{doc['runs']} timed rounds after {doc['warmup']} warm-up, alternating; "
+               f"load average {doc['loadavg_start'][0]:.2f} → {doc['loadavg_end'][0]:.2f}.\n")
+    out.append("| tool | wall median s | CPU median s | peak RSS MiB |")
+    out.append("|---|---|---|---|")
+    for n in ("polars", "duckdb", "tamis"):
+        c = cmds[n]
+        out.append(f"| {n} | {c['wall_median_s']:.2f} | {c['cpu_median_s']:.2f} | {c['peak_rss_median_mib']:.0f} |")
+    cpu_p = per_round(doc, "tamis", "polars", "cpu_s")
+    wall_d = per_round(doc, "tamis", "duckdb", "wall_s")
+    wall_p = per_round(doc, "tamis", "polars", "wall_s")
+    cpu_d = per_round(doc, "tamis", "duckdb", "cpu_s")
+    rss = cmds["tamis"]["peak_rss_median_mib"]
+    mark = lambda ok: "met" if ok else "**not met**"
+    out.append("")
+    out.append("| ratio (median of per-round ratios) | value | target |")
+    out.append("|---|---|---|")
+    out.append(f"| tamis CPU / Polars CPU | {cpu_p:.2f} | ≤ 0.50: {mark(cpu_p <= 0.5)} |")
+    out.append(f"| tamis wall / DuckDB wall | {wall_d:.2f} | ≤ 0.60: {mark(wall_d <= 0.6)} |")
+    out.append(f"| tamis peak RSS | {rss:.0f} MiB | ≤ 512 MiB: {mark(rss <= 512)} |")
+    out.append(f"| tamis wall / Polars wall | {wall_p:.2f} | |")
+    out.append(f"| tamis CPU / DuckDB CPU | {cpu_d:.2f} | |")
+    out.append("\n<details><summary>timeit.py table</summary>\n\n```")
+    out.append(table.strip())
+    out.append("```\n</details>\n")
+
+    prof = json.load(open(a.tamis))
+    pol = load_polars(a.polars)
+    meta = json.load(open(a.meta)) if a.meta else {}
+    rows = prof["dataset"]["rows"]
+    bad = 0
+    out.append("Accuracy against Polars' exact statistics (✓ equal; numbers are relative errors):\n")
+    out.append("| column | nulls tamis / Polars | min | max | mean | std | distinct tamis / Polars (rel. error) |")
+    out.append("|---|---|---|---|---|---|---|")
+    for c in prof["columns"]:
+        p = pol.get(c["name"])
+        if p is None:
+            out.append(f"| {c['name']} | not in Polars output | | | | | |")
+            bad += 1
+            continue
+        p_nulls = int(float(p["null_count"]))
+        cells = [c["name"], f"{c['nulls']} / {p_nulls}" + (" ✓" if c["nulls"] == p_nulls else " ✗")]
+        bad += c["nulls"] != p_nulls
+        n = c.get("numeric")
+        if n and num(p.get("mean")) is not None:
+            for key, pkey, rel in (("min", "min", 0), ("max", "max", 0), ("mean", "mean", 1e-9), ("std", "std", 1e-6)):
+                pv, tv = num(p.get(pkey)), n.get(key)
+                ok = close(tv, pv, rel) if rel else (tv == pv)
+                bad += not ok
+                cells.append("✓" if ok else f"✗ {tv} vs {pv}")
+        else:
+            cells += ["", "", "", ""]
+        # Polars counts NULL as one value; tamis counts distinct non-missing values.
+        p_uniq = int(float(p["n_unique"])) - (1 if p_nulls > 0 else 0)
+        rel = abs(c["distinct"] - p_uniq) / max(p_uniq, 1)
+        if c["distinct_exact"]:
+            ok = c["distinct"] == p_uniq
+            bad += not ok
+            cells.append(f"{c['distinct']} / {p_uniq} " + ("✓ exact" if ok else "✗"))
+        else:
+            cells.append(f"{c['distinct']} / {p_uniq} (HLL, {100 * rel:.2f} %)")
+        out.append("| " + " | ".join(cells) + " |")
+    p_rows = int(float(pol[prof["columns"][0]["name"]]["count"])) + int(float(pol[prof["columns"][0]["name"]]["null_count"]))
+    out.append(f"\nRows: tamis {rows:,} (+{prof['dataset']['quarantine']['rows']} quarantined), Polars {p_rows:,}.")
+    out.append(f"Exact duplicate rows found by tamis: {prof['duplicates']['rows']:,}"
+               + (f" (generator: rows after exact dedup {meta['rows_after_exact_dedup']:,}, so "
+                  f"{meta['rows'] - meta['rows_after_exact_dedup']:,} duplicates)" if meta else "") + ".")
+    if meta:
+        mism = {k: (v, next((c["nulls"] for c in prof["columns"] if c["name"] == k), None))
+                for k, v in meta.get("nulls_per_column", {}).items()}
+        diff = {k: v for k, v in mism.items() if v[0] != v[1]}
+        out.append("NULLs per column equal the generator's in every column." if not diff
+                   else f"NULLs differing from the generator's (generator, tamis): {diff}")
+        bad += len(diff)
+    bad += rows != p_rows
+    out.append(f"Quality score {prof['quality']['score']:.3f}; {len(prof['issues'])} issues.\n")
+    print("\n".join(out))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
