@@ -257,9 +257,12 @@ fn json_fields_match_the_documented_schema() {
         q.to_str().unwrap(),
         "--sample",
         "100000",
+        "--schema",
+        "code:integer",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["columns"][8]["mismatch_examples"][0]["value"], "n/a-code");
     let mut got = BTreeSet::new();
     paths(&v, "", &mut got);
     let doc = std::fs::read_to_string(
@@ -296,7 +299,7 @@ fn html_report_is_written_atomically() {
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let h = std::fs::read_to_string(&html).unwrap();
-    assert!(h.starts_with("<!DOCTYPE html>"));
+    assert!(h.starts_with("<!doctype html>"));
     assert!(h.contains("<svg") && h.contains("<style"));
     assert!(h.contains("income"));
     assert!(!h.contains("src=\"http") && !h.contains("href=\"http"));
@@ -334,7 +337,7 @@ fn reads_stdin() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["dataset"]["rows"], 3);
-    assert_eq!(v["dataset"]["sources"][0]["name"], "-");
+    assert_eq!(v["dataset"]["sources"][0]["name"], "<stdin>");
     assert_eq!(v["dataset"]["sources"][0]["delimiter"], "\t");
     assert_eq!(v["columns"][1]["top_values"][0]["value"], "x");
 }

@@ -125,6 +125,8 @@ fn cut(s: &str) -> String {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ColumnState {
     count: u64,
+    /// The smallest row id seen: orders partial states for a deterministic merge.
+    first_row: u64,
     nulls: u64,
     empty: u64,
     tokens: u64,
@@ -164,6 +166,7 @@ impl ColumnState {
     pub fn new(sample_type: ColumnType) -> Self {
         ColumnState {
             count: 0,
+            first_row: u64::MAX,
             nulls: 0,
             empty: 0,
             tokens: 0,
@@ -203,6 +206,7 @@ impl ColumnState {
     #[inline]
     pub fn add_null(&mut self, row: u64) {
         self.count += 1;
+        self.first_row = self.first_row.min(row);
         self.nulls += 1;
         self.null_bins.add(row);
         push_example(&mut self.null_examples, row);
@@ -212,6 +216,7 @@ impl ColumnState {
     #[inline]
     pub fn add(&mut self, raw: &str, row: u64, ctx: &Ctx) {
         self.count += 1;
+        self.first_row = self.first_row.min(row);
         match ctx.nulls.classify(raw) {
             Missing::No => {}
             Missing::Empty => {
@@ -381,6 +386,7 @@ impl ColumnState {
 
     /// Merges another partition's state into this one.
     pub fn merge(&mut self, mut o: ColumnState) {
+        self.first_row = self.first_row.min(o.first_row);
         let union_may_overflow = match (self.freq.exact(), o.freq.exact()) {
             (Some(a), Some(b)) => a.len() + b.len() > EXACT_LIMIT,
             _ => true,
@@ -960,5 +966,18 @@ impl ColumnState {
     /// Rows seen (present and missing).
     pub fn count(&self) -> u64 {
         self.count
+    }
+
+    /// Merges partial states in a fixed order (by the first row each saw), so
+    /// that the order in which partitions finish cannot change the result:
+    /// sketches (t-digest, pattern caps) and float sums depend on merge order.
+    pub fn merge_all(mut states: Vec<ColumnState>) -> Option<ColumnState> {
+        states.sort_by_key(|s| (s.first_row, s.count));
+        let mut it = states.into_iter();
+        let mut acc = it.next()?;
+        for s in it {
+            acc.merge(s);
+        }
+        Some(acc)
     }
 }

@@ -102,6 +102,7 @@ impl AggregateUDFImpl for ColumnStateUdaf {
     fn accumulator(&self, _: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         Ok(Box::new(ColumnAcc {
             state: ColumnState::new(self.spec.sample_type),
+            pending: Vec::new(),
             ctx: Ctx::new(self.spec.clone()),
         }))
     }
@@ -113,7 +114,25 @@ impl AggregateUDFImpl for ColumnStateUdaf {
 #[derive(Debug)]
 struct ColumnAcc {
     state: ColumnState,
+    /// Partial states received, merged in a fixed order when asked for a result.
+    pending: Vec<ColumnState>,
     ctx: Ctx,
+}
+
+impl ColumnAcc {
+    fn settle(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut all = std::mem::take(&mut self.pending);
+        all.push(std::mem::replace(
+            &mut self.state,
+            ColumnState::new(self.ctx.sample_type),
+        ));
+        if let Some(s) = ColumnState::merge_all(all) {
+            self.state = s;
+        }
+    }
 }
 
 impl Accumulator for ColumnAcc {
@@ -137,16 +156,18 @@ impl Accumulator for ColumnAcc {
         Ok(())
     }
     fn evaluate(&mut self) -> Result<ScalarValue> {
+        self.settle();
         encode(&self.state)
     }
     fn size(&self) -> usize {
         std::mem::size_of_val(self)
     }
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        self.settle();
         Ok(vec![encode(&self.state)?])
     }
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        merge_states(states, |s: ColumnState| self.state.merge(s))
+        merge_states(states, |s: ColumnState| self.pending.push(s))
     }
 }
 
