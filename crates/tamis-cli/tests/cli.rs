@@ -201,12 +201,36 @@ fn json_output_is_stable_and_complete() {
         serde_json::from_slice(&run(&args).stdout).unwrap();
     v["dataset"]["seconds"] = 0.into();
     again["dataset"]["seconds"] = 0.into();
-    assert_eq!(v, again);
+    let mut diffs = Vec::new();
+    json_diff(&v, &again, "", &mut diffs);
+    assert!(diffs.is_empty(), "two runs differ: {diffs:#?}");
     filtered_snapshot(
         "profile_json",
         &serde_json::to_string_pretty(&v).unwrap(),
         dir.path(),
     );
+}
+
+/// Paths where two JSON values differ, with both values.
+fn json_diff(a: &serde_json::Value, b: &serde_json::Value, at: &str, out: &mut Vec<String>) {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for (k, va) in x {
+                match y.get(k) {
+                    Some(vb) => json_diff(va, vb, &format!("{at}.{k}"), out),
+                    None => out.push(format!("{at}.{k}: only in the first")),
+                }
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (i, (va, vb)) in x.iter().zip(y).enumerate() {
+                json_diff(va, vb, &format!("{at}[{i}]"), out);
+            }
+        }
+        _ if a != b => out.push(format!("{at}: {a} vs {b}")),
+        _ => {}
+    }
 }
 
 /// Every path in the JSON output (objects walked, arrays of objects walked

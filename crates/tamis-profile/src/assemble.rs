@@ -1,7 +1,7 @@
 //! From merged states to a [`Profile`]: dataset facts, pairwise measures on
 //! the row sample, the missing-values matrix, the quality score and issues.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use tamis_core::{ColumnType, Dataset, QuarantineSummary};
 
@@ -231,8 +231,9 @@ fn cramers_v(cols: &[ColumnProfile], sample: &Sample) -> Vec<Correlation> {
     for a in 0..cats.len() {
         for b in a + 1..cats.len() {
             let mut table: HashMap<(&str, &str), f64> = HashMap::new();
-            let mut ra: HashMap<&str, f64> = HashMap::new();
-            let mut rb: HashMap<&str, f64> = HashMap::new();
+            // Ordered maps: the chi-squared sum must add up in the same order every run.
+            let mut ra: BTreeMap<&str, f64> = BTreeMap::new();
+            let mut rb: BTreeMap<&str, f64> = BTreeMap::new();
             let mut n = 0.0;
             for r in &sample.rows {
                 if let (Some(Some(x)), Some(Some(y))) = (r.2.get(cats[a]), r.2.get(cats[b])) {

@@ -973,6 +973,10 @@ impl ColumnState {
     /// sketches (t-digest, pattern caps) and float sums depend on merge order.
     pub fn merge_all(mut states: Vec<ColumnState>) -> Option<ColumnState> {
         states.sort_by_key(|s| (s.first_row, s.count));
+        // Empty partials (a partition that got no batch) add nothing.
+        if states.iter().any(|s| s.count > 0) {
+            states.retain(|s| s.count > 0);
+        }
         let mut it = states.into_iter();
         let mut acc = it.next()?;
         for s in it {

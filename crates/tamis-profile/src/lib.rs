@@ -135,7 +135,14 @@ pub async fn profile(
             .alias("sample"),
     );
 
-    let batches = df.aggregate(vec![], aggs)?.collect().await?;
+    let df = df.aggregate(vec![], aggs)?;
+    let task_ctx = df.task_ctx();
+    let plan = df.create_physical_plan().await?;
+    tracing::debug!(
+        "profile plan:\n{}",
+        datafusion::physical_plan::displayable(plan.as_ref()).indent(true)
+    );
+    let batches = datafusion::physical_plan::collect(plan, Arc::new(task_ctx)).await?;
     let batch = batches
         .first()
         .ok_or_else(|| ProfileError::Internal("aggregate returned no row".into()))?;

@@ -186,6 +186,15 @@ impl NumState {
 
     /// Merges another partition's state.
     pub fn merge(&mut self, mut o: NumState) {
+        if o.n == 0 && o.infinite == 0 {
+            // Nothing to add: merging even an empty digest would recompress
+            // this one and change its centroids.
+            return;
+        }
+        if self.n == 0 && self.infinite == 0 {
+            *self = o;
+            return;
+        }
         self.flush();
         o.flush();
         if o.n > 0 {
