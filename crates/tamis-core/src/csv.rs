@@ -65,21 +65,27 @@ fn parse_records(
         .build();
     let mut out = vec![0u8; sample.len() + 1024];
     let mut ends = vec![0usize; 4096];
+    // A record may need several calls (more room for fields or ends); csv_core
+    // reports end positions from the start of the record across them.
+    let (mut outpos, mut endpos) = (0usize, 0usize);
     let mut recs = Vec::new();
     let mut input = sample;
     let mut eof_sent = false;
     loop {
-        let (res, nin, nout, nend) = rdr.read_record(input, &mut out, &mut ends);
+        let (res, nin, nout, nend) =
+            rdr.read_record(input, &mut out[outpos..], &mut ends[endpos..]);
         input = &input[nin..];
+        outpos += nout;
+        endpos += nend;
         match res {
             ReadRecordResult::Record => {
-                let mut fields = Vec::with_capacity(nend);
+                let mut fields = Vec::with_capacity(endpos);
                 let mut start = 0;
-                for &e in &ends[..nend] {
+                for &e in &ends[..endpos] {
                     fields.push(String::from_utf8_lossy(&out[start..e]).into_owned());
                     start = e;
                 }
-                let _ = nout;
+                (outpos, endpos) = (0, 0);
                 recs.push(fields);
                 if recs.len() >= max {
                     break;
@@ -96,7 +102,8 @@ fn parse_records(
                 eof_sent = true;
                 input = &[];
             }
-            ReadRecordResult::OutputFull | ReadRecordResult::OutputEndsFull => break,
+            ReadRecordResult::OutputFull => out.resize(out.len() * 2, 0),
+            ReadRecordResult::OutputEndsFull => ends.resize(ends.len() * 2, 0),
             ReadRecordResult::End => break,
         }
     }
