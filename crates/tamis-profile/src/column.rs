@@ -478,7 +478,11 @@ impl ColumnState {
             ColumnType::String
         };
         let distinct = self.freq.distinct();
-        let numeric = if matches!(inferred, ColumnType::Integer | ColumnType::Float) {
+        // A column sampled as numeric keeps its statistics over the values that
+        // parse even when later text makes it a string column.
+        let numeric = if matches!(inferred, ColumnType::Integer | ColumnType::Float)
+            || matches!(spec.sample_type, ColumnType::Integer | ColumnType::Float)
+        {
             self.num.take().filter(|n| n.n > 0).map(|mut n| {
                 n.finish();
                 numeric_stats(&n, self.big_ints)

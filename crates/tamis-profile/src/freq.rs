@@ -236,7 +236,7 @@ mod tests {
         assert!((d - (EXACT_LIMIT as f64 + 11.0)).abs() / d < 0.03, "{d}");
         let top = f.top(1);
         assert_eq!(top[0].0, "hot");
-        let true_hot = (EXACT_LIMIT as u64 + 10).div_ceil(2) + 1;
+        let true_hot = (EXACT_LIMIT as u64 + 10).div_ceil(2);
         assert!(top[0].1 <= true_hot && top[0].1 + f.error() >= true_hot);
     }
 
