@@ -1,6 +1,8 @@
 //! Runs the real `tamis` binary: output snapshots (volatile fields filtered),
 //! exit codes, error messages, files written, stdin.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -61,7 +63,11 @@ fn messy(dir: &Path) -> PathBuf {
             format!("19{}-01-02", 60 + i % 30)
         };
         let status = ["active", "inactive"][(i % 2) as usize];
-        let code = if i == 250 { "n/a-code".to_string() } else { (i * 3).to_string() };
+        let code = if i == 250 {
+            "n/a-code".to_string()
+        } else {
+            (i * 3).to_string()
+        };
         t.push_str(&format!(
             "{i},{email},{age},{income},{city},{signup},{birth},{status},{code}\n"
         ));
@@ -132,7 +138,12 @@ fn usage_errors_exit_2() {
         &["frobnicate"],
     ] {
         let out = run(args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
         assert!(!text(&out.stderr).is_empty());
     }
 }
@@ -197,8 +208,7 @@ fn json_output_is_stable_and_complete() {
     assert_eq!(row["row_id"], 300);
     assert_eq!(row["raw"], "300,too,few");
     // Same input, flags and seed: the same JSON apart from the timing.
-    let mut again: serde_json::Value =
-        serde_json::from_slice(&run(&args).stdout).unwrap();
+    let mut again: serde_json::Value = serde_json::from_slice(&run(&args).stdout).unwrap();
     v["dataset"]["seconds"] = 0.into();
     again["dataset"]["seconds"] = 0.into();
     let mut diffs = Vec::new();
@@ -336,9 +346,18 @@ fn html_report_is_written_atomically() {
 
     // An unwritable destination fails without leaving a partial file.
     let bad = dir.path().join("no-such-dir/report.html");
-    let out = run(&["profile", p.to_str().unwrap(), "--html", bad.to_str().unwrap()]);
+    let out = run(&[
+        "profile",
+        p.to_str().unwrap(),
+        "--html",
+        bad.to_str().unwrap(),
+    ]);
     assert_ne!(out.status.code(), Some(0));
-    assert!(text(&out.stderr).contains("no-such-dir"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no-such-dir"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(!bad.exists());
 }
 

@@ -2,6 +2,8 @@
 //! rows and merged equal one pass over all of them, and the exact statistics
 //! equal a plain reference computation.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use chrono::NaiveDate;
 use proptest::prelude::*;
 use tamis_core::ColumnType;
@@ -52,7 +54,15 @@ fn feed(state: &mut ColumnState, ctx: &Ctx, cells: &[(u64, &Option<String>)]) {
 fn exact_view(p: &ColumnProfile) -> serde_json::Value {
     let mut v = serde_json::to_value(p).unwrap();
     if let Some(n) = v.get_mut("numeric").and_then(|n| n.as_object_mut()) {
-        for k in ["quantiles", "histogram", "outliers", "mean", "std", "variance", "sum"] {
+        for k in [
+            "quantiles",
+            "histogram",
+            "outliers",
+            "mean",
+            "std",
+            "variance",
+            "sum",
+        ] {
             n.remove(k);
         }
     }
@@ -67,8 +77,11 @@ fn profile_of(
 ) -> (ColumnProfile, ColumnProfile) {
     let s = spec(name, t);
     let ctx = Ctx::new(s.clone());
-    let indexed: Vec<(u64, &Option<String>)> =
-        cells.iter().enumerate().map(|(i, c)| (i as u64, c)).collect();
+    let indexed: Vec<(u64, &Option<String>)> = cells
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (i as u64, c))
+        .collect();
     let mut one = ColumnState::new(t);
     feed(&mut one, &ctx, &indexed);
     // Partition k gets the rows whose `parts` entry is k (interleaved, as a
@@ -190,5 +203,9 @@ fn distinct_and_top_values_stay_within_documented_bounds_above_the_exact_limit()
     assert!(err < 0.025, "distinct {} vs {truth}: {err}", p.distinct);
     assert_eq!(p.top_values[0].value, "HEAVY");
     let heavy = p.top_values[0].count;
-    assert!(heavy <= 20_000 && heavy + p.top_values_error >= 20_000, "{heavy} ± {}", p.top_values_error);
+    assert!(
+        heavy <= 20_000 && heavy + p.top_values_error >= 20_000,
+        "{heavy} ± {}",
+        p.top_values_error
+    );
 }

@@ -1,6 +1,8 @@
 //! End-to-end profiles of small messy fixtures: the numbers are checked
 //! against values computed by hand or by a plain reference computation.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 
 use tamis_core::{ColumnType, ReadOptions};
@@ -93,7 +95,11 @@ fn customers(dir: &Path) -> PathBuf {
         } else {
             format!("19{:02}-05-17", 50 + i % 40)
         };
-        let notes = if i % 3 == 0 { format!("note {i}") } else { String::new() };
+        let notes = if i % 3 == 0 {
+            format!("note {i}")
+        } else {
+            String::new()
+        };
         t.push_str(&format!(
             "{i},{name},{email},{age},{income},{city},{status},{signup},{birth},NO,{notes}\n"
         ));
@@ -220,7 +226,9 @@ fn exact_statistics_equal_a_reference_computation() {
     let mut xs = Vec::new();
     let mut state = 12345u64;
     for i in 0..5000 {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let v = ((state >> 33) % 2_000_000) as f64 / 100.0 - 5000.0;
         if i % 97 == 0 {
             t.push_str(",a\n");
@@ -263,7 +271,8 @@ fn exact_statistics_equal_a_reference_computation() {
         let rank = sorted.partition_point(|v| *v < est) as f64 / count;
         assert!((rank - q).abs() <= 0.01, "q{q}: rank {rank}");
     }
-    let hist_total: u64 = n.histogram.counts.iter().sum::<u64>() + n.histogram.below + n.histogram.above;
+    let hist_total: u64 =
+        n.histogram.counts.iter().sum::<u64>() + n.histogram.below + n.histogram.above;
     assert_eq!(hist_total, n.count);
 }
 
@@ -271,9 +280,33 @@ fn exact_statistics_equal_a_reference_computation() {
 fn partitions_and_threads_do_not_change_exact_results() {
     let dir = tempfile::tempdir().unwrap();
     let path = customers(dir.path());
-    let one = run(&[&path], ReadOptions { batch_size: 7, ..ReadOptions::default() }, 1).unwrap();
-    let two = run(&[&path], ReadOptions { batch_size: 7, ..ReadOptions::default() }, 2).unwrap();
-    let again = run(&[&path], ReadOptions { batch_size: 7, ..ReadOptions::default() }, 2).unwrap();
+    let one = run(
+        &[&path],
+        ReadOptions {
+            batch_size: 7,
+            ..ReadOptions::default()
+        },
+        1,
+    )
+    .unwrap();
+    let two = run(
+        &[&path],
+        ReadOptions {
+            batch_size: 7,
+            ..ReadOptions::default()
+        },
+        2,
+    )
+    .unwrap();
+    let again = run(
+        &[&path],
+        ReadOptions {
+            batch_size: 7,
+            ..ReadOptions::default()
+        },
+        2,
+    )
+    .unwrap();
     let strip = |p: &Profile| {
         let mut v = serde_json::to_value(p).unwrap();
         v["dataset"]["seconds"] = 0.into();
@@ -318,7 +351,11 @@ fn a_late_text_value_turns_an_integer_column_into_string_with_a_mismatch_count()
 #[test]
 fn schema_forces_types() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write(dir.path(), "s.csv", b"zip,code\n01234,7\n98765,8\nabcde,9\n");
+    let path = write(
+        dir.path(),
+        "s.csv",
+        b"zip,code\n01234,7\n98765,8\nabcde,9\n",
+    );
     let read = ReadOptions {
         schema: Some(tamis_core::SchemaSpec::parse("zip:string,code:float").unwrap()),
         ..ReadOptions::default()
@@ -402,7 +439,11 @@ fn quarantined_rows_are_counted_in_the_profile() {
     let p = profile(&path);
     assert_eq!(p.dataset.rows, 2);
     assert_eq!(p.dataset.quarantine.rows, 2);
-    assert!(p.issues.iter().any(|i| i.kind == "quarantined_rows" && i.count == 2));
+    assert!(
+        p.issues
+            .iter()
+            .any(|i| i.kind == "quarantined_rows" && i.count == 2)
+    );
     assert!(p.quality.validity < 1.0);
 }
 
@@ -420,7 +461,12 @@ fn empty_header_only_and_wide_inputs_profile_cleanly() {
 
     let header: Vec<String> = (0..5000).map(|i| format!("c{i}")).collect();
     let row: Vec<String> = (0..5000).map(|i| (i % 7).to_string()).collect();
-    let t = format!("{}\n{}\n{}\n", header.join(","), row.join(","), row.join(","));
+    let t = format!(
+        "{}\n{}\n{}\n",
+        header.join(","),
+        row.join(","),
+        row.join(",")
+    );
     let p = profile(&write(dir.path(), "wide.csv", t.as_bytes()));
     assert_eq!(p.dataset.columns, 5000);
     assert_eq!(p.duplicates.rows, 1);
@@ -431,13 +477,18 @@ fn empty_header_only_and_wide_inputs_profile_cleanly() {
 #[test]
 fn a_100_column_html_report_stays_under_5_mb_and_offline() {
     let dir = tempfile::tempdir().unwrap();
-    let mut t: String = (0..100).map(|i| format!("c{i}")).collect::<Vec<_>>().join(",");
+    let mut t: String = (0..100)
+        .map(|i| format!("c{i}"))
+        .collect::<Vec<_>>()
+        .join(",");
     t.push('\n');
     let mut state = 7u64;
     for r in 0..20_000u64 {
         let row: Vec<String> = (0..100u64)
             .map(|c| {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 let x = state >> 40;
                 match c % 4 {
                     0 => format!("{}", x % 1000),
