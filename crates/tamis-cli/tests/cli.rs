@@ -178,12 +178,12 @@ fn summary_snapshot() {
     filtered_snapshot("summary", &text(&out.stdout), dir.path());
 }
 
-#[test]
-fn json_output_is_stable_and_complete() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = messy(dir.path());
-    let q = dir.path().join("quarantine.jsonl");
-    let args = [
+/// `tamis profile --json` of the messy fixture with a quarantine file and
+/// `--sample` (so that every optional field is filled), plus `extra` flags.
+fn messy_json(dir: &Path, quarantine: &str, extra: &[&str]) -> serde_json::Value {
+    let p = messy(dir);
+    let q = dir.join(quarantine);
+    let mut args = vec![
         "profile",
         p.to_str().unwrap(),
         "--json",
@@ -194,9 +194,17 @@ fn json_output_is_stable_and_complete() {
         "--sample",
         "100000",
     ];
+    args.extend(extra);
     let out = run(&args);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let mut v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn json_output_is_stable_and_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = dir.path().join("quarantine.jsonl");
+    let mut v = messy_json(dir.path(), "quarantine.jsonl", &[]);
     assert_eq!(v["schema_version"], "tamis.profile/1");
     assert_eq!(v["dataset"]["rows"], 301);
     assert_eq!(v["dataset"]["quarantine"]["rows"], 1);
@@ -208,7 +216,7 @@ fn json_output_is_stable_and_complete() {
     assert_eq!(row["row_id"], 300);
     assert_eq!(row["raw"], "300,too,few");
     // Same input, flags and seed: the same JSON apart from the timing.
-    let mut again: serde_json::Value = serde_json::from_slice(&run(&args).stdout).unwrap();
+    let mut again = messy_json(dir.path(), "quarantine.jsonl", &[]);
     v["dataset"]["seconds"] = 0.into();
     again["dataset"]["seconds"] = 0.into();
     let mut diffs = Vec::new();
@@ -279,23 +287,7 @@ fn paths(v: &serde_json::Value, at: &str, out: &mut BTreeSet<String>) {
 #[test]
 fn json_fields_match_the_documented_schema() {
     let dir = tempfile::tempdir().unwrap();
-    let p = messy(dir.path());
-    let q = dir.path().join("q.csv");
-    let out = run(&[
-        "profile",
-        p.to_str().unwrap(),
-        "--json",
-        "--today",
-        "2025-01-01",
-        "--quarantine",
-        q.to_str().unwrap(),
-        "--sample",
-        "100000",
-        "--schema",
-        "code:integer",
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = messy_json(dir.path(), "q.csv", &["--schema", "code:integer"]);
     assert_eq!(v["columns"][8]["mismatch_examples"][0]["value"], "n/a-code");
     let mut got = BTreeSet::new();
     paths(&v, "", &mut got);

@@ -60,7 +60,7 @@ pub struct ProfileOptions {
 }
 
 /// Most rows in the correlation sample.
-pub const SAMPLE_ROWS: usize = 50_000;
+pub const SAMPLE_ROWS: usize = 20_000;
 
 impl Default for ProfileOptions {
     fn default() -> Self {
