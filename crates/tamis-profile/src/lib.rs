@@ -146,21 +146,24 @@ pub async fn profile(
     let batch = batches
         .first()
         .ok_or_else(|| ProfileError::Internal("aggregate returned no row".into()))?;
-    let get = |i: usize| -> Result<Vec<u8>, ProfileError> {
+    let get = |i: usize| -> Result<&[u8], ProfileError> {
         let a = batch.column(i).as_binary::<i32>();
         if a.is_null(0) {
             return Err(ProfileError::Internal(format!(
                 "aggregate {i} returned null"
             )));
         }
-        Ok(a.value(0).to_vec())
+        Ok(a.value(0))
     };
     let mut states = Vec::with_capacity(specs.len());
     for i in 0..specs.len() {
-        states.push(udaf::decode::<column::ColumnState>(&get(i)?)?);
+        states.push(udaf::decode::<column::ColumnState>(get(i)?)?);
     }
-    let rows: udaf::RowsState = udaf::decode(&get(specs.len())?)?;
-    let sample: udaf::Sample = udaf::decode(&get(specs.len() + 1)?)?;
+    let rows: udaf::RowsState = udaf::decode(get(specs.len())?)?;
+    let sample: udaf::Sample = udaf::decode(get(specs.len() + 1)?)?;
+    // The encoded states are decoded: free them before the duplicate search,
+    // which needs room for a copy of every row hash.
+    drop(batches);
     let qsummary = quarantine.finish()?;
     Ok(assemble::assemble(assemble::Parts {
         dataset: &dataset,

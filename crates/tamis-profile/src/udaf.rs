@@ -197,7 +197,14 @@ impl RowsState {
     }
 
     fn merge(&mut self, o: RowsState) {
+        if self.hashes.is_empty() {
+            *self = o;
+            return;
+        }
+        // Exact room: these vectors hold one entry per row.
+        self.hashes.reserve_exact(o.hashes.len());
         self.hashes.extend(o.hashes);
+        self.runs.reserve_exact(o.runs.len());
         self.runs.extend(o.runs);
     }
 }
