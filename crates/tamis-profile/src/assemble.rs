@@ -7,7 +7,7 @@ use tamis_core::{ColumnType, Dataset, QuarantineSummary};
 
 use crate::column::{ColumnSpec, ColumnState, NULL_BINS, ratio};
 use crate::model::*;
-use crate::udaf::{RowsState, Sample, duplicates};
+use crate::udaf::{DuplicateSummary, Sample};
 
 /// Everything the aggregate query produced.
 pub struct Parts<'a> {
@@ -18,7 +18,7 @@ pub struct Parts<'a> {
     /// Merged column states, in order.
     pub states: Vec<ColumnState>,
     /// Row hashes.
-    pub rows: RowsState,
+    pub rows: DuplicateSummary,
     /// Row sample.
     pub sample: Sample,
     /// What was quarantined.
@@ -37,11 +37,7 @@ const MAX_CATEGORIES: u64 = 50;
 
 /// Builds the profile.
 pub fn assemble(p: Parts<'_>) -> Profile {
-    let rows = p
-        .states
-        .first()
-        .map(s_count)
-        .unwrap_or(p.rows.hashes.len() as u64);
+    let rows = p.states.first().map(s_count).unwrap_or(p.rows.total);
     // Missing matrix: one bin width for every column.
     let width = p
         .states
@@ -75,11 +71,11 @@ pub fn assemble(p: Parts<'_>) -> Profile {
         .zip(&p.specs)
         .map(|(s, spec)| s.finish(spec))
         .collect();
-    let (dup_rows, dup_groups, dup_examples) = duplicates(&p.rows, 5);
+    let dup_rows = p.rows.rows;
     let duplicates = Duplicates {
-        rows: dup_rows,
-        groups: dup_groups,
-        examples: dup_examples,
+        rows: p.rows.rows,
+        groups: p.rows.groups,
+        examples: p.rows.examples,
     };
     let (correlations, correlation_matrix) = pearson(&columns, &p.sample);
     let associations = cramers_v(&columns, &p.sample);

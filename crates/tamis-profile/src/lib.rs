@@ -159,11 +159,8 @@ pub async fn profile(
     for i in 0..specs.len() {
         states.push(udaf::decode::<column::ColumnState>(get(i)?)?);
     }
-    let rows: udaf::RowsState = udaf::decode(get(specs.len())?)?;
+    let rows: udaf::DuplicateSummary = udaf::decode(get(specs.len())?)?;
     let sample: udaf::Sample = udaf::decode(get(specs.len() + 1)?)?;
-    // The encoded states are decoded: free them before the duplicate search,
-    // which needs room for a copy of every row hash.
-    drop(batches);
     let qsummary = quarantine.finish()?;
     Ok(assemble::assemble(assemble::Parts {
         dataset: &dataset,

@@ -3,8 +3,8 @@
 //! - [`ColumnStateUdaf`] (`tamis_column_state(value, row_id)`): one column's
 //!   [`ColumnState`]; partial states merge, so DataFusion runs it on every
 //!   partition and combines (on one machine now, on a cluster later).
-//! - [`RowsUdaf`] (`tamis_rows(row_hash, row_id)`): whole-row hashes, for
-//!   exact duplicate rows.
+//! - [`RowsUdaf`] (`tamis_rows(row_hash, row_id)`): whole-row hashes as its
+//!   state; its result is the [`DuplicateSummary`] of exact duplicate rows.
 //! - [`SampleUdaf`] (`tamis_sample(row_id, c1, …)`): a bottom-k sample by a
 //!   seeded hash of the row id — deterministic, mergeable, uniform.
 //! - [`RowHashUdf`] (`tamis_row_hash(c1, …)`): a 64-bit hash of a whole row.
@@ -244,6 +244,24 @@ impl AggregateUDFImpl for RowsUdaf {
     }
 }
 
+/// What the final `tamis_rows` aggregate returns: the exact duplicate rows,
+/// found where the row hashes already are, so the hashes of every row are
+/// never copied out of the aggregate.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct DuplicateSummary {
+    /// Rows hashing like an earlier row.
+    pub rows: u64,
+    /// Groups of two or more such rows.
+    pub groups: u64,
+    /// The first groups' row ids.
+    pub examples: Vec<Vec<u64>>,
+    /// Rows seen.
+    pub total: u64,
+}
+
+/// Groups of duplicate rows reported as examples.
+const DUPLICATE_EXAMPLES: usize = 5;
+
 #[derive(Debug, Default)]
 struct RowsAcc {
     state: RowsState,
@@ -260,7 +278,16 @@ impl Accumulator for RowsAcc {
         Ok(())
     }
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        encode(&self.state)
+        let state = std::mem::take(&mut self.state);
+        let total = state.hashes.len() as u64;
+        let (rows, groups, examples) = duplicates(&state, DUPLICATE_EXAMPLES);
+        drop(state);
+        encode(&DuplicateSummary {
+            rows,
+            groups,
+            examples,
+            total,
+        })
     }
     fn size(&self) -> usize {
         self.state.hashes.capacity() * 8 + self.state.runs.capacity() * 16
