@@ -317,6 +317,15 @@ fn quality(cols: &[ColumnProfile], rows: u64, dup_rows: u64, q: &QuarantineSumma
     }
 }
 
+/// `1 row`, `2 rows`.
+fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 fn pct(a: u64, b: u64) -> String {
     let r = 100.0 * ratio(a, b);
     if r > 0.0 && r < 0.1 {
@@ -363,8 +372,9 @@ fn issues(
             Severity::Error,
             q.rows,
             format!(
-                "{} rows could not be read and were quarantined ({reasons})",
-                q.rows
+                "{} could not be read and {} quarantined ({reasons})",
+                plural(q.rows, "row"),
+                if q.rows == 1 { "was" } else { "were" }
             ),
             ex,
         );
@@ -382,10 +392,11 @@ fn issues(
             Severity::Warning,
             dups.rows,
             format!(
-                "{} rows ({}) exactly repeat an earlier row, in {} groups",
-                dups.rows,
+                "{} ({}) exactly {} an earlier row, in {}",
+                plural(dups.rows, "row"),
                 pct(dups.rows, rows),
-                dups.groups
+                if dups.rows == 1 { "repeats" } else { "repeat" },
+                plural(dups.groups, "group")
             ),
             ex,
         );
@@ -402,9 +413,9 @@ fn issues(
                 Severity::Info
             };
             let mut d = format!(
-                "`{}` is missing in {} rows ({})",
+                "`{}` is missing in {} ({})",
                 c.name,
-                c.missing,
+                plural(c.missing, "row"),
                 pct(c.missing, c.count)
             );
             if c.missing_ratio > 0.5 {
@@ -419,8 +430,10 @@ fn issues(
                 Severity::Info,
                 c.null_tokens + c.empty,
                 format!(
-                    "`{}` writes missing values as text ({} null tokens such as `NA`, {} empty strings)",
-                    c.name, c.null_tokens, c.empty
+                    "`{}` writes missing values as text ({} such as `NA`, {})",
+                    c.name,
+                    plural(c.null_tokens, "null token"),
+                    plural(c.empty, "empty string")
                 ),
                 nulls.clone(),
             );
@@ -506,8 +519,10 @@ fn issues(
                 Severity::Error,
                 r.count,
                 format!(
-                    "`{}` has {} values breaking \"{}\"",
-                    c.name, r.count, r.rule
+                    "`{}` has {} breaking \"{}\"",
+                    c.name,
+                    plural(r.count, "value"),
+                    r.rule
                 ),
                 r.examples.iter().map(|e| e.row_id).collect(),
             );
@@ -522,9 +537,9 @@ fn issues(
                 Severity::Warning,
                 r.count,
                 format!(
-                    "`{}` has {} values ({}) that are not valid: {}",
+                    "`{}` has {} ({}) that are not valid: {}",
                     c.name,
-                    r.count,
+                    plural(r.count, "value"),
                     pct(r.count, present),
                     r.rule.trim_start_matches("values are ")
                 ),
@@ -575,10 +590,10 @@ fn issues(
                 Severity::Warning,
                 variant_rows,
                 format!(
-                    "`{}` has {} values that differ only in case or whitespace from {} canonical values ({canon})",
+                    "`{}` has {} that differ only in case or whitespace from {} ({canon})",
                     c.name,
-                    variant_rows,
-                    c.variants.len()
+                    plural(variant_rows, "value"),
+                    plural(c.variants.len() as u64, "canonical value")
                 ),
                 ex,
             );
@@ -591,8 +606,10 @@ fn issues(
                 Severity::Info,
                 ws,
                 format!(
-                    "`{}` has {} values with leading and {} with trailing whitespace",
-                    c.name, c.text.leading_whitespace, c.text.trailing_whitespace
+                    "`{}` has {} with leading and {} with trailing whitespace",
+                    c.name,
+                    plural(c.text.leading_whitespace, "value"),
+                    c.text.trailing_whitespace
                 ),
                 c.text.whitespace_examples.clone(),
             );

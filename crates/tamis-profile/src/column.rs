@@ -261,9 +261,8 @@ impl ColumnState {
             self.stream_from_exact();
         }
         self.freq.add(raw, row);
-        if self.streamed {
-            self.classify(v, 1);
-        }
+        // The format, when already detected for this value (streamed columns).
+        let detected = self.streamed.then(|| self.classify(v, 1));
 
         match ctx.sample_type {
             ColumnType::Integer => match parse_int(v) {
@@ -327,7 +326,7 @@ impl ColumnState {
             ColumnType::String => {}
         }
         if let Some(want) = ctx.expect_format
-            && detect_format(v) != Some(want)
+            && detected.unwrap_or_else(|| detect_format(v)) != Some(want)
         {
             self.invalid_format += 1;
             push_example(&mut self.invalid_examples, (row, cut(v)));
@@ -349,8 +348,8 @@ impl ColumnState {
         push_example(&mut self.mismatch_examples, (row, cut(v)));
     }
 
-    /// Pattern and format of one value, counted `n` times.
-    fn classify(&mut self, v: &str, n: u64) {
+    /// Pattern and format of one value, counted `n` times; returns the format.
+    fn classify(&mut self, v: &str, n: u64) -> Option<ValueFormat> {
         let v = v.trim();
         let mut scratch = std::mem::take(&mut self.scratch);
         pattern_into(v, &mut scratch);
@@ -362,9 +361,11 @@ impl ColumnState {
             *self.patterns.entry("(other)".to_string()).or_default() += n;
         }
         self.scratch = scratch;
-        if let Some(f) = detect_format(v) {
+        let format = detect_format(v);
+        if let Some(f) = format {
             *self.formats.entry(f).or_default() += n;
         }
+        format
     }
 
     /// Counts patterns and formats for every value held exactly, then switches to per-value counting.
