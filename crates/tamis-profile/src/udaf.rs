@@ -490,21 +490,29 @@ pub fn stable_hash<T: Hash>(v: &T) -> u64 {
 
 /// Groups row ids by hash: (duplicate rows, groups, first example groups).
 pub fn duplicates(state: &RowsState, max_examples: usize) -> (u64, u64, Vec<Vec<u64>>) {
-    let mut sorted = state.hashes.clone();
-    sorted.sort_unstable();
+    // Equal hashes are found by sorting, one slice of the hash space at a
+    // time, so that the copy being sorted is a sixteenth of the row hashes
+    // rather than all of them (peak memory), for 16 cheap scans.
+    const SLICES: u64 = 16;
     let mut dup_rows = 0u64;
     let mut dup_hashes = Vec::new();
-    let mut i = 0;
-    while i < sorted.len() {
-        let mut j = i + 1;
-        while j < sorted.len() && sorted[j] == sorted[i] {
-            j += 1;
+    let mut sorted = Vec::new();
+    for slice in 0..SLICES {
+        sorted.clear();
+        sorted.extend(state.hashes.iter().copied().filter(|h| h >> 60 == slice));
+        sorted.sort_unstable();
+        let mut i = 0;
+        while i < sorted.len() {
+            let mut j = i + 1;
+            while j < sorted.len() && sorted[j] == sorted[i] {
+                j += 1;
+            }
+            if j - i > 1 {
+                dup_rows += (j - i - 1) as u64;
+                dup_hashes.push(sorted[i]);
+            }
+            i = j;
         }
-        if j - i > 1 {
-            dup_rows += (j - i - 1) as u64;
-            dup_hashes.push(sorted[i]);
-        }
-        i = j;
     }
     drop(sorted);
     let groups = dup_hashes.len() as u64;
