@@ -34,13 +34,17 @@ TARGET_DIR="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | "$PY" 
 TAMIS="$TARGET_DIR/release/tamis"
 "$TAMIS" --version >&2
 
+# Read before RESULTS.md is rewritten (it is tracked, so rewriting it dirties the tree).
+COMMIT="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+(cd "$ROOT" && git diff --quiet -- . ':!bench/RESULTS.md' 2>/dev/null) || COMMIT="$COMMIT (with uncommitted changes)"
+
 {
   echo "# Benchmark results: \`tamis profile\`"
   echo
   echo "Written by \`bench/profile.sh ${SIZES[*]}\` (RUNS=$RUNS, WARMUP=$WARMUP)."
   echo
   echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "- commit: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
+  echo "- commit: $COMMIT"
   echo "- machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
   echo "- tools: $("$TAMIS" --version), $("$PY" -c 'import duckdb, polars, sys; print(f"duckdb {duckdb.__version__}, polars {polars.__version__}, python {sys.version.split()[0]}")')"
   echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
