@@ -17,7 +17,7 @@ pub struct Parts<'a> {
     pub specs: Vec<ColumnSpec>,
     /// Merged column states, in order.
     pub states: Vec<ColumnState>,
-    /// Row hashes.
+    /// Exact duplicate rows and the row count they were found in.
     pub rows: DuplicateSummary,
     /// Row sample.
     pub sample: Sample,
@@ -71,12 +71,8 @@ pub fn assemble(p: Parts<'_>) -> Profile {
         .zip(&p.specs)
         .map(|(s, spec)| s.finish(spec))
         .collect();
-    let dup_rows = p.rows.rows;
-    let duplicates = Duplicates {
-        rows: p.rows.rows,
-        groups: p.rows.groups,
-        examples: p.rows.examples,
-    };
+    let duplicates = p.rows.found;
+    let dup_rows = duplicates.rows;
     let (correlations, correlation_matrix) = pearson(&columns, &p.sample);
     let associations = cramers_v(&columns, &p.sample);
 

@@ -938,16 +938,16 @@ fn histogram(n: &NumState, q: &Quantiles) -> Histogram {
     // Round the cumulative counts, not each bin, so that below + bins + above
     // add up to exactly the values counted.
     let mut counts = Vec::with_capacity(BINS);
-    let start = if lo <= n.min { 0.0 } else { cdf(lo) };
-    let below = (start * total).round() as u64;
+    let below = if lo <= n.min {
+        0
+    } else {
+        (cdf(lo) * total).round() as u64
+    };
     let mut prev_cum = below;
-    let mut prev = start;
     for e in &edges[1..] {
-        let c = cdf(*e).max(prev);
-        let cum = ((c * total).round() as u64).max(prev_cum);
+        let cum = ((cdf(*e) * total).round() as u64).max(prev_cum);
         counts.push(cum - prev_cum);
         prev_cum = cum;
-        prev = c;
     }
     let above = n.n.saturating_sub(prev_cum);
     Histogram {
@@ -976,12 +976,11 @@ impl ColumnState {
     /// Merges partial states in a fixed order (by the first row each saw), so
     /// that the order in which partitions finish cannot change the result:
     /// sketches (t-digest, pattern caps) and float sums depend on merge order.
+    /// `None` when every state is empty.
     pub fn merge_all(mut states: Vec<ColumnState>) -> Option<ColumnState> {
-        states.sort_by_key(|s| (s.first_row, s.count));
         // Empty partials (a partition that got no batch) add nothing.
-        if states.iter().any(|s| s.count > 0) {
-            states.retain(|s| s.count > 0);
-        }
+        states.retain(|s| s.count > 0);
+        states.sort_by_key(|s| (s.first_row, s.count));
         let mut it = states.into_iter();
         let mut acc = it.next()?;
         for s in it {

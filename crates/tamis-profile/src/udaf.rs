@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 use crate::column::{ColumnSpec, ColumnState, Ctx};
+use crate::model::Duplicates;
 
 fn encode<T: Serialize>(v: &T) -> Result<ScalarValue> {
     postcard::to_stdvec(v)
@@ -247,14 +248,10 @@ impl AggregateUDFImpl for RowsUdaf {
 /// What the final `tamis_rows` aggregate returns: the exact duplicate rows,
 /// found where the row hashes already are, so the hashes of every row are
 /// never copied out of the aggregate.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct DuplicateSummary {
-    /// Rows hashing like an earlier row.
-    pub rows: u64,
-    /// Groups of two or more such rows.
-    pub groups: u64,
-    /// The first groups' row ids.
-    pub examples: Vec<Vec<u64>>,
+    /// The duplicate rows, as the profile reports them.
+    pub found: Duplicates,
     /// Rows seen.
     pub total: u64,
 }
@@ -280,14 +277,9 @@ impl Accumulator for RowsAcc {
     fn evaluate(&mut self) -> Result<ScalarValue> {
         let state = std::mem::take(&mut self.state);
         let total = state.hashes.len() as u64;
-        let (rows, groups, examples) = duplicates(&state, DUPLICATE_EXAMPLES);
+        let found = duplicates(&state, DUPLICATE_EXAMPLES);
         drop(state);
-        encode(&DuplicateSummary {
-            rows,
-            groups,
-            examples,
-            total,
-        })
+        encode(&DuplicateSummary { found, total })
     }
     fn size(&self) -> usize {
         self.state.hashes.capacity() * 8 + self.state.runs.capacity() * 16
@@ -488,8 +480,8 @@ pub fn stable_hash<T: Hash>(v: &T) -> u64 {
     h.finish()
 }
 
-/// Groups row ids by hash: (duplicate rows, groups, first example groups).
-pub fn duplicates(state: &RowsState, max_examples: usize) -> (u64, u64, Vec<Vec<u64>>) {
+/// Groups row ids by hash: duplicate rows, groups, and the first example groups.
+pub fn duplicates(state: &RowsState, max_examples: usize) -> Duplicates {
     // Equal hashes are found by sorting, one slice of the hash space at a
     // time, so that the copy being sorted is a sixteenth of the row hashes
     // rather than all of them (peak memory), for 16 cheap scans.
@@ -533,5 +525,9 @@ pub fn duplicates(state: &RowsState, max_examples: usize) -> (u64, u64, Vec<Vec<
         .collect();
     ex.sort();
     ex.truncate(max_examples);
-    (dup_rows, groups, ex)
+    Duplicates {
+        rows: dup_rows,
+        groups,
+        examples: ex,
+    }
 }

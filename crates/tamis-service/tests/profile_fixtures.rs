@@ -280,33 +280,17 @@ fn exact_statistics_equal_a_reference_computation() {
 fn partitions_and_threads_do_not_change_exact_results() {
     let dir = tempfile::tempdir().unwrap();
     let path = customers(dir.path());
-    let one = run(
-        &[&path],
-        ReadOptions {
+    // Batches of 7 rows: many partial states per partition.
+    let with_threads = |threads| {
+        let read = ReadOptions {
             batch_size: 7,
             ..ReadOptions::default()
-        },
-        1,
-    )
-    .unwrap();
-    let two = run(
-        &[&path],
-        ReadOptions {
-            batch_size: 7,
-            ..ReadOptions::default()
-        },
-        2,
-    )
-    .unwrap();
-    let again = run(
-        &[&path],
-        ReadOptions {
-            batch_size: 7,
-            ..ReadOptions::default()
-        },
-        2,
-    )
-    .unwrap();
+        };
+        run(&[&path], read, threads).unwrap()
+    };
+    let one = with_threads(1);
+    let two = with_threads(2);
+    let again = with_threads(2);
     let strip = |p: &Profile| {
         let mut v = serde_json::to_value(p).unwrap();
         v["dataset"]["seconds"] = 0.into();
