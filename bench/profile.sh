@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark `tamis profile --json` against DuckDB SUMMARIZE and the Polars profile
 # (../shared/bench/profile/) on the messy customers table, in one alternating timeit.py
-# run per size, then check tamis's numbers against Polars' exact ones. Writes
-# bench/RESULTS.md (machine, date, commands, figures, ratios).
+# run per size, then check tamis's numbers against Polars' exact ones. Writes its own
+# section of bench/RESULTS.md (machine, date, commands, figures, ratios), between the lines
+# <!-- profile:begin --> and <!-- profile:end -->; other sections (bench/clean.sh's) are kept.
 #
 #   bench/profile.sh               # 1m and 10m rows, 3 timed rounds after 1 warm-up
 #   bench/profile.sh 1m            # sizes to run (gen_customers.py notation)
@@ -21,6 +22,7 @@ SIZES=("$@")
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(1m 10m)
 OUT="$ROOT/bench/RESULTS.md"
 WORK="$(mktemp -d)"
+SEC="$WORK/section.md"   # this script's section, spliced into $OUT at the end
 trap 'rm -rf "$WORK"' EXIT
 
 log() { echo "profile.sh: $*" >&2; }
@@ -52,7 +54,7 @@ COMMIT="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
   echo "Targets (issue 2, at 10M rows): tamis CPU-seconds ≤ 0.5× Polars', wall ≤ 0.6× DuckDB's,"
   echo "peak RSS ≤ 512 MiB. Ratios are medians over rounds of per-round ratios (the commands"
   echo "alternate, so machine load hits them alike); only the ratios are comparable across runs."
-} > "$OUT"
+} > "$SEC"
 
 for size in "${SIZES[@]}"; do
   F="$D/customers_$size.csv"
@@ -76,7 +78,7 @@ for size in "${SIZES[@]}"; do
     --tamis "$WORK/tamis_$size.json" \
     --polars "$WORK/polars_$size" \
     --meta "$D/customers_${size}_meta.json" \
-    --title "$size rows ($(numfmt --grouping "$bytes") bytes)" >> "$OUT" \
+    --title "$size rows ($(numfmt --grouping "$bytes") bytes)" >> "$SEC" \
     || log "$size: some exact statistics disagree with Polars (see $OUT)"
 done
 
@@ -94,5 +96,6 @@ done
   echo '```'
   echo
   echo "- load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
-} >> "$OUT"
-log "wrote $OUT"
+} >> "$SEC"
+"$PY" "$ROOT/bench/results_section.py" "$OUT" profile < "$SEC"
+log "wrote the profile section of $OUT"

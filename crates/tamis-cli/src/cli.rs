@@ -25,26 +25,183 @@ pub enum Command {
     /// arrays, Parquet and Excel. Several files or a glob are one dataset.
     /// `-` reads standard input.
     Profile(ProfileArgs),
+    /// Check a dataset against a data contract; every failing row is written out.
+    ///
+    /// Exits 4 when a rule fails, so pipelines can stop on it.
+    Check(CheckArgs),
+    /// Suggest a cleaning plan from the profile's issues (YAML, or JSON with --json).
+    Suggest(SuggestArgs),
+    /// Clean a dataset with a plan: output plus provenance, audit log and lineage.
+    Clean(CleanArgs),
+    /// Data contracts.
+    #[command(subcommand)]
+    Contract(ContractCommand),
+    /// Query the cell provenance of a cleaned output.
+    Provenance(ProvenanceArgs),
+    /// Rebuild a cleaned output's input from the output and its provenance.
+    Revert(RevertArgs),
+    /// Lineage chains.
+    #[command(subcommand)]
+    Lineage(LineageCommand),
 }
 
-/// Flags of `tamis profile`.
+/// `tamis contract …`
+#[derive(Debug, Subcommand)]
+pub enum ContractCommand {
+    /// Write a starting contract from the profile.
+    Infer(InferArgs),
+}
+
+/// `tamis lineage …`
+#[derive(Debug, Subcommand)]
+pub enum LineageCommand {
+    /// Verify a hash chain (and, with --data, that the output still matches it).
+    Verify(VerifyArgs),
+}
+
+/// Flags of `tamis check`.
 #[derive(Debug, Args)]
-pub struct ProfileArgs {
+pub struct CheckArgs {
+    /// What to read.
+    #[command(flatten)]
+    pub read: ReadArgs,
+    /// The contract (YAML or JSON).
+    #[arg(long, value_name = "C")]
+    pub contract: PathBuf,
+    /// Write every failing cell (row id, column, rule, value, reason) to OUT (.parquet or .csv).
+    #[arg(short = 'o', long = "output", value_name = "OUT")]
+    pub output: Option<PathBuf>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Judge `not_future` against this day (YYYY-MM-DD; default: today).
+    #[arg(long, value_name = "DATE")]
+    pub today: Option<String>,
+}
+
+/// Flags of `tamis suggest`.
+#[derive(Debug, Args)]
+pub struct SuggestArgs {
+    /// What to read.
+    #[command(flatten)]
+    pub read: ReadArgs,
+    /// Write the plan to OUT instead of standard output.
+    #[arg(short = 'o', long = "output", value_name = "OUT")]
+    pub output: Option<PathBuf>,
+    /// JSON instead of YAML.
+    #[arg(long)]
+    pub json: bool,
+    /// Judge "future" dates against this day (YYYY-MM-DD; default: today).
+    #[arg(long, value_name = "DATE")]
+    pub today: Option<String>,
+}
+
+/// Flags of `tamis contract infer`.
+#[derive(Debug, Args)]
+pub struct InferArgs {
+    /// What to read.
+    #[command(flatten)]
+    pub read: ReadArgs,
+    /// Where to write the contract (.yaml, or .json).
+    #[arg(short = 'o', long = "output", value_name = "OUT", required = true)]
+    pub output: PathBuf,
+    /// The contract's dataset_id (default: the file's stem).
+    #[arg(long, value_name = "ID")]
+    pub dataset_id: Option<String>,
+    /// Judge "future" dates against this day (YYYY-MM-DD; default: today).
+    #[arg(long, value_name = "DATE")]
+    pub today: Option<String>,
+}
+
+/// Flags of `tamis clean`.
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    /// What to read.
+    #[command(flatten)]
+    pub read: ReadArgs,
+    /// The plan (YAML or JSON).
+    #[arg(long, value_name = "P")]
+    pub plan: PathBuf,
+    /// The output: .parquet (zstd) or .csv. Provenance goes to OUT.tamis/.
+    #[arg(short = 'o', long = "output", value_name = "OUT", required = true)]
+    pub output: PathBuf,
+    /// A contract: PII columns, canonical values, and a check of the output.
+    #[arg(long, value_name = "C")]
+    pub contract: Option<PathBuf>,
+    /// Do not write cell provenance, dropped rows and row ids (audit log and lineage are still written).
+    #[arg(long)]
+    pub no_provenance: bool,
+    /// Write a before/after report: .json, or .html.
+    #[arg(long, value_name = "R")]
+    pub report: Option<PathBuf>,
+    /// Environment variable holding the key for PII hashing (default: TAMIS_PII_KEY; unset: a fixed development key, with a warning).
+    #[arg(long, value_name = "VAR", default_value = "TAMIS_PII_KEY")]
+    pub key_env: String,
+    /// Who runs it, for the audit log (default: $USER).
+    #[arg(long, value_name = "NAME")]
+    pub actor: Option<String>,
+    /// Print the run summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Judge `not_future` against this day (YYYY-MM-DD; default: today).
+    #[arg(long, value_name = "DATE")]
+    pub today: Option<String>,
+    /// Never draw a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// Flags of `tamis provenance`.
+#[derive(Debug, Args)]
+pub struct ProvenanceArgs {
+    /// A cleaned output (its provenance is in OUT.tamis/).
+    #[arg(value_name = "OUT")]
+    pub output: PathBuf,
+    /// Only this input row id.
+    #[arg(long, value_name = "N")]
+    pub row: Option<u64>,
+    /// Only this column.
+    #[arg(long, value_name = "C")]
+    pub column: Option<String>,
+    /// Only this step (id, type, or 1-based position).
+    #[arg(long, value_name = "S")]
+    pub step: Option<String>,
+    /// JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Flags of `tamis revert`.
+#[derive(Debug, Args)]
+pub struct RevertArgs {
+    /// A cleaned output.
+    #[arg(value_name = "OUT")]
+    pub output: PathBuf,
+    /// Where to write the rebuilt input (.parquet or .csv).
+    #[arg(short = 'o', long = "output", value_name = "ORIGINAL", required = true)]
+    pub dest: PathBuf,
+}
+
+/// Flags of `tamis lineage verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The chain (OUT.tamis/lineage.json), or a cleaned output whose chain to verify.
+    #[arg(value_name = "CHAIN")]
+    pub chain: PathBuf,
+    /// Also check that this data file still matches the chain's output hash.
+    #[arg(long, value_name = "OUT")]
+    pub data: Option<PathBuf>,
+    /// JSON verdict.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Input flags shared by every command that reads a dataset.
+#[derive(Debug, Args)]
+pub struct ReadArgs {
     /// Input files, globs (quoted), `-` for stdin, or object-store URLs (file://…).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<String>,
-    /// Print the profile as JSON (schema: docs/profile-json.md) instead of a summary.
-    #[arg(long)]
-    pub json: bool,
-    /// Also write a self-contained HTML report to OUT.
-    #[arg(long, value_name = "OUT")]
-    pub html: Option<PathBuf>,
-    /// Profile only the first N rows.
-    #[arg(long, value_name = "N")]
-    pub sample: Option<u64>,
-    /// Worker threads and partitions (default: all cores).
-    #[arg(long, value_name = "N", env = "TAMIS_THREADS")]
-    pub threads: Option<usize>,
     /// Fail on the first malformed row (naming file:line:column) instead of quarantining it.
     #[arg(long)]
     pub strict: bool,
@@ -72,6 +229,90 @@ pub struct ProfileArgs {
     /// A value that means missing; repeat for several (default: NA, N/A, null, NULL, None, nan, -, ?).
     #[arg(long = "null-token", value_name = "T")]
     pub null_tokens: Vec<String>,
+}
+
+impl ReadArgs {
+    /// Checks the flags and builds the read options.
+    pub fn options(&self) -> Result<ReadOptions, UsageError> {
+        let format = self
+            .format
+            .as_deref()
+            .map(|f| {
+                Format::parse(f).ok_or_else(|| {
+                    UsageError(format!(
+                        "unknown --format `{f}`; use csv, json, parquet or excel"
+                    ))
+                })
+            })
+            .transpose()?;
+        let delimiter = self
+            .delimiter
+            .as_deref()
+            .map(|d| match d {
+                "\\t" | "tab" | "\t" => Ok(b'\t'),
+                d if d.len() == 1 => Ok(d.as_bytes()[0]),
+                d => Err(UsageError(format!(
+                    "--delimiter must be one character (or `\\t`), got `{d}`"
+                ))),
+            })
+            .transpose()?;
+        let schema = self
+            .schema
+            .as_deref()
+            .map(SchemaSpec::parse)
+            .transpose()
+            .map_err(|e| UsageError(e.to_string()))?;
+        let null_tokens = if self.null_tokens.is_empty() {
+            NullTokens::default()
+        } else {
+            NullTokens::new(self.null_tokens.clone())
+        };
+        Ok(ReadOptions {
+            format,
+            delimiter,
+            has_header: if self.no_header {
+                Some(false)
+            } else if self.header {
+                Some(true)
+            } else {
+                None
+            },
+            sheet: self.sheet.clone(),
+            strict: self.strict,
+            null_tokens,
+            schema,
+            ..ReadOptions::default()
+        })
+    }
+}
+
+/// Parses `--today`, defaulting to the local date.
+pub fn parse_today(today: Option<&str>) -> Result<chrono::NaiveDate, UsageError> {
+    match today {
+        Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+            .map_err(|_| UsageError(format!("--today must be YYYY-MM-DD, got `{d}`"))),
+        None => Ok(chrono::Local::now().date_naive()),
+    }
+}
+
+/// Flags of `tamis profile`.
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// What to read.
+    #[command(flatten)]
+    pub read: ReadArgs,
+    /// Print the profile as JSON (schema: docs/profile-json.md) instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write a self-contained HTML report to OUT.
+    #[arg(long, value_name = "OUT")]
+    pub html: Option<PathBuf>,
+    /// Profile only the first N rows.
+    #[arg(long, value_name = "N")]
+    pub sample: Option<u64>,
+    /// Worker threads and partitions (default: all cores).
+    #[arg(long, value_name = "N", env = "TAMIS_THREADS")]
+    pub threads: Option<usize>,
     /// Seed of the row sample behind correlations.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -113,69 +354,19 @@ impl ProfileArgs {
                 .map(|n| n.get())
                 .unwrap_or(1),
         };
-        let format = self
-            .format
-            .as_deref()
-            .map(|f| {
-                Format::parse(f).ok_or_else(|| {
-                    UsageError(format!(
-                        "unknown --format `{f}`; use csv, json, parquet or excel"
-                    ))
-                })
-            })
-            .transpose()?;
-        let delimiter = self
-            .delimiter
-            .as_deref()
-            .map(|d| match d {
-                "\\t" | "tab" | "\t" => Ok(b'\t'),
-                d if d.len() == 1 => Ok(d.as_bytes()[0]),
-                d => Err(UsageError(format!(
-                    "--delimiter must be one character (or `\\t`), got `{d}`"
-                ))),
-            })
-            .transpose()?;
         if self.sample == Some(0) {
             return Err(UsageError("--sample must be at least 1".into()));
         }
-        let schema = self
-            .schema
-            .as_deref()
-            .map(SchemaSpec::parse)
-            .transpose()
-            .map_err(|e| UsageError(e.to_string()))?;
-        let today = match self.today.as_deref() {
-            Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
-                .map_err(|_| UsageError(format!("--today must be YYYY-MM-DD, got `{d}`")))?,
-            None => chrono::Local::now().date_naive(),
-        };
-        let null_tokens = if self.null_tokens.is_empty() {
-            NullTokens::default()
-        } else {
-            NullTokens::new(self.null_tokens)
-        };
+        let today = parse_today(self.today.as_deref())?;
         let read = ReadOptions {
-            format,
-            delimiter,
-            has_header: if self.no_header {
-                Some(false)
-            } else if self.header {
-                Some(true)
-            } else {
-                None
-            },
-            sheet: self.sheet,
-            strict: self.strict,
             limit: self.sample,
-            null_tokens,
-            schema,
-            ..ReadOptions::default()
+            ..self.read.options()?
         };
         Ok(ProfileCommand {
             request: ProfileRequest {
-                inputs: self.files,
+                inputs: self.read.files,
                 read,
-                quarantine: self.quarantine,
+                quarantine: self.read.quarantine,
                 profile: ProfileOptions {
                     threads,
                     today,
@@ -197,7 +388,9 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<ProfileCommand, String> {
         let cli = Cli::try_parse_from(args).map_err(|e| e.to_string())?;
-        let Command::Profile(p) = cli.command;
+        let Command::Profile(p) = cli.command else {
+            return Err("not a profile command".into());
+        };
         p.validate().map_err(|e| e.to_string())
     }
 

@@ -1,6 +1,7 @@
 //! The `tamis` binary: parses flags, calls the service layer, prints, and
 //! maps the outcome to an exit code (0 ok, 2 usage, 3 bad input, 1 internal).
 
+mod clean_cmds;
 mod cli;
 mod output;
 
@@ -70,5 +71,12 @@ fn run(args: cli::Cli) -> anyhow::Result<ExitCode> {
                 .build()?;
             rt.block_on(output::profile(cmd))
         }
+        cli::Command::Check(a) => clean_cmds::check(a),
+        cli::Command::Suggest(a) => clean_cmds::suggest(a),
+        cli::Command::Clean(a) => clean_cmds::clean(a),
+        cli::Command::Contract(cli::ContractCommand::Infer(a)) => clean_cmds::infer(a),
+        cli::Command::Provenance(a) => clean_cmds::provenance(a),
+        cli::Command::Revert(a) => clean_cmds::revert(a),
+        cli::Command::Lineage(cli::LineageCommand::Verify(a)) => clean_cmds::verify(a),
     }
 }

@@ -8,6 +8,7 @@
 //! - [`types`] infers column types from text;
 //! - [`engine`] exposes datasets to DataFusion, the engine of every stage.
 
+pub mod contract;
 pub mod csv;
 pub mod dataset;
 pub mod decode;

@@ -456,6 +456,88 @@ fn associations(h: &mut String, p: &Profile) {
     h.push_str("</table></section>");
 }
 
+/// Renders a clean run's before/after report (the JSON of
+/// `tamis clean --report R.json`) as an HTML document.
+pub fn render_clean_html(r: &serde_json::Value) -> String {
+    use serde_json::Value;
+    let s = |v: &Value| match v {
+        Value::String(x) => x.clone(),
+        Value::Null => "∅".into(),
+        other => other.to_string(),
+    };
+    let mut h = String::with_capacity(32 * 1024);
+    let _ = write!(
+        h,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>tamis clean: {}</title><style>{CSS}</style></head><body><header><h1>Clean report: {}</h1><div class=\"mut\">run {} · tamis {}</div></header><main>",
+        esc(&s(&r["output"])),
+        esc(&s(&r["output"])),
+        esc(&s(&r["run_id"])),
+        env!("CARGO_PKG_VERSION")
+    );
+    let q = |k: &str| r[k]["score"].as_f64().unwrap_or(0.0);
+    let _ = write!(
+        h,
+        "<section><h2>Summary</h2><table><tr><th>rows in</th><td>{}</td></tr><tr><th>rows out</th><td>{}</td></tr><tr><th>duplicates removed</th><td>{}</td></tr><tr><th>quality score</th><td>{:.1} → {:.1}</td></tr><tr><th>issues</th><td>{} → {}</td></tr></table></section>",
+        s(&r["rows_in"]),
+        s(&r["rows_out"]),
+        s(&r["duplicates_removed"]),
+        q("quality_before"),
+        q("quality_after"),
+        s(&r["issues_before"]),
+        s(&r["issues_after"])
+    );
+    h.push_str("<section><h2>Steps</h2><table><tr><th>id</th><th>type</th><th>rows in</th><th>rows removed</th><th>rows modified</th><th>cells changed per column</th></tr>");
+    for st in r["steps"].as_array().into_iter().flatten() {
+        let cols: Vec<String> = st["cells_by_column"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| format!("{}: {}", esc(k), s(v)))
+            .collect();
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&s(&st["id"])),
+            esc(&s(&st["type"])),
+            s(&st["rows_in"]),
+            s(&st["rows_removed"]),
+            s(&st["rows_modified"]),
+            cols.join(", ")
+        );
+    }
+    h.push_str("</table></section><section><h2>Sample of changed rows</h2>");
+    for row in r["sample"].as_array().into_iter().flatten() {
+        let _ = write!(
+            h,
+            "<h3>row {}</h3><div class=\"scroll\"><table><tr><th></th>",
+            s(&row["row_id"])
+        );
+        let before = row["before"].as_object();
+        let after = &row["after"];
+        let names: Vec<&String> = before.into_iter().flatten().map(|(k, _)| k).collect();
+        for k in &names {
+            let _ = write!(h, "<th>{}</th>", esc(k));
+        }
+        h.push_str("</tr><tr><th>before</th>");
+        for k in &names {
+            let _ = write!(h, "<td>{}</td>", esc(&s(&row["before"][k.as_str()])));
+        }
+        h.push_str("</tr><tr><th>after</th>");
+        for k in &names {
+            let b = &row["before"][k.as_str()];
+            let a = &after[k.as_str()];
+            if a == b {
+                let _ = write!(h, "<td>{}</td>", esc(&s(a)));
+            } else {
+                let _ = write!(h, "<td><b>{}</b></td>", esc(&s(a)));
+            }
+        }
+        h.push_str("</tr></table></div>");
+    }
+    h.push_str("</section></main></body></html>");
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

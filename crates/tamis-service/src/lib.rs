@@ -1,6 +1,8 @@
 //! `tamis-service`: the use cases, called the same way by the CLI and (later)
 //! the HTTP server. Neither door calls the other.
 
+pub mod clean;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -17,6 +19,9 @@ pub enum ServiceError {
     /// Profiling failed.
     #[error(transparent)]
     Profile(#[from] ProfileError),
+    /// Cleaning, checking or reverting failed.
+    #[error(transparent)]
+    Clean(#[from] tamis_clean::CleanError),
     /// An output could not be written.
     #[error("cannot write `{path}`: {source}")]
     Write {
@@ -35,6 +40,7 @@ impl ServiceError {
             ServiceError::Core(e) | ServiceError::Profile(ProfileError::Core(e)) => {
                 e.is_bad_input()
             }
+            ServiceError::Clean(e) => e.is_bad_input(),
             _ => false,
         }
     }

@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""Turn one timeit.py run of the three clean jobs, and their outputs, into a RESULTS.md section.
+
+usage: compare_clean.py --timeit T.txt --out-duckdb D.parquet --out-polars P.parquet
+                        --out-tamis T.parquet --same-tamis S1.json --same-polars S2.json
+                        [--sidecar-bytes N] [--meta M.json] --title S
+
+- Timing: per-round ratios tamis/DuckDB and tamis/Polars (wall and CPU), medians over
+  rounds, and the issue's targets (tamis CPU ≤ 0.5× DuckDB's, peak RSS ≤ 1 GiB).
+- Rows: same_rows.py's JSON lines (S1: tamis against DuckDB, S2: Polars against DuckDB),
+  rows in each output (from the Parquet footers), the generator's rows after exact dedup.
+- Provenance: the size of tamis's sidecar directory T.parquet.tamis (N = `du -sb`), and the
+  files in it.
+The timeit.py output names the commands duckdb, polars and tamis. Prints Markdown on
+stdout. Exit status 1 if tamis's output does not hold the same rows as DuckDB's.
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+
+
+def timeit_doc(path):
+    text = open(path).read()
+    start = text.index("\n{\n") + 1
+    return text[:start], json.loads(text[start:])
+
+
+def per_round(doc, a, b, key):
+    cmds = {c["name"]: c for c in doc["commands"]}
+    xs = [s1[key] / s2[key] for s1, s2 in zip(cmds[a]["samples"], cmds[b]["samples"]) if s2[key] > 0]
+    return statistics.median(xs) if xs else float("nan")
+
+
+def same_rows(path):
+    """same_rows.py's JSON line, or None when it wrote none (it crashed)."""
+    try:
+        lines = [l for l in open(path).read().splitlines() if l.strip().startswith("{")]
+        return json.loads(lines[-1]) if lines else None
+    except (OSError, ValueError):
+        return None
+
+
+def parquet_rows(path):
+    try:
+        import pyarrow.parquet as pq
+        return pq.ParquetFile(path).metadata.num_rows
+    except Exception:  # missing or unreadable: reported as "?"
+        return None
+
+
+def fmt_int(n):
+    return "?" if n is None else f"{n:,}"
+
+
+def fmt_size(n):
+    if n is None:
+        return "?"
+    for unit, k in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= k:
+            return f"{n:,} bytes ({n / k:.1f} {unit})"
+    return f"{n:,} bytes"
+
+
+def describe_same(s, who):
+    if s is None:
+        return "same_rows.py failed (no JSON line)"
+    if "rows_a" not in s:
+        return f"different columns: {s.get('columns_a')} vs {s.get('columns_b')}"
+    if s["same"]:
+        return f"same {s['rows_a']:,} rows ✓"
+    return (f"**differ** ✗: {s['rows_a']:,} vs {s['rows_b']:,} rows, {s['only_in_a']:,} only in "
+            f"{who}'s, {s['only_in_b']:,} only in DuckDB's")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--timeit", required=True)
+    ap.add_argument("--out-duckdb", required=True)
+    ap.add_argument("--out-polars", required=True)
+    ap.add_argument("--out-tamis", required=True)
+    ap.add_argument("--same-tamis", required=True, help="same_rows.py TAMIS DUCKDB output")
+    ap.add_argument("--same-polars", required=True, help="same_rows.py POLARS DUCKDB output")
+    ap.add_argument("--sidecar-bytes", type=int, help="du -sb of OUT_TAMIS.tamis")
+    ap.add_argument("--meta")
+    ap.add_argument("--title", required=True)
+    a = ap.parse_args()
+
+    table, doc = timeit_doc(a.timeit)
+    cmds = {c["name"]: c for c in doc["commands"]}
+    outs = {"duckdb": a.out_duckdb, "polars": a.out_polars, "tamis": a.out_tamis}
+    rows = {n: parquet_rows(p) for n, p in outs.items()}
+    size = {n: (os.path.getsize(p) if os.path.isfile(p) else None) for n, p in outs.items()}
+    meta = json.load(open(a.meta)) if a.meta else {}
+    s_tamis, s_polars = same_rows(a.same_tamis), same_rows(a.same_polars)
+    same = bool(s_tamis and s_tamis.get("same"))
+
+    out = [f"\n## {a.title}\n"]
+    out.append(f"{doc['runs']} timed rounds after {doc['warmup']} warm-up, alternating; "
+               f"load average {doc['loadavg_start'][0]:.2f} → {doc['loadavg_end'][0]:.2f}.\n")
+    out.append("| tool | wall median s | CPU median s | peak RSS MiB | rows out | output bytes |")
+    out.append("|---|---|---|---|---|---|")
+    for n in ("duckdb", "polars", "tamis"):
+        c = cmds[n]
+        out.append(f"| {n} | {c['wall_median_s']:.2f} | {c['cpu_median_s']:.2f} | "
+                   f"{c['peak_rss_median_mib']:.0f} | {fmt_int(rows[n])} | {fmt_int(size[n])} |")
+    cpu_d = per_round(doc, "tamis", "duckdb", "cpu_s")
+    wall_d = per_round(doc, "tamis", "duckdb", "wall_s")
+    wall_p = per_round(doc, "tamis", "polars", "wall_s")
+    cpu_p = per_round(doc, "tamis", "polars", "cpu_s")
+    rss = cmds["tamis"]["peak_rss_median_mib"]
+    mark = lambda ok: "met" if ok else "**not met**"
+    out.append("")
+    out.append("| ratio (median of per-round ratios) | value | target |")
+    out.append("|---|---|---|")
+    out.append(f"| tamis CPU / DuckDB CPU | {cpu_d:.2f} | ≤ 0.50: {mark(cpu_d <= 0.5)} |")
+    out.append(f"| tamis peak RSS | {rss:.0f} MiB | ≤ 1024 MiB: {mark(rss <= 1024)} |")
+    out.append(f"| tamis rows = DuckDB rows (same_rows.py) | {'yes' if same else 'no'} | "
+               f"same: {mark(same)} |")
+    out.append(f"| tamis wall / DuckDB wall | {wall_d:.2f} | |")
+    out.append(f"| tamis wall / Polars wall | {wall_p:.2f} | |")
+    out.append(f"| tamis CPU / Polars CPU | {cpu_p:.2f} | |")
+    out.append("")
+    out.append("Rows (`same_rows.py`: the same multiset of rows, order ignored, columns by name):\n")
+    out.append(f"- tamis against DuckDB: {describe_same(s_tamis, 'tamis')}")
+    out.append(f"- Polars against DuckDB: {describe_same(s_polars, 'Polars')}")
+    if meta:
+        want = meta.get("rows_after_exact_dedup")
+        ok = {n: rows[n] == want for n in rows}
+        out.append(f"- generator: {meta.get('rows', 0):,} rows, {fmt_int(want)} after exact dedup; "
+                   + ", ".join(f"{n} {'✓' if ok[n] else '✗ ' + fmt_int(rows[n])}" for n in rows))
+    sidecar = a.out_tamis + ".tamis"
+    out.append(f"\nProvenance sidecar `{os.path.basename(sidecar)}/` (provenance, audit log, "
+               f"lineage): {fmt_size(a.sidecar_bytes) if a.sidecar_bytes is not None else '**missing**'}"
+               + (f", {100 * a.sidecar_bytes / size['tamis']:.2f} % of tamis's Parquet output"
+                  if a.sidecar_bytes is not None and size["tamis"] else "") + ".")
+    if os.path.isdir(sidecar):
+        files = []
+        for d, _, names in os.walk(sidecar):
+            for f in names:
+                p = os.path.join(d, f)
+                files.append((os.path.relpath(p, sidecar), os.path.getsize(p)))
+        if files:
+            out.append("")
+            out.append("| sidecar file | bytes |")
+            out.append("|---|---|")
+            out += [f"| {p} | {n:,} |" for p, n in sorted(files)]
+    out.append("\n<details><summary>timeit.py table</summary>\n\n```")
+    out.append(table.strip())
+    out.append("```\n</details>\n")
+    print("\n".join(out))
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

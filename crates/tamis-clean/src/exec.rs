@@ -1,0 +1,1154 @@
+//! Running a plan: the passes, the output, provenance, audit log and lineage.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use serde_json::{Value, json};
+use tamis_core::contract::Contract;
+use tamis_core::datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float64Builder, StringBuilder, UInt32Builder,
+    UInt64Array, UInt64Builder,
+};
+use tamis_core::datafusion::arrow::compute::kernels::cmp::distinct;
+use tamis_core::datafusion::arrow::compute::{cast, filter, filter_record_batch, not, take};
+use tamis_core::datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use tamis_core::datafusion::arrow::record_batch::RecordBatch;
+use tamis_core::datafusion::parquet::arrow::ArrowWriter;
+use tamis_core::datafusion::parquet::basic::{Compression, ZstdLevel};
+use tamis_core::datafusion::parquet::file::properties::WriterProperties;
+use tamis_core::{ColumnType, Dataset, Format, Quarantine, ROW_ID};
+use tamis_lineage::{BlockKind, Chain};
+
+use crate::ops::{self, Mode, Op, StepOutput};
+use crate::plan::Plan;
+use crate::typing::Typing;
+use crate::{CleanError, sidecar_dir};
+
+/// What to clean and how.
+pub struct CleanRequest {
+    /// The dataset.
+    pub dataset: Arc<Dataset>,
+    /// The plan.
+    pub plan: Plan,
+    /// A contract: PII columns, canonical values, and the quality check.
+    pub contract: Option<Contract>,
+    /// The output (`.parquet` or `.csv`).
+    pub output: PathBuf,
+    /// Write cell provenance, dropped rows and row ids.
+    pub provenance: bool,
+    /// Key for PII hashing (and hashed provenance of PII columns).
+    pub secret: Vec<u8>,
+    /// Who runs it (audit log).
+    pub actor: String,
+    /// Where malformed input rows go.
+    pub quarantine: Arc<Quarantine>,
+    /// Bytes read (for progress).
+    pub progress: Arc<AtomicU64>,
+    /// Passes started (for progress).
+    pub passes: Arc<AtomicU64>,
+    /// The day `not_future` rules are judged against (the quality check).
+    pub today: chrono::NaiveDate,
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct StepSummary {
+    /// Position in the plan, from 0.
+    pub index: usize,
+    /// Step id.
+    pub id: String,
+    /// Step type.
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// Parameters as written.
+    pub params: Value,
+    /// What it learned in pass 1 (medians, fences, canonical values).
+    pub learned: Value,
+    /// Columns (name, Arrow type) before the step.
+    pub schema_before: Vec<(String, String)>,
+    /// Columns after it.
+    pub schema_after: Vec<(String, String)>,
+    /// Rows it saw.
+    pub rows_in: u64,
+    /// Rows it dropped.
+    pub rows_removed: u64,
+    /// Rows with at least one changed cell.
+    pub rows_modified: u64,
+    /// Cells changed.
+    pub cells_modified: u64,
+    /// Cells changed per column.
+    pub cells_by_column: BTreeMap<String, u64>,
+    /// Default confidence of its changes.
+    pub confidence: f64,
+    /// deterministic | heuristic.
+    pub source: String,
+}
+
+/// What a clean run produced.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct CleanOutcome {
+    /// Format tag.
+    pub schema: String,
+    /// Run id.
+    pub run_id: String,
+    /// Who ran it.
+    pub actor: String,
+    /// When (UTC, RFC 3339).
+    pub created_at: String,
+    /// The plan that ran.
+    pub plan: Value,
+    /// Input files.
+    pub inputs: Vec<tamis_core::FileInfo>,
+    /// SHA-256 of each input file's bytes.
+    pub input_sha256: Vec<String>,
+    /// Input columns (name, Arrow type) after typing.
+    pub input_schema: Vec<(String, String)>,
+    /// Output file name.
+    pub output: String,
+    /// SHA-256 of the output bytes.
+    pub output_sha256: String,
+    /// Output columns.
+    pub output_schema: Vec<(String, String)>,
+    /// Rows read.
+    pub rows_in: u64,
+    /// Rows written.
+    pub rows_out: u64,
+    /// Malformed input rows quarantined while reading.
+    pub quarantined: u64,
+    /// Passes over the input.
+    pub passes: u64,
+    /// Columns whose provenance values are keyed hashes (PII).
+    pub pii_columns: Vec<String>,
+    /// Whether provenance was written.
+    pub provenance: bool,
+    /// Per step.
+    pub steps: Vec<StepSummary>,
+    /// Non-null cells per output column.
+    pub output_non_null: BTreeMap<String, u64>,
+    /// Contract check of the output (when a contract was given).
+    pub contract_check: Option<Value>,
+    /// Up to 20 changed rows before and after.
+    pub sample: Vec<Value>,
+}
+
+impl CleanOutcome {
+    /// The run's transformation list: `{"id","type","params","rows_removed"|"rows_modified"}`.
+    pub fn transformations(&self) -> Vec<Value> {
+        self.steps
+            .iter()
+            .map(|s| {
+                let mut m = serde_json::Map::new();
+                m.insert("id".into(), json!(s.id));
+                m.insert("type".into(), json!(s.ty));
+                m.insert("params".into(), s.params.clone());
+                if s.rows_removed > 0 || s.ty == "dedupe_exact" || s.ty == "filter" {
+                    m.insert("rows_removed".into(), json!(s.rows_removed));
+                } else {
+                    m.insert("rows_modified".into(), json!(s.rows_modified));
+                }
+                Value::Object(m)
+            })
+            .collect()
+    }
+}
+
+/// The manifest's file name inside the sidecar.
+pub const MANIFEST: &str = "manifest.json";
+/// Cell provenance.
+pub const CELLS: &str = "cells.parquet";
+/// Output row ids, in output order.
+pub const ROW_IDS: &str = "row_ids.parquet";
+/// Audit log.
+pub const AUDIT: &str = "audit.jsonl";
+/// Lineage chain.
+pub const LINEAGE: &str = "lineage.json";
+
+/// The file holding the rows a step dropped.
+pub fn dropped_file(index: usize) -> String {
+    format!("dropped-{:03}.parquet", index + 1)
+}
+
+/// The schema of cell provenance.
+pub fn cells_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("row_id", DataType::UInt64, false),
+        Field::new("column", DataType::Utf8, false),
+        Field::new("old_value", DataType::Utf8, true),
+        Field::new("new_value", DataType::Utf8, true),
+        Field::new("step_index", DataType::UInt32, false),
+        Field::new("step_id", DataType::Utf8, false),
+        Field::new("step", DataType::Utf8, false),
+        Field::new("confidence", DataType::Float64, false),
+        Field::new("source", DataType::Utf8, false),
+    ]))
+}
+
+fn schema_pairs(s: &Schema) -> Vec<(String, String)> {
+    s.fields()
+        .iter()
+        .filter(|f| f.name() != ROW_ID)
+        .map(|f| (f.name().clone(), f.data_type().to_string()))
+        .collect()
+}
+
+fn werr(path: &Path, e: impl std::fmt::Display) -> CleanError {
+    CleanError::Write {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+fn props() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .build()
+}
+
+enum Sink {
+    Parquet(ArrowWriter<File>),
+    Csv(tamis_core::datafusion::arrow::csv::Writer<File>),
+}
+
+impl Sink {
+    fn create(path: &Path, schema: SchemaRef, csv: bool) -> Result<Sink, CleanError> {
+        let f = File::create(path).map_err(|e| werr(path, e))?;
+        Ok(if csv {
+            Sink::Csv(
+                tamis_core::datafusion::arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(f),
+            )
+        } else {
+            Sink::Parquet(
+                ArrowWriter::try_new(f, schema, Some(props())).map_err(|e| werr(path, e))?,
+            )
+        })
+    }
+    fn write(&mut self, b: &RecordBatch) -> Result<(), String> {
+        match self {
+            Sink::Parquet(w) => w.write(b).map_err(|e| e.to_string()),
+            Sink::Csv(w) => w.write(b).map_err(|e| e.to_string()),
+        }
+    }
+    fn close(self) -> Result<(), String> {
+        match self {
+            Sink::Parquet(w) => w.close().map(|_| ()).map_err(|e| e.to_string()),
+            Sink::Csv(w) => w.into_inner().sync_all().map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// A batch for one of the output files.
+struct Out {
+    path: PathBuf,
+    csv: bool,
+    batch: RecordBatch,
+}
+
+/// Writes every output file on its own thread, so encoding overlaps the
+/// transforms. Files are created on their first batch and closed at the end.
+fn writer_thread(rx: Receiver<Out>) -> Result<(), CleanError> {
+    let mut sinks: BTreeMap<PathBuf, Sink> = BTreeMap::new();
+    for m in rx {
+        if !sinks.contains_key(&m.path) {
+            let sink = Sink::create(&m.path, m.batch.schema(), m.csv)?;
+            sinks.insert(m.path.clone(), sink);
+        }
+        if let Some(s) = sinks.get_mut(&m.path) {
+            s.write(&m.batch).map_err(|e| werr(&m.path, e))?;
+        }
+    }
+    for (p, s) in sinks {
+        s.close().map_err(|e| werr(&p, e))?;
+    }
+    Ok(())
+}
+
+/// Streams typed batches from the dataset on a reader thread.
+fn spawn_reader(
+    dataset: Arc<Dataset>,
+    typing: Typing,
+    quarantine: Arc<Quarantine>,
+    progress: Arc<AtomicU64>,
+) -> (
+    Receiver<Result<RecordBatch, CleanError>>,
+    std::thread::JoinHandle<Typing>,
+) {
+    let (tx, rx) = sync_channel::<Result<RecordBatch, CleanError>>(4);
+    let h = std::thread::spawn(move || {
+        let mut typing = typing;
+        let batches = match dataset.batches(quarantine, progress) {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = tx.send(Err(e.into()));
+                return typing;
+            }
+        };
+        for b in batches {
+            let r = b.map_err(CleanError::from).and_then(|b| typing.convert(&b));
+            if tx.send(r).is_err() {
+                break;
+            }
+        }
+        typing
+    });
+    (rx, h)
+}
+
+fn empty_typed(dataset: &Dataset, typing: &Typing) -> RecordBatch {
+    RecordBatch::new_empty(typing.schema(&dataset.schema()))
+}
+
+/// Per-op action in a statistics pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Act {
+    Apply,
+    Observe,
+}
+
+/// Decides which unresolved ops can observe in this pass: those whose input
+/// columns (and row set) no unresolved op before them changes.
+fn schedule(ops: &mut [Box<dyn Op>], empty: &RecordBatch) -> Result<Vec<Act>, CleanError> {
+    let mut tainted: HashSet<String> = HashSet::new();
+    let mut rows_tainted = false;
+    let mut acts = Vec::new();
+    let mut b = empty.clone();
+    for op in ops.iter_mut() {
+        let schema = b.schema();
+        let reads = op.reads(&schema);
+        let writes = op.writes(&schema);
+        let dirty_in = rows_tainted || reads.iter().any(|c| tainted.contains(c));
+        let act = if !op.is_resolved() && !dirty_in {
+            Act::Observe
+        } else {
+            Act::Apply
+        };
+        let unreliable = dirty_in || (!op.is_resolved() && op.mode() == Mode::Stats);
+        if unreliable {
+            tainted.extend(writes);
+            if op.drops_rows() {
+                rows_tainted = true;
+            }
+        }
+        let out = op.apply(&b)?;
+        // Renames carry taint to the new name.
+        let after = out.batch.schema();
+        if after.fields().len() == schema.fields().len() {
+            for (x, y) in schema.fields().iter().zip(after.fields()) {
+                if x.name() != y.name() && tainted.contains(x.name()) {
+                    tainted.insert(y.name().clone());
+                }
+            }
+        }
+        b = out.batch;
+        acts.push(act);
+    }
+    Ok(acts)
+}
+
+fn keep_rows(b: &RecordBatch, keep: &Option<BooleanArray>) -> Result<RecordBatch, CleanError> {
+    Ok(match keep {
+        Some(k) => filter_record_batch(b, k)?,
+        None => b.clone(),
+    })
+}
+
+/// Runs statistics passes until every op is resolved and the types are final.
+fn stats_passes(
+    req: &CleanRequest,
+    ops: &mut [Box<dyn Op>],
+    typing: &mut Typing,
+    text: bool,
+) -> Result<u64, CleanError> {
+    let mut passes = 0;
+    let mut types_final = !text;
+    loop {
+        if types_final && ops.iter().all(|o| o.is_resolved()) {
+            return Ok(passes);
+        }
+        passes += 1;
+        req.passes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let empty = empty_typed(&req.dataset, typing);
+        let acts = schedule(ops, &empty)?;
+        for op in ops.iter_mut() {
+            op.start_apply();
+        }
+        let (rx, handle) = spawn_reader(
+            req.dataset.clone(),
+            typing.clone(),
+            Arc::new(Quarantine::in_memory()),
+            req.progress.clone(),
+        );
+        let mut widened = false;
+        let mut result = Ok(());
+        for b in rx.iter() {
+            let mut b = match b {
+                Ok(b) => b,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            };
+            for (op, act) in ops.iter_mut().zip(&acts) {
+                match act {
+                    Act::Observe => {
+                        if let Some(k) = op.observe(&b)? {
+                            b = filter_record_batch(&b, &k)?;
+                        }
+                    }
+                    Act::Apply => {
+                        let out = op.apply(&b)?;
+                        b = keep_rows(&out.batch, &out.keep)?;
+                    }
+                }
+            }
+        }
+        drop(rx);
+        let t = handle
+            .join()
+            .map_err(|_| CleanError::Internal("reader thread panicked".into()))?;
+        result?;
+        let old = typing.types.clone();
+        *typing = t;
+        widened |= typing.types != old;
+        if widened {
+            tracing::info!(
+                "a column widened in pass {passes}; the pass restarts with the new types"
+            );
+            for op in ops.iter_mut() {
+                op.reset();
+            }
+            continue;
+        }
+        types_final = true;
+        for (op, act) in ops.iter_mut().zip(&acts) {
+            if *act == Act::Observe {
+                op.resolve()?;
+            }
+        }
+    }
+}
+
+/// Text of the cells at `idx` of an array.
+fn texts_at(a: &ArrayRef, idx: &UInt64Array) -> Result<Vec<Option<String>>, CleanError> {
+    let t = take(a.as_ref(), idx, None)?;
+    let s = cast(&t, &DataType::Utf8)?;
+    let s = s.as_string::<i32>();
+    Ok(s.iter().map(|v| v.map(String::from)).collect())
+}
+
+struct CellRecorder {
+    row_id: UInt64Builder,
+    column: StringBuilder,
+    old: StringBuilder,
+    new: StringBuilder,
+    step_index: UInt32Builder,
+    step_id: StringBuilder,
+    step: StringBuilder,
+    confidence: Float64Builder,
+    source: StringBuilder,
+    len: usize,
+}
+
+impl CellRecorder {
+    fn new() -> Self {
+        CellRecorder {
+            row_id: UInt64Builder::new(),
+            column: StringBuilder::new(),
+            old: StringBuilder::new(),
+            new: StringBuilder::new(),
+            step_index: UInt32Builder::new(),
+            step_id: StringBuilder::new(),
+            step: StringBuilder::new(),
+            confidence: Float64Builder::new(),
+            source: StringBuilder::new(),
+            len: 0,
+        }
+    }
+    fn finish(&mut self) -> Result<RecordBatch, CleanError> {
+        self.len = 0;
+        Ok(RecordBatch::try_new(
+            cells_schema(),
+            vec![
+                Arc::new(self.row_id.finish()),
+                Arc::new(self.column.finish()),
+                Arc::new(self.old.finish()),
+                Arc::new(self.new.finish()),
+                Arc::new(self.step_index.finish()),
+                Arc::new(self.step_id.finish()),
+                Arc::new(self.step.finish()),
+                Arc::new(self.confidence.finish()),
+                Arc::new(self.source.finish()),
+            ],
+        )?)
+    }
+}
+
+/// Run context of the final pass for one step.
+struct Recording<'a> {
+    index: usize,
+    id: &'a str,
+    ty: &'a str,
+    confidence: f64,
+    source: &'static str,
+    pii: &'a HashSet<String>,
+    secret: &'a [u8],
+}
+
+fn protect(pii: bool, secret: &[u8], v: Option<String>) -> Option<String> {
+    if pii {
+        v.map(|v| format!("hmac-sha256:{}", ops::keyed_hash(secret, &v)))
+    } else {
+        v
+    }
+}
+
+/// Diffs one step's input and output; records changed cells; returns the rows with a change.
+fn record_cells(
+    input: &RecordBatch,
+    out: &StepOutput,
+    writes: &[String],
+    rec: &Recording,
+    cells: &mut CellRecorder,
+    summary: &mut StepSummary,
+    touched: &mut [bool],
+) -> Result<(), CleanError> {
+    let ids = input
+        .column_by_name(ROW_ID)
+        .and_then(|c| c.as_primitive_opt::<tamis_core::datafusion::arrow::datatypes::UInt64Type>())
+        .ok_or_else(|| CleanError::Internal("row ids".into()))?
+        .clone();
+    for c in writes {
+        let Some(old) = input.column_by_name(c) else {
+            continue; // a column the step adds (outlier flags)
+        };
+        let new = out.batch.column_by_name(c);
+        let changed: Vec<u64> = match new {
+            Some(new) => {
+                let mask = if old.data_type() == new.data_type() {
+                    distinct(old, new)?
+                } else {
+                    distinct(&cast(old, &DataType::Utf8)?, &cast(new, &DataType::Utf8)?)?
+                };
+                if mask.true_count() == 0 {
+                    continue;
+                }
+                mask.iter()
+                    .enumerate()
+                    .filter(|(_, m)| *m == Some(true))
+                    .map(|(i, _)| i as u64)
+                    .collect()
+            }
+            // Dropped column: every non-null cell changes to null.
+            None => (0..old.len() as u64)
+                .filter(|i| old.is_valid(*i as usize))
+                .collect(),
+        };
+        if changed.is_empty() {
+            continue;
+        }
+        let idx = UInt64Array::from(changed);
+        let olds = texts_at(old, &idx)?;
+        let news = match new {
+            Some(n) => texts_at(n, &idx)?,
+            None => vec![None; idx.len()],
+        };
+        let conf = out.confidence.get(c);
+        let pii = rec.pii.contains(c);
+        for ((i, o), n) in idx.values().iter().zip(olds).zip(news) {
+            let i = *i as usize;
+            touched[i] = true;
+            cells.row_id.append_value(ids.value(i));
+            cells.column.append_value(c);
+            cells.old.append_option(protect(pii, rec.secret, o));
+            cells.new.append_option(protect(pii, rec.secret, n));
+            cells.step_index.append_value(rec.index as u32);
+            cells.step_id.append_value(rec.id);
+            cells.step.append_value(rec.ty);
+            cells.confidence.append_value(
+                conf.and_then(|v| v.get(i).copied())
+                    .unwrap_or(rec.confidence),
+            );
+            cells.source.append_value(rec.source);
+            cells.len += 1;
+        }
+        *summary.cells_by_column.entry(c.clone()).or_default() += idx.len() as u64;
+        summary.cells_modified += idx.len() as u64;
+    }
+    Ok(())
+}
+
+fn row_json(b: &RecordBatch, i: usize) -> Value {
+    let mut m = serde_json::Map::new();
+    for (f, c) in b.schema().fields().iter().zip(b.columns()) {
+        if f.name() == ROW_ID {
+            continue;
+        }
+        let v = cast(&c.slice(i, 1), &DataType::Utf8).ok().and_then(|s| {
+            s.as_string::<i32>()
+                .iter()
+                .next()
+                .flatten()
+                .map(String::from)
+        });
+        m.insert(f.name().clone(), json!(v));
+    }
+    Value::Object(m)
+}
+
+/// Runs a plan: statistics passes, then the final pass that writes the output
+/// (to a temporary name, then renamed) with provenance, audit log and lineage.
+pub fn clean(req: CleanRequest) -> Result<CleanOutcome, CleanError> {
+    let started = chrono::Utc::now();
+    let run_id = format!(
+        "run-{}-{:x}",
+        started.format("%Y%m%dT%H%M%S"),
+        std::process::id() as u64 ^ (started.timestamp_subsec_nanos() as u64)
+    );
+    let dataset = req.dataset.clone();
+    let files = dataset.files();
+    let text = !files.iter().all(|f| f.format == Format::Parquet);
+    let sampled = dataset.sample_types()?;
+    let columns = dataset.columns().to_vec();
+    let for_validation: Vec<(String, ColumnType)> = columns
+        .iter()
+        .cloned()
+        .zip(sampled.iter().map(|t| match t {
+            ColumnType::Datetime => ColumnType::String,
+            t => *t,
+        }))
+        .collect();
+    req.plan.validate(&for_validation, req.contract.as_ref())?;
+    let out_csv = req
+        .output
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    if files.iter().any(|f| f.name == "-") {
+        return Err(CleanError::Step {
+            step: "input".into(),
+            message: "clean reads its input more than once; save stdin to a file first".into(),
+        });
+    }
+
+    // Input hashes, computed beside pass 1.
+    let paths: Vec<(String, Option<PathBuf>)> = files
+        .iter()
+        .map(|f| {
+            let p = PathBuf::from(f.name.strip_prefix("file://").unwrap_or(&f.name));
+            (f.name.clone(), p.is_file().then_some(p))
+        })
+        .collect();
+    let hasher = std::thread::spawn(move || -> Vec<String> {
+        paths
+            .iter()
+            .map(|(name, p)| match p {
+                Some(p) => {
+                    tamis_lineage::sha256_file(p).unwrap_or_else(|e| format!("unavailable: {e}"))
+                }
+                None => format!("unavailable: {name} is not a local file"),
+            })
+            .collect()
+    });
+
+    let mut ops: Vec<Box<dyn Op>> = req
+        .plan
+        .steps
+        .iter()
+        .map(|s| ops::build(s, req.contract.as_ref(), &req.secret))
+        .collect();
+    let mut typing = Typing::new(
+        &columns,
+        &sampled,
+        !text,
+        dataset.options().null_tokens.clone(),
+    );
+    let stat_passes = stats_passes(&req, &mut ops, &mut typing, text)?;
+
+    // PII columns: the contract's, and every column a pii step touches.
+    let mut pii: HashSet<String> = req
+        .contract
+        .iter()
+        .flat_map(|c| c.columns.iter().filter(|c| c.pii).map(|c| c.name.clone()))
+        .collect();
+    for s in &req.plan.steps {
+        if let crate::plan::StepKind::Pii {
+            columns: Some(c), ..
+        } = &s.kind
+        {
+            pii.extend(c.iter().cloned());
+        }
+    }
+
+    // Step schemas and summaries.
+    let empty = empty_typed(&dataset, &typing);
+    let input_schema = schema_pairs(&empty.schema());
+    let mut summaries = Vec::new();
+    {
+        let mut b = empty.clone();
+        for (i, (op, s)) in ops.iter_mut().zip(&req.plan.steps).enumerate() {
+            let before = schema_pairs(&b.schema());
+            b = op.apply(&b)?.batch;
+            let (confidence, source) = op.confidence();
+            summaries.push(StepSummary {
+                index: i,
+                id: s.id.clone(),
+                ty: s.type_name().into(),
+                params: s.params.clone(),
+                learned: op.learned(),
+                schema_before: before,
+                schema_after: schema_pairs(&b.schema()),
+                confidence,
+                source: source.name().into(),
+                ..Default::default()
+            });
+        }
+    }
+
+    // Final pass.
+    let side = sidecar_dir(&req.output);
+    let side_tmp = tamis_core::quarantine::tmp_name(&side);
+    let out_tmp = tamis_core::quarantine::tmp_name(&req.output);
+    let _ = std::fs::remove_dir_all(&side_tmp);
+    std::fs::create_dir_all(&side_tmp).map_err(|e| werr(&side_tmp, e))?;
+    let cleanup = || {
+        let _ = std::fs::remove_file(&out_tmp);
+        let _ = std::fs::remove_dir_all(&side_tmp);
+    };
+    let result = final_pass(
+        &req,
+        &mut ops,
+        &typing,
+        &pii,
+        &mut summaries,
+        &out_tmp,
+        out_csv,
+        &side_tmp,
+    );
+    let (rows_in, rows_out, non_null, sample, output_schema) = match result {
+        Ok(x) => x,
+        Err(e) => {
+            cleanup();
+            return Err(e);
+        }
+    };
+    req.passes
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let quarantined = req.quarantine.finish()?.rows;
+    let input_sha256 = hasher.join().unwrap_or_default();
+    let output_sha256 = tamis_lineage::sha256_file(&out_tmp).inspect_err(|_| cleanup())?;
+
+    let contract_check = match &req.contract {
+        Some(c) => Some(
+            crate::check::check_file(&out_tmp, c, req.today, None)
+                .inspect_err(|_| cleanup())?
+                .to_value(),
+        ),
+        None => None,
+    };
+
+    let outcome = CleanOutcome {
+        schema: "tamis.clean/1".into(),
+        run_id: run_id.clone(),
+        actor: req.actor.clone(),
+        created_at: started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        plan: req.plan.to_value(),
+        inputs: files.clone(),
+        input_sha256,
+        input_schema,
+        output: req
+            .output
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        output_sha256,
+        output_schema,
+        rows_in,
+        rows_out,
+        quarantined,
+        passes: stat_passes + 1,
+        pii_columns: {
+            let mut v: Vec<String> = pii.into_iter().collect();
+            v.sort();
+            v
+        },
+        provenance: req.provenance,
+        steps: summaries,
+        output_non_null: non_null,
+        contract_check,
+        sample,
+    };
+
+    let written = write_records(&outcome, &side_tmp, started);
+    if let Err(e) = written {
+        cleanup();
+        return Err(e);
+    }
+    // Publish: the sidecar first, then the output, each by rename.
+    let trash = tamis_core::quarantine::tmp_name(&side).with_extension("old");
+    if side.exists() {
+        std::fs::rename(&side, &trash).map_err(|e| werr(&side, e))?;
+    }
+    std::fs::rename(&side_tmp, &side).map_err(|e| werr(&side, e))?;
+    std::fs::rename(&out_tmp, &req.output).map_err(|e| werr(&req.output, e))?;
+    let _ = std::fs::remove_dir_all(&trash);
+    Ok(outcome)
+}
+
+type FinalResult = (
+    u64,
+    u64,
+    BTreeMap<String, u64>,
+    Vec<Value>,
+    Vec<(String, String)>,
+);
+
+#[allow(clippy::too_many_arguments)]
+fn final_pass(
+    req: &CleanRequest,
+    ops: &mut [Box<dyn Op>],
+    typing: &Typing,
+    pii: &HashSet<String>,
+    summaries: &mut [StepSummary],
+    out_tmp: &Path,
+    out_csv: bool,
+    side_tmp: &Path,
+) -> Result<FinalResult, CleanError> {
+    let (tx, rx): (SyncSender<Out>, Receiver<Out>) = sync_channel(8);
+    let writer = std::thread::spawn(move || writer_thread(rx));
+    let send_to = |path: PathBuf, csv: bool, batch: RecordBatch| -> Result<(), CleanError> {
+        tx.send(Out { path, csv, batch })
+            .map_err(|_| CleanError::Internal("the writer stopped early".into()))
+    };
+    let cells_path = side_tmp.join(CELLS);
+    let ids_path = side_tmp.join(ROW_IDS);
+    for op in ops.iter_mut() {
+        op.start_apply();
+    }
+    let (rx_in, reader) = spawn_reader(
+        req.dataset.clone(),
+        typing.clone(),
+        req.quarantine.clone(),
+        req.progress.clone(),
+    );
+    let mut cells = CellRecorder::new();
+    let mut rows_in = 0u64;
+    let mut rows_out = 0u64;
+    let mut non_null: BTreeMap<String, u64> = BTreeMap::new();
+    let mut sample: Vec<Value> = Vec::new();
+    let mut output_schema = Vec::new();
+    let mut wrote_any = false;
+    let recs: Vec<(f64, &'static str)> = summaries
+        .iter()
+        .map(|s| {
+            (
+                s.confidence,
+                if s.source == "heuristic" {
+                    "heuristic"
+                } else {
+                    "deterministic"
+                },
+            )
+        })
+        .collect();
+    let empty_out = {
+        let mut b = empty_typed(&req.dataset, typing);
+        for op in ops.iter_mut() {
+            b = op.apply(&b)?.batch;
+        }
+        op_reset_sequential(ops);
+        b
+    };
+    let mut failure = None;
+    for b in rx_in.iter() {
+        let input = match b {
+            Ok(b) => b,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        };
+        rows_in += input.num_rows() as u64;
+        let mut b = input.clone();
+        let mut touched = vec![false; b.num_rows()];
+        // Each row's position in `input`, so samples can show the row as read.
+        let mut pos: ArrayRef = Arc::new(UInt64Array::from_iter_values(0..b.num_rows() as u64));
+        for (i, op) in ops.iter_mut().enumerate() {
+            let writes = op.writes(&b.schema());
+            let out = op.apply(&b)?;
+            let s = &mut summaries[i];
+            s.rows_in += b.num_rows() as u64;
+            if req.provenance {
+                let rec = Recording {
+                    index: i,
+                    id: &s.id.clone(),
+                    ty: &s.ty.clone(),
+                    confidence: recs[i].0,
+                    source: recs[i].1,
+                    pii,
+                    secret: &req.secret,
+                };
+                let mut t = vec![false; b.num_rows()];
+                record_cells(&b, &out, &writes, &rec, &mut cells, s, &mut t)?;
+                let modified = t.iter().filter(|x| **x).count() as u64;
+                s.rows_modified += modified;
+                for (j, x) in t.iter().enumerate() {
+                    if *x
+                        && let Some(p) = pos
+                            .as_primitive::<tamis_core::datafusion::arrow::datatypes::UInt64Type>()
+                            .values()
+                            .get(j)
+                    {
+                        touched[*p as usize] = true;
+                    }
+                }
+                if cells.len >= 65_536 {
+                    send_to(cells_path.clone(), false, cells.finish()?)?;
+                }
+            } else {
+                let mut t = vec![false; b.num_rows()];
+                let mut throwaway = CellRecorder::new();
+                let rec = Recording {
+                    index: i,
+                    id: "",
+                    ty: "",
+                    confidence: 1.0,
+                    source: "deterministic",
+                    pii,
+                    secret: &req.secret,
+                };
+                record_cells(&b, &out, &writes, &rec, &mut throwaway, s, &mut t)?;
+                s.rows_modified += t.iter().filter(|x| **x).count() as u64;
+            }
+            if let Some(k) = &out.keep {
+                let dropped = not(k)?;
+                let n = dropped.true_count() as u64;
+                if n > 0 {
+                    s.rows_removed += n;
+                    if req.provenance {
+                        let gone = filter_record_batch(&out.batch, &dropped)?;
+                        let reasons: ArrayRef = Arc::new(
+                            out.reasons
+                                .iter()
+                                .map(|r| Some(r.as_str()))
+                                .collect::<tamis_core::datafusion::arrow::array::StringArray>(),
+                        );
+                        if reasons.len() != gone.num_rows() {
+                            return Err(CleanError::Internal(format!(
+                                "step {}: {} reasons for {} dropped rows",
+                                s.id,
+                                reasons.len(),
+                                gone.num_rows()
+                            )));
+                        }
+                        let mut fields: Vec<Field> = gone
+                            .schema()
+                            .fields()
+                            .iter()
+                            .map(|f| f.as_ref().clone())
+                            .collect();
+                        fields.push(Field::new("__reason", DataType::Utf8, false));
+                        let mut cols = gone.columns().to_vec();
+                        cols.push(reasons);
+                        send_to(
+                            side_tmp.join(dropped_file(i)),
+                            false,
+                            RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?,
+                        )?;
+                    }
+                }
+                pos = filter(&pos, k)?;
+            }
+            b = keep_rows(&out.batch, &out.keep)?;
+        }
+        // Sample of changed rows, before and after.
+        if sample.len() < 20 {
+            let p = pos.as_primitive::<tamis_core::datafusion::arrow::datatypes::UInt64Type>();
+            for (j, src) in p.values().iter().enumerate() {
+                if sample.len() >= 20 {
+                    break;
+                }
+                if touched[*src as usize] {
+                    let id = input
+                        .column_by_name(ROW_ID)
+                        .and_then(|c| c.as_primitive_opt::<tamis_core::datafusion::arrow::datatypes::UInt64Type>())
+                        .map(|c| c.value(*src as usize))
+                        .unwrap_or_default();
+                    sample.push(json!({
+                        "row_id": id,
+                        "before": row_json(&input, *src as usize),
+                        "after": row_json(&b, j),
+                    }));
+                }
+            }
+        }
+        rows_out += b.num_rows() as u64;
+        for f in b.schema().fields() {
+            if f.name() != ROW_ID
+                && let Some(c) = b.column_by_name(f.name())
+            {
+                *non_null.entry(f.name().clone()).or_default() += (c.len() - c.null_count()) as u64;
+            }
+        }
+        if req.provenance {
+            let ids = b
+                .column_by_name(ROW_ID)
+                .cloned()
+                .ok_or_else(|| CleanError::Internal("row ids".into()))?;
+            send_to(ids_path.clone(), false, ids_batch(ids)?)?;
+        }
+        let data = drop_row_id(&b)?;
+        output_schema = schema_pairs(&data.schema());
+        send_to(out_tmp.to_path_buf(), out_csv, data)?;
+        wrote_any = true;
+    }
+    drop(rx_in);
+    let _ = reader.join();
+    if let Some(e) = failure {
+        drop(tx);
+        let _ = writer.join();
+        return Err(e);
+    }
+    if !wrote_any {
+        // An empty input still gives a valid, empty output with the right columns.
+        let data = drop_row_id(&empty_out)?;
+        output_schema = schema_pairs(&data.schema());
+        send_to(out_tmp.to_path_buf(), out_csv, data)?;
+    }
+    if req.provenance {
+        if cells.len > 0 || rows_in == 0 || !side_tmp.join(CELLS).exists() {
+            send_to(cells_path.clone(), false, cells.finish()?)?;
+        }
+        let ids = empty_out.column_by_name(ROW_ID).cloned();
+        if let Some(ids) = ids.filter(|_| rows_out == 0) {
+            send_to(ids_path.clone(), false, ids_batch(ids)?)?;
+        }
+    }
+    drop(tx);
+    writer
+        .join()
+        .map_err(|_| CleanError::Internal("writer thread panicked".into()))??;
+    Ok((rows_in, rows_out, non_null, sample, output_schema))
+}
+
+fn ids_batch(ids: ArrayRef) -> Result<RecordBatch, CleanError> {
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new(
+            "row_id",
+            DataType::UInt64,
+            false,
+        )])),
+        vec![ids],
+    )?)
+}
+
+fn op_reset_sequential(ops: &mut [Box<dyn Op>]) {
+    for op in ops.iter_mut() {
+        op.start_apply();
+    }
+}
+
+/// The batch without its row-id column.
+pub fn drop_row_id(b: &RecordBatch) -> Result<RecordBatch, CleanError> {
+    let keep: Vec<usize> = b
+        .schema()
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.name() != ROW_ID)
+        .map(|(i, _)| i)
+        .collect();
+    Ok(b.project(&keep)?)
+}
+
+/// Writes the manifest, audit log and lineage chain into the sidecar.
+fn write_records(
+    o: &CleanOutcome,
+    side: &Path,
+    started: chrono::DateTime<chrono::Utc>,
+) -> Result<(), CleanError> {
+    let manifest = serde_json::to_string_pretty(&json!({
+        "manifest": o,
+        "transformations": o.transformations(),
+    }))
+    .map_err(|e| CleanError::Internal(e.to_string()))?;
+    std::fs::write(side.join(MANIFEST), manifest).map_err(|e| werr(&side.join(MANIFEST), e))?;
+
+    // Audit log: one JSON line per action.
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let at = started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut lines = vec![json!({
+        "ts": at, "actor": o.actor, "run_id": o.run_id, "action": "clean.start",
+        "inputs": o.inputs.iter().map(|f| f.name.clone()).collect::<Vec<_>>(),
+        "rows_in": o.rows_in, "plan_steps": o.steps.len(),
+    })];
+    for s in &o.steps {
+        lines.push(json!({
+            "ts": now, "actor": o.actor, "run_id": o.run_id, "action": "clean.step",
+            "step_index": s.index, "step_id": s.id, "type": s.ty, "params": s.params,
+            "learned": s.learned,
+            "rows_in": s.rows_in, "rows_removed": s.rows_removed, "rows_modified": s.rows_modified,
+            "cells_modified": s.cells_modified, "confidence": s.confidence, "source": s.source,
+        }));
+    }
+    lines.push(json!({
+        "ts": now, "actor": o.actor, "run_id": o.run_id, "action": "clean.finish",
+        "output": o.output, "output_sha256": o.output_sha256, "rows_out": o.rows_out,
+        "quarantined": o.quarantined,
+    }));
+    let audit: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(side.join(AUDIT), audit).map_err(|e| werr(&side.join(AUDIT), e))?;
+
+    // Lineage.
+    let mut chain = Chain::genesis(json!({
+        "run_id": o.run_id, "tool": format!("tamis {}", env!("CARGO_PKG_VERSION")),
+        "created_at": o.created_at, "actor": o.actor,
+    }));
+    chain.push(
+        BlockKind::Source,
+        json!({
+            "files": o.inputs.iter().zip(&o.input_sha256).map(|(f, h)| json!({"name": f.name, "bytes": f.bytes, "sha256": h})).collect::<Vec<_>>(),
+            "schema": o.input_schema, "rows": o.rows_in, "quarantined": o.quarantined,
+        }),
+    );
+    for t in o.transformations() {
+        chain.push(BlockKind::Transform, t);
+    }
+    chain.push(
+        BlockKind::Output,
+        json!({"file": o.output, "sha256": o.output_sha256, "rows": o.rows_out, "schema": o.output_schema}),
+    );
+    chain.push(
+        BlockKind::Quality,
+        json!({
+            "rows": o.rows_out, "non_null": o.output_non_null,
+            "contract": o.contract_check.as_ref().map(|c| json!({"passed": c.get("passed"), "failing_rows": c.get("failing_rows")})),
+        }),
+    );
+    std::fs::write(side.join(LINEAGE), chain.to_json())
+        .map_err(|e| werr(&side.join(LINEAGE), e))?;
+    Ok(())
+}
+
+/// Reads a cleaned output's manifest.
+pub fn read_manifest(output: &Path) -> Result<CleanOutcome, CleanError> {
+    let p = sidecar_dir(output).join(MANIFEST);
+    let text = std::fs::read_to_string(&p).map_err(|e| CleanError::Read {
+        path: p.clone(),
+        message: format!("{e} (is `{}` a tamis clean output?)", output.display()),
+    })?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| CleanError::Read {
+        path: p.clone(),
+        message: e.to_string(),
+    })?;
+    serde_json::from_value(v.get("manifest").cloned().unwrap_or(Value::Null)).map_err(|e| {
+        CleanError::Read {
+            path: p,
+            message: e.to_string(),
+        }
+    })
+}

@@ -1,0 +1,227 @@
+//! Suggestions: a profile's issues turned into a plan, each step with a
+//! confidence and a one-sentence rationale.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+use tamis_core::ColumnType;
+use tamis_profile::Profile;
+
+use crate::plan::{Plan, Step};
+
+fn step(id: String, ty: &str, params: Value, confidence: f64, rationale: String) -> Option<Step> {
+    let mut m = params.as_object().cloned().unwrap_or_default();
+    m.insert("type".into(), json!(ty));
+    m.insert("id".into(), json!(id));
+    m.insert("confidence".into(), json!(confidence));
+    m.insert("rationale".into(), json!(rationale));
+    // Suggestions go through the plan parser, so they are always valid plans.
+    Plan::parse(&Value::Object(m).to_string(), "suggestion")
+        .ok()
+        .and_then(|p| p.steps.into_iter().next())
+}
+
+fn n(x: u64) -> String {
+    let s = x.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Turns a profile into a suggested plan.
+pub fn suggest(p: &Profile) -> Plan {
+    let mut steps: Vec<Step> = Vec::new();
+    let mut k = 0;
+    let mut id = |t: &str| {
+        k += 1;
+        format!("{t}_{k}")
+    };
+    if p.duplicates.rows > 0 {
+        steps.extend(step(
+            id("dedupe"),
+            "dedupe_exact",
+            json!({"keep": "first"}),
+            0.95,
+            format!(
+                "{} rows are exact copies of an earlier row ({} groups); keep the first of each",
+                n(p.duplicates.rows),
+                n(p.duplicates.groups)
+            ),
+        ));
+    }
+    let by_col: BTreeMap<&str, &tamis_profile::ColumnProfile> =
+        p.columns.iter().map(|c| (c.name.as_str(), c)).collect();
+    for c in &p.columns {
+        let name = c.name.as_str();
+        let text = c.inferred_type == ColumnType::String;
+        if text && c.null_tokens > 0 {
+            steps.extend(step(
+                id("nulls"),
+                "normalize_text",
+                json!({"columns": [name], "trim": false, "null_tokens": true}),
+                0.9,
+                format!(
+                    "`{name}` has {} null tokens such as NA or N/A; make them real nulls",
+                    n(c.null_tokens)
+                ),
+            ));
+        }
+        let variant_rows: u64 = c.variants.iter().map(|v| v.variant_rows).sum();
+        match c.semantic_type.as_str() {
+            "email" if text => {
+                steps.extend(step(
+                    id("email"),
+                    "standardize",
+                    json!({"columns": [name], "kind": "email"}),
+                    0.95,
+                    format!("`{name}` holds e-mail addresses; trim and lower-case them so equal addresses compare equal"),
+                ));
+                continue;
+            }
+            "phone" if text => {
+                steps.extend(step(
+                    id("phone"),
+                    "standardize",
+                    json!({"columns": [name], "kind": "phone", "default_country_code": "1"}),
+                    0.85,
+                    format!(
+                        "`{name}` holds phone numbers in {} formats; write them as E.164",
+                        c.patterns.len().max(1)
+                    ),
+                ));
+                continue;
+            }
+            "state"
+                if text
+                    && (variant_rows > 0
+                        || c.text.leading_whitespace + c.text.trailing_whitespace > 0) =>
+            {
+                steps.extend(step(
+                    id("state"),
+                    "normalize_text",
+                    json!({"columns": [name], "trim": true, "case": "upper"}),
+                    0.9,
+                    format!(
+                        "`{name}` holds state codes with {} values in another case or with extra spaces; trim and upper-case",
+                        n(variant_rows.max(c.text.leading_whitespace + c.text.trailing_whitespace))
+                    ),
+                ));
+                continue;
+            }
+            _ => {}
+        }
+        if text && !c.variants.is_empty() && c.distinct <= 1000 {
+            let canon: Vec<&str> = c.variants.iter().map(|v| v.canonical.as_str()).collect();
+            steps.extend(step(
+                id("canon"),
+                "canonicalize",
+                json!({"columns": [name]}),
+                0.85,
+                format!(
+                    "`{name}` has {} values that differ only in case or whitespace from {} canonical values ({})",
+                    n(variant_rows),
+                    canon.len(),
+                    canon.iter().take(5).map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        } else if text && c.text.leading_whitespace + c.text.trailing_whitespace > 0 {
+            steps.extend(step(
+                id("trim"),
+                "normalize_text",
+                json!({"columns": [name], "trim": true}),
+                0.9,
+                format!(
+                    "`{name}` has {} values with leading or trailing spaces",
+                    n(c.text.leading_whitespace.max(c.text.trailing_whitespace))
+                ),
+            ));
+        }
+        if text && c.semantic_type == "date_text" {
+            let formats = c.formats.len();
+            steps.extend(step(
+                id("dates"),
+                "parse",
+                json!({"columns": [name], "to": "date"}),
+                0.85,
+                format!(
+                    "`{name}` holds dates written in {formats} formats; parse them to ISO dates"
+                ),
+            ));
+        }
+        if let Some(num) = &c.numeric {
+            if let Some(imp) = &c.impossible {
+                let cond = if c.semantic_type == "age" {
+                    format!("\"{name}\" < 0 OR \"{name}\" > 120")
+                } else {
+                    format!("\"{name}\" < 0")
+                };
+                let _ = imp;
+                steps.extend(step(
+                    id("impossible"),
+                    "filter",
+                    json!({"drop_where": cond, "reason": format!("impossible {name}")}),
+                    0.6,
+                    format!("`{name}` has {} impossible values; drop those rows (or fix them at the source)", n(imp.count)),
+                ));
+            }
+            let out = &num.outliers.iqr;
+            if out.count > 0 && c.semantic_type != "identifier" {
+                steps.extend(step(
+                    id("outliers"),
+                    "outliers",
+                    json!({"columns": [name], "method": "iqr", "action": "flag"}),
+                    0.6,
+                    format!(
+                        "`{name}` has {} values outside the IQR fences [{:.4}, {:.4}]; flag them for review",
+                        n(out.count),
+                        out.lower,
+                        out.upper
+                    ),
+                ));
+            }
+        }
+        if c.missing > 0
+            && c.missing_ratio < 0.5
+            && c.semantic_type != "identifier"
+            && c.semantic_type != "free_text"
+        {
+            let numeric = matches!(c.inferred_type, ColumnType::Integer | ColumnType::Float);
+            let categorical = c.semantic_type == "categorical";
+            if numeric || categorical {
+                let method = if numeric { "median" } else { "mode" };
+                steps.extend(step(
+                    id("impute"),
+                    "impute",
+                    json!({"columns": [name], "method": method}),
+                    if numeric { 0.6 } else { 0.5 },
+                    format!(
+                        "`{name}` is missing in {} rows ({:.1}%); fill with the {method}",
+                        n(c.missing),
+                        c.missing_ratio * 100.0
+                    ),
+                ));
+            }
+        }
+    }
+    let _ = by_col;
+    for c in &p.columns {
+        if p.dataset.constant_columns.contains(&c.name) && p.dataset.rows > 1 {
+            steps.extend(step(
+                id("drop"),
+                "drop",
+                json!({"columns": [c.name]}),
+                0.7,
+                format!(
+                    "`{}` holds one value in every row; it carries no information",
+                    c.name
+                ),
+            ));
+        }
+    }
+    Plan { steps }
+}

@@ -1,0 +1,252 @@
+//! Typing text columns for cleaning.
+//!
+//! Text input arrives as strings. A column becomes typed only when every
+//! value converts without losing information a reader would miss: integers,
+//! floats and booleans by value, dates only when every value is ISO
+//! `YYYY-MM-DD` (a mixed-format date column stays text until a `parse` step
+//! converts it, with provenance). Candidates come from the sample; a value
+//! that does not convert widens the column (integer → float → string), and the
+//! pass that saw it starts again.
+
+use std::sync::Arc;
+
+use tamis_core::datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder,
+};
+use tamis_core::datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use tamis_core::datafusion::arrow::record_batch::RecordBatch;
+use tamis_core::types::{
+    DateFormat, Missing, NullTokens, parse_bool, parse_date, parse_float, parse_int,
+};
+use tamis_core::{ColumnType, ROW_ID};
+
+use crate::CleanError;
+
+/// The Arrow type tamis uses for a logical type.
+pub fn arrow_type(t: ColumnType) -> DataType {
+    match t {
+        ColumnType::Boolean => DataType::Boolean,
+        ColumnType::Integer => DataType::Int64,
+        ColumnType::Float => DataType::Float64,
+        ColumnType::Date => DataType::Date32,
+        ColumnType::Datetime | ColumnType::String => DataType::Utf8,
+    }
+}
+
+/// Days from 0001-01-01 (CE) to 1970-01-01.
+pub const EPOCH_DAYS_FROM_CE: i32 = 719_163;
+
+/// Converts text batches to typed batches.
+#[derive(Debug, Clone)]
+pub struct Typing {
+    /// Current type of each data column (`None`: keep as read, e.g. Parquet).
+    pub types: Vec<Option<ColumnType>>,
+    names: Vec<String>,
+    nulls: NullTokens,
+    widened: bool,
+}
+
+impl Typing {
+    /// Candidates from sampled types; `native` input (Parquet) is not converted.
+    pub fn new(
+        names: &[String],
+        sampled: &[ColumnType],
+        native: bool,
+        nulls: NullTokens,
+    ) -> Typing {
+        let types = sampled
+            .iter()
+            .map(|t| {
+                if native {
+                    None
+                } else {
+                    Some(match t {
+                        ColumnType::Datetime => ColumnType::String,
+                        t => *t,
+                    })
+                }
+            })
+            .collect();
+        Typing {
+            types,
+            names: names.to_vec(),
+            nulls,
+            widened: false,
+        }
+    }
+
+    /// Whether a column was widened since the last call (the pass must restart).
+    pub fn take_widened(&mut self) -> bool {
+        std::mem::take(&mut self.widened)
+    }
+
+    /// The schema of typed batches for an input schema.
+    pub fn schema(&self, input: &Schema) -> SchemaRef {
+        let fields: Vec<Field> = input
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| match self.types.get(i).copied().flatten() {
+                Some(t) => Field::new(f.name(), arrow_type(t), true),
+                None => f.as_ref().clone(),
+            })
+            .collect();
+        Arc::new(Schema::new(fields))
+    }
+
+    /// Converts one batch. A value that does not fit widens its column and
+    /// sets the restart flag; the batch is then converted with the wider type.
+    pub fn convert(&mut self, batch: &RecordBatch) -> Result<RecordBatch, CleanError> {
+        let mut cols: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
+        for (i, col) in batch.columns().iter().enumerate() {
+            let Some(mut t) = self.types.get(i).copied().flatten() else {
+                cols.push(col.clone());
+                continue;
+            };
+            if batch.schema().field(i).name() == ROW_ID || col.data_type() != &DataType::Utf8 {
+                cols.push(col.clone());
+                continue;
+            }
+            loop {
+                match convert_column(col.as_string::<i32>(), t, &self.nulls) {
+                    Ok(a) => {
+                        cols.push(a);
+                        break;
+                    }
+                    Err(()) => {
+                        t = match t {
+                            ColumnType::Integer => ColumnType::Float,
+                            _ => ColumnType::String,
+                        };
+                        tracing::debug!(column = %self.names.get(i).map(String::as_str).unwrap_or("?"), to = t.name(), "column widened");
+                        self.types[i] = Some(t);
+                        self.widened = true;
+                    }
+                }
+            }
+        }
+        let schema = self.schema(&batch.schema());
+        Ok(RecordBatch::try_new(schema, cols)?)
+    }
+}
+
+fn convert_column(
+    s: &tamis_core::datafusion::arrow::array::StringArray,
+    t: ColumnType,
+    nulls: &NullTokens,
+) -> Result<ArrayRef, ()> {
+    let missing = |v: &str| nulls.classify(v) != Missing::No;
+    Ok(match t {
+        ColumnType::String | ColumnType::Datetime => Arc::new(s.clone()),
+        ColumnType::Integer => {
+            let mut b = Int64Builder::with_capacity(s.len());
+            for v in s.iter() {
+                match v {
+                    None => b.append_null(),
+                    Some(v) if missing(v) => b.append_null(),
+                    Some(v) => b.append_value(parse_int(v.trim()).ok_or(())?),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        ColumnType::Float => {
+            let mut b = Float64Builder::with_capacity(s.len());
+            for v in s.iter() {
+                match v {
+                    None => b.append_null(),
+                    Some(v) if missing(v) => b.append_null(),
+                    Some(v) => b.append_value(parse_float(v.trim()).ok_or(())?),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        ColumnType::Boolean => {
+            let mut b = BooleanBuilder::with_capacity(s.len());
+            for v in s.iter() {
+                match v {
+                    None => b.append_null(),
+                    Some(v) if missing(v) => b.append_null(),
+                    Some(v) => b.append_value(parse_bool(v.trim()).ok_or(())?),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        ColumnType::Date => {
+            let mut b = Date32Builder::with_capacity(s.len());
+            for v in s.iter() {
+                match v {
+                    None => b.append_null(),
+                    Some(v) if missing(v) => b.append_null(),
+                    Some(v) => match parse_date(v) {
+                        Some((d, DateFormat::Iso)) => b.append_value(days(d)),
+                        _ => return Err(()),
+                    },
+                }
+            }
+            Arc::new(b.finish())
+        }
+    })
+}
+
+/// Days since 1970-01-01.
+pub fn days(d: chrono::NaiveDate) -> i32 {
+    use chrono::Datelike;
+    d.num_days_from_ce() - EPOCH_DAYS_FROM_CE
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use tamis_core::datafusion::arrow::array::{StringArray, UInt64Array};
+
+    fn batch(vals: Vec<Option<&str>>) -> RecordBatch {
+        let n = vals.len() as u64;
+        RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("a", DataType::Utf8, true),
+                Field::new(ROW_ID, DataType::UInt64, false),
+            ])),
+            vec![
+                Arc::new(StringArray::from(vals)),
+                Arc::new(UInt64Array::from((0..n).collect::<Vec<_>>())),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn integers_widen_to_float_then_string() {
+        let mut t = Typing::new(
+            &["a".into()],
+            &[ColumnType::Integer],
+            false,
+            NullTokens::default(),
+        );
+        let b = t
+            .convert(&batch(vec![Some("1"), Some("NA"), None]))
+            .unwrap();
+        assert_eq!(b.column(0).data_type(), &DataType::Int64);
+        assert_eq!(b.column(0).null_count(), 2);
+        assert!(!t.take_widened());
+        let b = t.convert(&batch(vec![Some("1.5")])).unwrap();
+        assert_eq!(b.column(0).data_type(), &DataType::Float64);
+        assert!(t.take_widened());
+        let b = t.convert(&batch(vec![Some("x")])).unwrap();
+        assert_eq!(b.column(0).data_type(), &DataType::Utf8);
+    }
+
+    #[test]
+    fn only_iso_dates_are_typed() {
+        let mut t = Typing::new(
+            &["a".into()],
+            &[ColumnType::Date],
+            false,
+            NullTokens::default(),
+        );
+        let b = t.convert(&batch(vec![Some("2024-01-31")])).unwrap();
+        assert_eq!(b.column(0).data_type(), &DataType::Date32);
+        let b = t.convert(&batch(vec![Some("01/31/2024")])).unwrap();
+        assert_eq!(b.column(0).data_type(), &DataType::Utf8);
+    }
+}

@@ -1,0 +1,835 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! End-to-end tests of plans: golden outputs per step, provenance, revert,
+//! determinism, lineage tampering, contract checks and bad plans.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use tamis_clean::provenance::{Query, query, revert};
+use tamis_clean::{CleanError, CleanOutcome, CleanRequest, Plan, clean, sidecar_dir};
+use tamis_core::contract::Contract;
+use tamis_core::datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use tamis_core::datafusion::arrow::compute::{cast, concat_batches};
+use tamis_core::datafusion::arrow::datatypes::DataType;
+use tamis_core::datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use tamis_core::{Dataset, Quarantine, ReadOptions};
+use tamis_lineage::{Chain, Verdict};
+
+struct Run {
+    dir: tempfile::TempDir,
+    out: PathBuf,
+    outcome: CleanOutcome,
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn try_run(csv: &str, plan: &str, contract: Option<&str>) -> Result<Run, CleanError> {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "in.csv", csv);
+    let out = dir.path().join("out.parquet");
+    let outcome = run_at(&input, plan, contract, &out)?;
+    Ok(Run { dir, out, outcome })
+}
+
+fn run_at(
+    input: &Path,
+    plan: &str,
+    contract: Option<&str>,
+    out: &Path,
+) -> Result<CleanOutcome, CleanError> {
+    let plan = Plan::parse(plan, "plan.yaml")?;
+    let contract = contract.map(|c| Contract::parse(c, "c.yaml", Path::new(".")).unwrap());
+    let dataset = Arc::new(Dataset::open(
+        &[input.display().to_string()],
+        ReadOptions::default(),
+    )?);
+    clean(CleanRequest {
+        dataset,
+        plan,
+        contract,
+        output: out.to_path_buf(),
+        provenance: true,
+        secret: b"test-key".to_vec(),
+        actor: "tester".into(),
+        quarantine: Arc::new(Quarantine::in_memory()),
+        progress: Arc::new(AtomicU64::new(0)),
+        passes: Arc::new(AtomicU64::new(0)),
+        today: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+    })
+}
+
+fn run(csv: &str, plan: &str) -> Run {
+    try_run(csv, plan, None).unwrap()
+}
+
+fn read_parquet(p: &Path) -> RecordBatch {
+    let f = std::fs::File::open(p).unwrap();
+    let r = ParquetRecordBatchReaderBuilder::try_new(f)
+        .unwrap()
+        .build()
+        .unwrap();
+    let schema = tamis_core::datafusion::arrow::record_batch::RecordBatchReader::schema(&r);
+    let b: Vec<RecordBatch> = r.collect::<Result<_, _>>().unwrap();
+    concat_batches(&schema, &b).unwrap()
+}
+
+/// Rows as text (`None` for null), columns in order.
+fn rows(b: &RecordBatch) -> Vec<Vec<Option<String>>> {
+    let cols: Vec<_> = b
+        .columns()
+        .iter()
+        .map(|c| cast(c, &DataType::Utf8).unwrap())
+        .collect();
+    (0..b.num_rows())
+        .map(|i| {
+            cols.iter()
+                .map(|c| {
+                    let s = c.as_string::<i32>();
+                    (!s.is_null(i)).then(|| s.value(i).to_string())
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn col(b: &RecordBatch, name: &str) -> Vec<Option<String>> {
+    let c = cast(b.column_by_name(name).unwrap(), &DataType::Utf8).unwrap();
+    c.as_string::<i32>()
+        .iter()
+        .map(|v| v.map(String::from))
+        .collect()
+}
+
+fn s(v: &[Option<&str>]) -> Vec<Option<String>> {
+    v.iter().map(|x| x.map(String::from)).collect()
+}
+
+/// The input as tamis reads and types it (what `revert` must rebuild).
+fn typed_input(input: &Path, out: &Path) -> RecordBatch {
+    // Typed exactly as the clean run typed it: the manifest's input schema.
+    let m = tamis_clean::exec::read_manifest(out).unwrap();
+    let ds = Dataset::open(&[input.display().to_string()], ReadOptions::default()).unwrap();
+    let q = Arc::new(Quarantine::in_memory());
+    let batches: Vec<RecordBatch> = ds
+        .batches(q, Arc::new(AtomicU64::new(0)))
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect();
+    let b = concat_batches(&ds.schema(), &batches).unwrap();
+    let mut cols = Vec::new();
+    let mut fields = Vec::new();
+    let sampled = ds.sample_types().unwrap();
+    let mut typing =
+        tamis_clean::typing::Typing::new(ds.columns(), &sampled, false, Default::default());
+    let t = typing.convert(&b).unwrap();
+    for (n, ty) in &m.input_schema {
+        let c = t.column_by_name(n).unwrap();
+        cols.push(cast(c, &ty.parse::<DataType>().unwrap()).unwrap());
+        fields.push(tamis_core::datafusion::arrow::datatypes::Field::new(
+            n,
+            ty.parse::<DataType>().unwrap(),
+            true,
+        ));
+    }
+    RecordBatch::try_new(
+        Arc::new(tamis_core::datafusion::arrow::datatypes::Schema::new(
+            fields,
+        )),
+        cols,
+    )
+    .unwrap()
+}
+
+fn assert_reverts(r: &Run) {
+    let (back, _) = revert(&r.out).unwrap();
+    let back = tamis_clean::exec::drop_row_id(&back).unwrap();
+    let input = typed_input(&r.dir.path().join("in.csv"), &r.out);
+    assert_eq!(rows(&back), rows(&input), "revert(clean(x)) != x");
+    let names = |b: &RecordBatch| {
+        b.schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&back), names(&input));
+}
+
+const PEOPLE: &str = "id,name,age,income,state,status,joined\n\
+1,Ann,30,100.5,ca,active,2020-01-05\n\
+2,Bob,,200,NY ,Active,01/02/2021\n\
+3, Cy ,40,,tx,inactive,\n\
+1,Ann,30,100.5,ca,active,2020-01-05\n\
+4,Dee,50,400,New York, ACTIVE,2021-03-04\n\
+5,Eve,,300,CA,suspnded,\"March 4, 2021\"\n";
+
+#[test]
+fn dedupe_keeps_first_and_records_the_dropped_row() {
+    let r = run(PEOPLE, "steps: [{type: dedupe_exact}]");
+    let b = read_parquet(&r.out);
+    assert_eq!(b.num_rows(), 5);
+    assert_eq!(
+        col(&b, "id"),
+        s(&[Some("1"), Some("2"), Some("3"), Some("4"), Some("5")])
+    );
+    let q = query(&r.out, &Query::default()).unwrap();
+    assert!(q.cells.is_empty());
+    assert_eq!(q.dropped.len(), 1);
+    assert_eq!(q.dropped[0]["row_id"], 3);
+    assert_eq!(q.dropped[0]["reason"], "exact duplicate of row 0");
+    assert_reverts(&r);
+}
+
+#[test]
+fn dedupe_keep_last_and_subset() {
+    let r = run(
+        PEOPLE,
+        "steps: [{type: dedupe_exact, keep: last, columns: [status]}]",
+    );
+    let b = read_parquet(&r.out);
+    // status values: active, Active, inactive, active, " ACTIVE", suspnded: the first `active` goes.
+    assert_eq!(
+        col(&b, "id"),
+        s(&[Some("2"), Some("3"), Some("1"), Some("4"), Some("5")])
+    );
+    let q = query(&r.out, &Query::default()).unwrap();
+    assert_eq!(q.dropped[0]["reason"], "exact duplicate of row 3");
+    assert_reverts(&r);
+}
+
+#[test]
+fn impute_median_mean_mode_constant_ffill_and_groupwise() {
+    let csv = "g,x,y\na,1,p\na,,\nb,10,q\nb,,q\na,3,\nb,20,\n";
+    let r = run(csv, "steps: [{type: impute, columns: [x], method: median}]");
+    // x: 1, 10, 3, 20 -> median 6.5, rounded in an integer column -> 7 (half away from zero)
+    assert_eq!(
+        col(&read_parquet(&r.out), "x"),
+        s(&[
+            Some("1"),
+            Some("7"),
+            Some("10"),
+            Some("7"),
+            Some("3"),
+            Some("20")
+        ])
+    );
+    let q = query(&r.out, &Query::default()).unwrap();
+    assert_eq!(q.cells.len(), 2);
+    assert_eq!(q.cells[0].old_value, None);
+    assert_eq!(q.cells[0].new_value.as_deref(), Some("7"));
+    assert_eq!(q.cells[0].source, "heuristic");
+    assert_reverts(&r);
+
+    let r = run(
+        csv,
+        "steps: [{type: impute, columns: [x], method: median, by: [g]}]",
+    );
+    assert_eq!(
+        col(&read_parquet(&r.out), "x"),
+        s(&[
+            Some("1"),
+            Some("2"),
+            Some("10"),
+            Some("15"),
+            Some("3"),
+            Some("20")
+        ])
+    );
+    let r = run(csv, "steps: [{type: impute, columns: [x], method: mean}]");
+    assert_eq!(col(&read_parquet(&r.out), "x")[1].as_deref(), Some("9")); // 34/4 = 8.5 -> 9
+    let r = run(csv, "steps: [{type: impute, columns: [y], method: mode}]");
+    assert_eq!(
+        col(&read_parquet(&r.out), "y"),
+        s(&[
+            Some("p"),
+            Some("q"),
+            Some("q"),
+            Some("q"),
+            Some("q"),
+            Some("q")
+        ])
+    );
+    let r = run(
+        csv,
+        "steps: [{type: impute, columns: [y], method: constant, value: zz}]",
+    );
+    assert_eq!(col(&read_parquet(&r.out), "y")[1].as_deref(), Some("zz"));
+    let r = run(csv, "steps: [{type: impute, columns: [y], method: ffill}]");
+    assert_eq!(
+        col(&read_parquet(&r.out), "y"),
+        s(&[
+            Some("p"),
+            Some("p"),
+            Some("q"),
+            Some("q"),
+            Some("q"),
+            Some("q")
+        ])
+    );
+    assert_reverts(&r);
+}
+
+#[test]
+fn normalize_canonicalize_standardize_parse() {
+    let r = run(
+        PEOPLE,
+        "steps:\n  - {type: normalize_text, columns: [name], trim: true, case: upper}\n  - {type: canonicalize, columns: [status], values: [active, inactive, suspended]}\n  - {type: standardize, columns: [state], kind: state}\n  - {type: parse, columns: [joined], to: date}\n",
+    );
+    let b = read_parquet(&r.out);
+    assert_eq!(
+        col(&b, "name"),
+        s(&[
+            Some("ANN"),
+            Some("BOB"),
+            Some("CY"),
+            Some("ANN"),
+            Some("DEE"),
+            Some("EVE")
+        ])
+    );
+    assert_eq!(
+        col(&b, "status"),
+        s(&[
+            Some("active"),
+            Some("active"),
+            Some("inactive"),
+            Some("active"),
+            Some("active"),
+            Some("suspended")
+        ])
+    );
+    assert_eq!(
+        col(&b, "state"),
+        s(&[
+            Some("CA"),
+            Some("NY"),
+            Some("TX"),
+            Some("CA"),
+            Some("NY"),
+            Some("CA")
+        ])
+    );
+    assert_eq!(
+        b.column_by_name("joined").unwrap().data_type(),
+        &DataType::Date32
+    );
+    assert_eq!(
+        col(&b, "joined"),
+        s(&[
+            Some("2020-01-05"),
+            Some("2021-01-02"),
+            None,
+            Some("2020-01-05"),
+            Some("2021-03-04"),
+            Some("2021-03-04")
+        ])
+    );
+    // The fuzzy match carries its similarity as confidence; folds are certain.
+    let q = query(
+        &r.out,
+        &Query {
+            column: Some("status".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let fuzzy = q
+        .cells
+        .iter()
+        .find(|c| c.old_value.as_deref() == Some("suspnded"))
+        .unwrap();
+    assert!(
+        fuzzy.confidence > 0.85 && fuzzy.confidence < 1.0,
+        "{}",
+        fuzzy.confidence
+    );
+    let folded = q
+        .cells
+        .iter()
+        .find(|c| c.old_value.as_deref() == Some("Active"))
+        .unwrap();
+    assert_eq!(folded.confidence, 1.0);
+    // An ambiguous MM/DD date is a guess.
+    let q = query(
+        &r.out,
+        &Query {
+            column: Some("joined".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(
+        q.cells
+            .iter()
+            .any(|c| c.old_value.as_deref() == Some("01/02/2021") && c.confidence < 1.0)
+    );
+    assert_reverts(&r);
+}
+
+#[test]
+fn canonical_values_are_learned_or_taken_from_the_contract() {
+    let mut csv = String::from("status\n");
+    for i in 0..100 {
+        csv.push_str(match i % 10 {
+            0 => "ACTIVE\n",
+            1 => " active\n",
+            2..=6 => "active\n",
+            7 | 8 => "inactive\n",
+            _ => "inactve\n",
+        });
+    }
+    let r = run(&csv, "steps: [{type: canonicalize, columns: [status]}]");
+    let b = read_parquet(&r.out);
+    let vals: std::collections::BTreeSet<_> = col(&b, "status").into_iter().flatten().collect();
+    assert_eq!(
+        vals.into_iter().collect::<Vec<_>>(),
+        vec!["active", "inactive"]
+    );
+    let contract =
+        "schema:\n  columns:\n    - name: status\n      canonical_values: [Active, Inactive]\n";
+    let r = try_run(
+        &csv,
+        "steps: [{type: canonicalize, columns: [status]}]",
+        Some(contract),
+    )
+    .unwrap();
+    let vals: std::collections::BTreeSet<_> = col(&read_parquet(&r.out), "status")
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(
+        vals.into_iter().collect::<Vec<_>>(),
+        vec!["Active", "Inactive"]
+    );
+    assert_reverts(&r);
+}
+
+#[test]
+fn outliers_flag_clip_and_null_after_an_imputation() {
+    let mut csv = String::from("v\n");
+    for i in 0..20 {
+        csv.push_str(&format!("{}\n", 10 + i % 5));
+    }
+    csv.push_str("1000\nNA\n-500\n");
+    let r = run(
+        &csv,
+        "steps: [{type: outliers, columns: [v], action: flag}]",
+    );
+    let b = read_parquet(&r.out);
+    let flags = col(&b, "v_outlier");
+    assert_eq!(
+        flags
+            .iter()
+            .filter(|f| f.as_deref() == Some("true"))
+            .count(),
+        2
+    );
+    assert_eq!(flags[21], None);
+    assert_reverts(&r);
+    let r = run(
+        &csv,
+        "steps: [{type: outliers, columns: [v], action: clip}]",
+    );
+    let v = col(&read_parquet(&r.out), "v");
+    // Q1 = 11, Q3 = 13 over 22 values -> fences 8 and 16.
+    assert_eq!(v[20].as_deref(), Some("16"));
+    assert_eq!(v[22].as_deref(), Some("8"));
+    assert_reverts(&r);
+    // Impute first: the fences are computed on the imputed column (a second statistics pass).
+    let r = run(
+        &csv,
+        "steps: [{type: impute, columns: [v], method: median}, {type: outliers, columns: [v], action: null}]",
+    );
+    assert_eq!(r.outcome.passes, 3);
+    let v = col(&read_parquet(&r.out), "v");
+    assert_eq!(v[21].as_deref(), Some("12"));
+    assert_eq!(v[20], None);
+    assert_reverts(&r);
+}
+
+#[test]
+fn filter_rename_drop_cast_pii() {
+    let r = run(
+        PEOPLE,
+        "steps:\n  - {type: filter, drop_where: \"age > 45 OR id = 3\", reason: too old}\n  - {type: rename, mapping: {name: full_name}}\n  - {type: drop, columns: [joined]}\n  - {type: cast, types: {income: string, id: float}}\n  - {type: pii, columns: [full_name], strategy: hash}\n",
+    );
+    let b = read_parquet(&r.out);
+    assert_eq!(b.num_rows(), 4);
+    let names: Vec<_> = b
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["id", "full_name", "age", "income", "state", "status"]
+    );
+    assert_eq!(
+        b.column_by_name("id").unwrap().data_type(),
+        &DataType::Float64
+    );
+    let n = col(&b, "full_name");
+    assert_eq!(n[0].as_ref().unwrap().len(), 64);
+    assert_eq!(n[0], n[2], "the same value hashes the same (joins survive)");
+    let q = query(
+        &r.out,
+        &Query {
+            step: Some("filter".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(q.dropped.len(), 2);
+    assert!(q.dropped.iter().all(|d| d["reason"] == "too old"));
+    // PII never appears in clear in provenance.
+    let q = query(
+        &r.out,
+        &Query {
+            column: Some("full_name".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(!q.cells.is_empty());
+    assert!(q.cells.iter().all(|c| {
+        c.old_value
+            .as_deref()
+            .is_some_and(|v| v.starts_with("hmac-sha256:"))
+    }));
+    // Revert gives every column back, and the hashed column as hashes (no vault).
+    let (back, pii) = revert(&r.out).unwrap();
+    assert_eq!(pii, vec!["full_name".to_string()]);
+    assert_eq!(back.num_rows(), 6);
+    assert_eq!(col(&back, "joined")[4].as_deref(), Some("2021-03-04"));
+    assert!(
+        col(&back, "name")[0]
+            .as_ref()
+            .unwrap()
+            .starts_with("hmac-sha256:")
+    );
+}
+
+#[test]
+fn runs_are_byte_identical_and_the_audit_is_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "in.csv", PEOPLE);
+    let plan = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../bench/clean_plan.yaml"
+    ))
+    .unwrap();
+    let a = dir.path().join("a.parquet");
+    let b = dir.path().join("b.parquet");
+    run_at(&input, &plan, None, &a).unwrap();
+    run_at(&input, &plan, None, &b).unwrap();
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    for f in ["cells.parquet", "row_ids.parquet", "dropped-001.parquet"] {
+        assert_eq!(
+            std::fs::read(sidecar_dir(&a).join(f)).unwrap(),
+            std::fs::read(sidecar_dir(&b).join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    let audit = std::fs::read_to_string(sidecar_dir(&a).join("audit.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2 + 5);
+    assert_eq!(lines[1]["action"], "clean.step");
+    assert_eq!(lines[1]["rows_removed"], 1);
+    assert_eq!(lines[0]["actor"], "tester");
+    let m: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(sidecar_dir(&a).join("manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let t = &m["transformations"];
+    assert_eq!(t[0]["type"], "dedupe_exact");
+    assert_eq!(t[0]["rows_removed"], 1);
+    assert_eq!(t[1]["rows_modified"], 2); // two missing ages
+    // No temporary files are left behind.
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 5, "{left:?}");
+}
+
+#[test]
+fn lineage_finds_edits_removals_and_changed_output() {
+    let r = run(
+        PEOPLE,
+        "steps: [{type: dedupe_exact}, {type: normalize_text, columns: [status], case: lower}]",
+    );
+    let chain_path = sidecar_dir(&r.out).join("lineage.json");
+    let chain = Chain::read(&chain_path).unwrap();
+    assert_eq!(
+        chain.verify_with_data(&r.out).unwrap(),
+        Verdict::Intact { blocks: 6 }
+    );
+    // Edit a block.
+    let mut edited = chain.clone();
+    edited.blocks[2].payload["rows_removed"] = serde_json::json!(0);
+    assert_eq!(
+        edited.verify(),
+        Verdict::EditedBlock {
+            index: 2,
+            kind: tamis_lineage::BlockKind::Transform
+        }
+    );
+    // Drop a block.
+    let mut dropped = chain.clone();
+    dropped.blocks.remove(3);
+    assert!(matches!(
+        dropped.verify(),
+        Verdict::MissingBlock {
+            index: 4,
+            expected_index: 3
+        }
+    ));
+    // Change one byte of the output.
+    let mut bytes = std::fs::read(&r.out).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    std::fs::write(&r.out, bytes).unwrap();
+    assert!(matches!(
+        chain.verify_with_data(&r.out).unwrap(),
+        Verdict::DataChanged { .. }
+    ));
+}
+
+#[test]
+fn contract_checks_find_every_violating_row() {
+    let mut csv = String::from("id,age,status,email,joined\n");
+    let mut expected: Vec<(u64, &str, &str)> = Vec::new();
+    for i in 0..500u64 {
+        let id = if i == 300 { 7 } else { i };
+        let age = if i % 97 == 5 {
+            -3
+        } else if i % 89 == 7 {
+            150
+        } else {
+            30
+        };
+        let status = if i % 50 == 9 { "gone" } else { "active" };
+        let email = if i % 61 == 3 { "nope" } else { "a@b.co" };
+        let joined = if i == 42 { "2030-01-01" } else { "2020-01-01" };
+        let age_s = if i == 11 {
+            String::new()
+        } else {
+            age.to_string()
+        };
+        csv.push_str(&format!("{id},{age_s},{status},{email},{joined}\n"));
+        if i == 300 {
+            expected.push((i, "id", "unique"));
+        }
+        if i == 11 {
+            expected.push((i, "age", "not_null"));
+        } else if age < 0 {
+            expected.push((i, "age", "range"));
+            expected.push((i, "age", "non_negative"));
+        } else if age > 120 {
+            expected.push((i, "age", "range"));
+        }
+        if status == "gone" {
+            expected.push((i, "status", "one_of"));
+        }
+        if email == "nope" {
+            expected.push((i, "email", "regex"));
+        }
+        if i == 42 {
+            expected.push((i, "joined", "not_future"));
+        }
+    }
+    let contract = r#"
+dataset_id: t
+schema:
+  columns:
+    - {name: id, type: integer, nullable: false, business_rules: [unique]}
+    - {name: age, type: integer, nullable: false, business_rules: [non_negative, {range: {min: 0, max: 120}}]}
+    - {name: status, business_rules: [{one_of: [active, inactive]}]}
+    - {name: email, business_rules: [{regex: "[^@]+@[^@]+\\.[a-z]+"}]}
+    - {name: joined, type: date, business_rules: [not_future]}
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "in.csv", &csv);
+    let c = Contract::parse(contract, "c", Path::new(".")).unwrap();
+    let ds = Dataset::open(&[input.display().to_string()], ReadOptions::default()).unwrap();
+    let out = dir.path().join("violations.csv");
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+    let r = tamis_clean::check::check(
+        &ds,
+        &c,
+        today,
+        Some(&out),
+        Arc::new(Quarantine::in_memory()),
+    )
+    .unwrap();
+    assert!(!r.passed);
+    assert_eq!(r.violations as usize, expected.len());
+    let rows: std::collections::BTreeSet<u64> = expected.iter().map(|e| e.0).collect();
+    assert_eq!(r.failing_rows as usize, rows.len());
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut got: Vec<(u64, String, String)> = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].parse().unwrap(), f[1].to_string(), f[2].to_string())
+        })
+        .collect();
+    got.sort();
+    let mut want: Vec<(u64, String, String)> = expected
+        .iter()
+        .map(|(a, b, c)| (*a, b.to_string(), c.to_string()))
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn bad_plans_fail_before_reading_with_the_step_field_and_a_suggestion() {
+    // The data is broken (strict would fail on it): the plan error must come first.
+    let csv = "name,age\nAnn,3\n\"unterminated\n";
+    let e = |plan: &str| {
+        try_run(csv, plan, None)
+            .err()
+            .expect("must fail")
+            .to_string()
+    };
+    let m = e("steps: [{type: dedupe_exat}]");
+    assert!(
+        m.contains("steps[0]") && m.contains("did you mean `dedupe_exact`"),
+        "{m}"
+    );
+    let m = e("steps: [{type: impute, columns: [agee], method: median}]");
+    assert!(
+        m.contains("step 1") && m.contains("`columns`") && m.contains("did you mean `age`"),
+        "{m}"
+    );
+    let m = e("steps: [{type: impute, columns: [name], method: median}]");
+    assert!(m.contains("string column") && m.contains("mode"), "{m}");
+    let m = e("steps: [{type: normalize_text, columns: [name], cse: lower}]");
+    assert!(
+        m.contains("unknown field `cse`") && m.contains("did you mean `case`"),
+        "{m}"
+    );
+    let m = e("steps: [{type: rename, mapping: {name: n}}, {type: drop, columns: [name]}]");
+    assert!(
+        m.contains("step 2") && m.contains("no column `name`"),
+        "{m}"
+    );
+    let m = e("steps: [{type: outliers, columns: [age], action: clamp}]");
+    assert!(m.contains("`action: clamp`"), "{m}");
+    let m = e("steps: [{type: pii, columns: [name], strategy: tokenize}]");
+    assert!(m.contains("vault"), "{m}");
+    let m = e("steps: [{type: filter, drop_where: \"agge > 3\"}]");
+    assert!(m.contains("agge"), "{m}");
+}
+
+#[test]
+fn a_column_that_turns_out_to_be_text_widens_and_the_run_goes_on() {
+    let mut csv = String::from("n,m\n");
+    for i in 0..1500 {
+        csv.push_str(&format!("{i},{}\n", i % 7));
+    }
+    csv.push_str("n/a-later,3\n");
+    let r = run(
+        &csv,
+        "steps: [{type: impute, columns: [m], method: median}]",
+    );
+    let b = read_parquet(&r.out);
+    assert_eq!(b.column_by_name("n").unwrap().data_type(), &DataType::Utf8);
+    assert_eq!(b.column_by_name("m").unwrap().data_type(), &DataType::Int64);
+    assert_eq!(b.num_rows(), 1501);
+    assert_reverts(&r);
+}
+
+#[test]
+fn empty_input_gives_an_empty_output_with_the_columns() {
+    let r = run("a,b\n", "steps: [{type: dedupe_exact}]");
+    let b = read_parquet(&r.out);
+    assert_eq!(b.num_rows(), 0);
+    assert_eq!(b.num_columns(), 2);
+}
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn cell() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            Just("NA".to_string()),
+            (0i64..100).prop_map(|n| n.to_string()),
+            "[ a-cA-C]{1,5}",
+            Just("Active".to_string()),
+            Just(" active ".to_string()),
+        ]
+    }
+
+    fn table() -> impl Strategy<Value = String> {
+        (1usize..30).prop_flat_map(|n| {
+            (
+                proptest::collection::vec(
+                    (
+                        0i64..5,
+                        cell(),
+                        prop_oneof![Just(String::new()), (0i64..50).prop_map(|x| x.to_string())],
+                        cell(),
+                    ),
+                    n,
+                ),
+                proptest::collection::vec(0usize..1000, 0..5),
+            )
+                .prop_map(|(rows, dups)| {
+                    let mut rows: Vec<String> = rows
+                        .into_iter()
+                        .map(|(a, b, c, d)| {
+                            let q = |s: String| {
+                                if s.contains(' ') {
+                                    format!("\"{s}\"")
+                                } else {
+                                    s
+                                }
+                            };
+                            format!("{a},{},{c},{}", q(b), q(d))
+                        })
+                        .collect();
+                    for d in dups {
+                        let r = rows[d % rows.len()].clone();
+                        rows.push(r);
+                    }
+                    // A first row with text keeps `s` and `t` text columns.
+                    format!("k,s,n,t\n0,abc,1,def\n{}\n", rows.join("\n"))
+                })
+        })
+    }
+
+    const PLANS: [&str; 6] = [
+        "steps: [{type: dedupe_exact}, {type: impute, columns: [n], method: median}, {type: normalize_text, columns: [s], case: lower}]",
+        "steps: [{type: normalize_text, columns: [s, t], collapse_whitespace: true, null_tokens: true}, {type: dedupe_exact, keep: last, columns: [k]}]",
+        "steps: [{type: canonicalize, columns: [t]}, {type: impute, columns: [s], method: mode, by: [k]}]",
+        "steps: [{type: outliers, columns: [n], action: clip, k: 0.5}, {type: filter, drop_where: \"n > 40\"}, {type: impute, columns: [t], method: ffill}]",
+        "steps: [{type: rename, mapping: {s: s2}}, {type: cast, types: {n: float}}, {type: drop, columns: [t]}, {type: impute, columns: [n], method: mean}]",
+        "steps: [{type: impute, columns: [n], method: constant, value: \"7\"}, {type: outliers, columns: [n], action: null, method: robust_z}, {type: dedupe_exact, columns: [n, k]}]",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+        #[test]
+        fn revert_undoes_clean_and_runs_repeat(csv in table(), p in 0usize..PLANS.len()) {
+            let r = run(&csv, PLANS[p]);
+            assert_reverts(&r);
+            let again = r.dir.path().join("again.parquet");
+            run_at(&r.dir.path().join("in.csv"), PLANS[p], None, &again).unwrap();
+            prop_assert_eq!(std::fs::read(&r.out).unwrap(), std::fs::read(&again).unwrap());
+        }
+    }
+}

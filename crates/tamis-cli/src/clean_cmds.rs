@@ -1,0 +1,289 @@
+//! The cleaning commands: check, suggest, contract infer, clean, provenance,
+//! revert and lineage verify.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use anyhow::Context;
+use tamis_clean::provenance::Query;
+use tamis_service::ProfileRequest;
+use tamis_service::clean as svc;
+
+use crate::cli::{self, UsageError, parse_today};
+
+/// Exit code of `check` when a rule fails.
+pub const CHECK_FAILED: u8 = 4;
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn profile_request(
+    read: &cli::ReadArgs,
+    today: chrono::NaiveDate,
+) -> Result<ProfileRequest, UsageError> {
+    Ok(ProfileRequest {
+        inputs: read.files.clone(),
+        read: read.options()?,
+        quarantine: read.quarantine.clone(),
+        profile: tamis_profile::ProfileOptions {
+            today,
+            ..Default::default()
+        },
+    })
+}
+
+/// `tamis check`.
+pub fn check(a: cli::CheckArgs) -> anyhow::Result<ExitCode> {
+    let today = parse_today(a.today.as_deref())?;
+    let r = svc::check(
+        &a.read.files,
+        a.read.options()?,
+        &a.contract,
+        a.output.as_deref(),
+        &a.read.quarantine,
+        today,
+    )?;
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&r.to_value())?)?;
+    } else {
+        writeln!(
+            out,
+            "{}: {} rows, {} failing rows, {} violations",
+            if r.passed { "PASSED" } else { "FAILED" },
+            r.rows,
+            r.failing_rows,
+            r.violations
+        )?;
+        for p in &r.schema_problems {
+            writeln!(out, "  schema: {p}")?;
+        }
+        for x in &r.rules {
+            writeln!(
+                out,
+                "  {:<20} {:<14} {:>10}  e.g. rows {:?}",
+                x.column, x.rule, x.violations, x.example_row_ids
+            )?;
+        }
+        if let Some(o) = &a.output {
+            writeln!(out, "every failing cell: {}", o.display())?;
+        }
+    }
+    Ok(if r.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(CHECK_FAILED)
+    })
+}
+
+/// `tamis suggest`.
+pub fn suggest(a: cli::SuggestArgs) -> anyhow::Result<ExitCode> {
+    let req = profile_request(&a.read, parse_today(a.today.as_deref())?)?;
+    let plan = runtime()?.block_on(svc::suggest(req))?;
+    let text = if a.json {
+        serde_json::to_string_pretty(&plan.to_value())? + "\n"
+    } else {
+        format!(
+            "# Suggested by `tamis suggest`: review before running `tamis clean --plan`.\n{}",
+            plan.to_yaml()
+        )
+    };
+    match &a.output {
+        Some(p) => {
+            tamis_service::write_atomic(p, text.as_bytes())?;
+            eprintln!("{} steps written to {}", plan.steps.len(), p.display());
+        }
+        None => std::io::stdout().lock().write_all(text.as_bytes())?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tamis contract infer`.
+pub fn infer(a: cli::InferArgs) -> anyhow::Result<ExitCode> {
+    let req = profile_request(&a.read, parse_today(a.today.as_deref())?)?;
+    let id = a.dataset_id.clone().unwrap_or_else(|| {
+        let f = a.read.files.first().cloned().unwrap_or_default();
+        let name = std::path::Path::new(&f)
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or(f);
+        name.split('.').next().unwrap_or("dataset").to_string()
+    });
+    let c = runtime()?.block_on(svc::infer_contract(req, &id))?;
+    let json = a.output.extension().is_some_and(|e| e == "json");
+    let text = if json {
+        serde_json::to_string_pretty(&c.to_value())? + "\n"
+    } else {
+        c.to_yaml()
+    };
+    tamis_service::write_atomic(&a.output, text.as_bytes())?;
+    eprintln!(
+        "contract with {} columns written to {}",
+        c.columns.len(),
+        a.output.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tamis clean`.
+pub fn clean(a: cli::CleanArgs) -> anyhow::Result<ExitCode> {
+    let today = parse_today(a.today.as_deref())?;
+    let secret = match std::env::var(&a.key_env) {
+        Ok(k) if !k.is_empty() => k.into_bytes(),
+        _ => {
+            tracing::info!(
+                "{} is not set: PII hashes use a fixed development key; set it for real data",
+                a.key_env
+            );
+            b"tamis-development-key".to_vec()
+        }
+    };
+    let job = svc::CleanJob {
+        inputs: a.read.files.clone(),
+        read: a.read.options()?,
+        plan: a.plan.clone(),
+        contract: a.contract.clone(),
+        output: a.output.clone(),
+        provenance: !a.no_provenance,
+        secret,
+        actor: a
+            .actor
+            .clone()
+            .or_else(|| std::env::var("USER").ok())
+            .unwrap_or_else(|| "unknown".into()),
+        quarantine: a.read.quarantine.clone(),
+        report: a.report.clone(),
+        today,
+        progress: Arc::new(AtomicU64::new(0)),
+        passes: Arc::new(AtomicU64::new(0)),
+    };
+    let o = runtime()?.block_on(svc::clean(job))?;
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&o)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(
+        out,
+        "{} rows in, {} rows out ({} passes); output {}",
+        o.rows_in,
+        o.rows_out,
+        o.passes,
+        a.output.display()
+    )?;
+    for s in &o.steps {
+        writeln!(
+            out,
+            "  {:<14} {:<15} removed {:>9}  modified rows {:>9}  cells {:>9}",
+            s.id, s.ty, s.rows_removed, s.rows_modified, s.cells_modified
+        )?;
+    }
+    if o.quarantined > 0 {
+        writeln!(
+            out,
+            "  {} malformed input rows were quarantined",
+            o.quarantined
+        )?;
+    }
+    if let Some(c) = &o.contract_check {
+        writeln!(
+            out,
+            "  contract check of the output: {}",
+            if c["passed"] == true {
+                "passed"
+            } else {
+                "FAILED"
+            }
+        )?;
+    }
+    writeln!(
+        out,
+        "provenance, audit log and lineage: {}",
+        tamis_clean::sidecar_dir(&a.output).display()
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tamis provenance`.
+pub fn provenance(a: cli::ProvenanceArgs) -> anyhow::Result<ExitCode> {
+    let r = svc::provenance(
+        &a.output,
+        &Query {
+            row: a.row,
+            column: a.column.clone(),
+            step: a.step.clone(),
+        },
+    )?;
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&r)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(out, "row_id\tcolumn\told\tnew\tstep\tconfidence\tsource")?;
+    let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "∅".into());
+    for c in &r.cells {
+        writeln!(
+            out,
+            "{}\t{}\t{}\t{}\t{} ({})\t{:.3}\t{}",
+            c.row_id,
+            c.column,
+            show(&c.old_value),
+            show(&c.new_value),
+            c.step_id,
+            c.step,
+            c.confidence,
+            c.source
+        )?;
+    }
+    for d in &r.dropped {
+        writeln!(
+            out,
+            "{}\t(row dropped)\t\t\t{} ({})\t1.000\t{}",
+            d["row_id"],
+            d["step_id"].as_str().unwrap_or(""),
+            d["step"].as_str().unwrap_or(""),
+            d["reason"].as_str().unwrap_or("")
+        )?;
+    }
+    writeln!(
+        out,
+        "{} changed cells, {} dropped rows",
+        r.cells.len(),
+        r.dropped.len()
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tamis revert`.
+pub fn revert(a: cli::RevertArgs) -> anyhow::Result<ExitCode> {
+    let (rows, pii) = svc::revert(&a.output, &a.dest)?;
+    eprintln!("{rows} rows rebuilt into {}", a.dest.display());
+    if !pii.is_empty() {
+        eprintln!(
+            "note: PII columns ({}) come back as keyed hashes where a pii step changed them: the clear values were never stored (no token vault)",
+            pii.join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tamis lineage verify`.
+pub fn verify(a: cli::VerifyArgs) -> anyhow::Result<ExitCode> {
+    let v = svc::verify_lineage(&a.chain, a.data.as_deref())
+        .with_context(|| format!("verifying {}", a.chain.display()))?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("{v}");
+    }
+    Ok(if v.is_intact() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(CHECK_FAILED)
+    })
+}
