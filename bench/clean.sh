@@ -18,50 +18,23 @@
 # Python >= 3.11 for the kit's venv (created by its setup.sh).
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BENCH="$(cd "$ROOT/../shared/bench" && pwd)"
-D="${TAMIS_BENCH_DATA:-$HOME/.cache/tamis-bench/data}"
-RUNS="${RUNS:-3}"
-WARMUP="${WARMUP:-1}"
+NAME=clean
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"   # ROOT, BENCH, D, RUNS, WARMUP, SIZES, OUT, helpers
 KEEP="${KEEP:-0}"
-SIZES=("$@")
-[ ${#SIZES[@]} -gt 0 ] || SIZES=(1m 10m)
-OUT="$ROOT/bench/RESULTS.md"
 PLAN="$ROOT/bench/clean_plan.yaml"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/tamis-clean-bench.XXXXXX")"
 SEC="$WORK/section.md"   # this script's section, spliced into $OUT at the end
 cleanup() {
-  if [ "$KEEP" = 1 ]; then echo "clean.sh: kept $WORK" >&2; else rm -rf "$WORK"; fi
+  if [ "$KEEP" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
-log() { echo "clean.sh: $*" >&2; }
 q() { printf '%q' "$1"; }   # quote a path for the sh -c command lines timeit.py runs
 
-PY="$(bash "$BENCH/setup.sh")"
-mkdir -p "$D"
-
-log "building tamis (release)"
-(cd "$ROOT" && cargo build --release --locked -p tamis-cli >&2)
-TARGET_DIR="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
-TAMIS="$TARGET_DIR/release/tamis"
-"$TAMIS" --version >&2
-
-# Read before RESULTS.md is rewritten (it is tracked, so rewriting it dirties the tree).
-COMMIT="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-(cd "$ROOT" && git diff --quiet -- . ':!bench/RESULTS.md' 2>/dev/null) || COMMIT="$COMMIT (with uncommitted changes)"
+prepare   # PY, TAMIS, COMMIT
 
 {
-  echo "# Benchmark results: \`tamis clean\`"
-  echo
-  echo "Written by \`bench/clean.sh ${SIZES[*]}\` (RUNS=$RUNS, WARMUP=$WARMUP)."
-  echo
-  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "- commit: $COMMIT"
-  echo "- machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
-  echo "- tools: $("$TAMIS" --version), $("$PY" -c 'import duckdb, polars, sys; print(f"duckdb {duckdb.__version__}, polars {polars.__version__}, python {sys.version.split()[0]}")')"
-  echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo
+  section_head
   echo "Targets (issue 3, at 10M rows): tamis CPU-seconds ≤ 0.5× DuckDB's, peak RSS ≤ 1 GiB,"
   echo "same rows as DuckDB's. The job: drop exact duplicate rows, fill NULL age / income with"
   echo "the median of the deduplicated data, trim + lowercase status, trim + uppercase state,"
@@ -72,13 +45,7 @@ COMMIT="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 } > "$SEC"
 
 for size in "${SIZES[@]}"; do
-  F="$D/customers_$size.csv"
-  META="$D/customers_${size}_meta.json"
-  if [ ! -s "$F" ]; then
-    log "generating $F"
-    "$PY" "$BENCH/gen_customers.py" "$size" "$F" --seed 42 --meta "$META" >&2
-  fi
-  bytes=$(stat -c %s "$F")
+  data "$size"   # F, META, bytes
   O="$WORK/$size"
   mkdir -p "$O"
   duck="$O/OUT_duck.parquet"
@@ -87,9 +54,7 @@ for size in "${SIZES[@]}"; do
   cmd_duckdb="rm -f $(q "$duck") && $(q "$PY") $(q "$BENCH/profile/duckdb_clean.py") $(q "$F") $(q "$duck") --zstd"
   cmd_polars="rm -f $(q "$pola") && $(q "$PY") $(q "$BENCH/profile/polars_clean.py") $(q "$F") $(q "$pola")"
   cmd_tamis="rm -rf $(q "$tams") $(q "$tams.tamis") && $(q "$TAMIS") clean $(q "$F") --plan $(q "$PLAN") -o $(q "$tams") --no-progress"
-  log "timing $size ($bytes bytes)"
-  python3 "$BENCH/timeit.py" -r "$RUNS" -w "$WARMUP" -n duckdb -n polars -n tamis --json \
-    "$cmd_duckdb" "$cmd_polars" "$cmd_tamis" > "$WORK/timeit_$size.txt"
+  time_size "$size" duckdb polars "$cmd_duckdb" "$cmd_polars" "$cmd_tamis"
 
   # The outputs of the last round are left in place: compare them.
   log "same-rows check $size"
@@ -116,13 +81,7 @@ for size in "${SIZES[@]}"; do
 done
 
 {
-  echo
-  echo "## Commands"
-  echo
-  echo '```bash'
-  echo "PY=\$(bash ../shared/bench/setup.sh)"
-  echo "\$PY ../shared/bench/gen_customers.py SIZE \$D/customers_SIZE.csv --seed 42"
-  echo "python3 ../shared/bench/timeit.py -r $RUNS -w $WARMUP -n duckdb -n polars -n tamis --json \\"
+  commands_head duckdb polars
   echo "  'rm -f \$O/OUT_duck.parquet && \$PY ../shared/bench/profile/duckdb_clean.py \$F \$O/OUT_duck.parquet --zstd' \\"
   echo "  'rm -f \$O/OUT_polars.parquet && \$PY ../shared/bench/profile/polars_clean.py \$F \$O/OUT_polars.parquet' \\"
   echo "  'rm -rf \$O/OUT_tamis.parquet \$O/OUT_tamis.parquet.tamis && target/release/tamis clean \$F --plan bench/clean_plan.yaml -o \$O/OUT_tamis.parquet --no-progress'"
@@ -137,8 +96,5 @@ done
   cat "$PLAN"
   echo '```'
   echo "</details>"
-  echo
-  echo "- load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 } >> "$SEC"
-"$PY" "$ROOT/bench/results_section.py" "$OUT" clean < "$SEC"
-log "wrote the clean section of $OUT"
+write_section

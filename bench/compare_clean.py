@@ -17,20 +17,10 @@ stdout. Exit status 1 if tamis's output does not hold the same rows as DuckDB's.
 import argparse
 import json
 import os
-import statistics
 import sys
 
-
-def timeit_doc(path):
-    text = open(path).read()
-    start = text.index("\n{\n") + 1
-    return text[:start], json.loads(text[start:])
-
-
-def per_round(doc, a, b, key):
-    cmds = {c["name"]: c for c in doc["commands"]}
-    xs = [s1[key] / s2[key] for s1, s2 in zip(cmds[a]["samples"], cmds[b]["samples"]) if s2[key] > 0]
-    return statistics.median(xs) if xs else float("nan")
+from benchlib import (commands, heading, mark, ratio_head, ratio_row, rss_row, timeit_details,
+                      timeit_doc, timing_table)
 
 
 def same_rows(path):
@@ -88,7 +78,7 @@ def main():
     a = ap.parse_args()
 
     table, doc = timeit_doc(a.timeit)
-    cmds = {c["name"]: c for c in doc["commands"]}
+    cmds = commands(doc)
     outs = {"duckdb": a.out_duckdb, "polars": a.out_polars, "tamis": a.out_tamis}
     rows = {n: parquet_rows(p) for n, p in outs.items()}
     size = {n: (os.path.getsize(p) if os.path.isfile(p) else None) for n, p in outs.items()}
@@ -96,31 +86,17 @@ def main():
     s_tamis, s_polars = same_rows(a.same_tamis), same_rows(a.same_polars)
     same = bool(s_tamis and s_tamis.get("same"))
 
-    out = [f"\n## {a.title}\n"]
-    out.append(f"{doc['runs']} timed rounds after {doc['warmup']} warm-up, alternating; "
-               f"load average {doc['loadavg_start'][0]:.2f} → {doc['loadavg_end'][0]:.2f}.\n")
-    out.append("| tool | wall median s | CPU median s | peak RSS MiB | rows out | output bytes |")
-    out.append("|---|---|---|---|---|---|")
-    for n in ("duckdb", "polars", "tamis"):
-        c = cmds[n]
-        out.append(f"| {n} | {c['wall_median_s']:.2f} | {c['cpu_median_s']:.2f} | "
-                   f"{c['peak_rss_median_mib']:.0f} | {fmt_int(rows[n])} | {fmt_int(size[n])} |")
-    cpu_d = per_round(doc, "tamis", "duckdb", "cpu_s")
-    wall_d = per_round(doc, "tamis", "duckdb", "wall_s")
-    wall_p = per_round(doc, "tamis", "polars", "wall_s")
-    cpu_p = per_round(doc, "tamis", "polars", "cpu_s")
-    rss = cmds["tamis"]["peak_rss_median_mib"]
-    mark = lambda ok: "met" if ok else "**not met**"
-    out.append("")
-    out.append("| ratio (median of per-round ratios) | value | target |")
-    out.append("|---|---|---|")
-    out.append(f"| tamis CPU / DuckDB CPU | {cpu_d:.2f} | ≤ 0.50: {mark(cpu_d <= 0.5)} |")
-    out.append(f"| tamis peak RSS | {rss:.0f} MiB | ≤ 1024 MiB: {mark(rss <= 1024)} |")
+    out = heading(a.title, doc)
+    out += timing_table(cmds, ("duckdb", "polars", "tamis"), ("rows out", "output bytes"),
+                        lambda n: (fmt_int(rows[n]), fmt_int(size[n])))
+    out += ratio_head()
+    out.append(ratio_row(doc, "duckdb", "cpu_s", 0.5))
+    out.append(rss_row(cmds, 1024))
     out.append(f"| tamis rows = DuckDB rows (same_rows.py) | {'yes' if same else 'no'} | "
                f"same: {mark(same)} |")
-    out.append(f"| tamis wall / DuckDB wall | {wall_d:.2f} | |")
-    out.append(f"| tamis wall / Polars wall | {wall_p:.2f} | |")
-    out.append(f"| tamis CPU / Polars CPU | {cpu_p:.2f} | |")
+    out.append(ratio_row(doc, "duckdb", "wall_s"))
+    out.append(ratio_row(doc, "polars", "wall_s"))
+    out.append(ratio_row(doc, "polars", "cpu_s"))
     out.append("")
     out.append("Rows (`same_rows.py`: the same multiset of rows, order ignored, columns by name):\n")
     out.append(f"- tamis against DuckDB: {describe_same(s_tamis, 'tamis')}")
@@ -146,9 +122,7 @@ def main():
             out.append("| sidecar file | bytes |")
             out.append("|---|---|")
             out += [f"| {p} | {n:,} |" for p, n in sorted(files)]
-    out.append("\n<details><summary>timeit.py table</summary>\n\n```")
-    out.append(table.strip())
-    out.append("```\n</details>\n")
+    out += timeit_details(table)
     print("\n".join(out))
     return 0 if same else 1
 

@@ -13,21 +13,10 @@ Prints Markdown on stdout. Exit status 1 if an exact statistic disagrees.
 import argparse
 import csv
 import json
-import math
-import statistics
 import sys
 
-
-def timeit_doc(path):
-    text = open(path).read()
-    start = text.index("\n{\n") + 1
-    return text[:start], json.loads(text[start:])
-
-
-def per_round(doc, a, b, key):
-    cmds = {c["name"]: c for c in doc["commands"]}
-    xs = [s1[key] / s2[key] for s1, s2 in zip(cmds[a]["samples"], cmds[b]["samples"]) if s2[key] > 0]
-    return statistics.median(xs) if xs else float("nan")
+from benchlib import (commands, heading, ratio_head, ratio_row, rss_row, timeit_details,
+                      timeit_doc, timing_table)
 
 
 def load_polars(prefix):
@@ -62,32 +51,16 @@ def main():
     a = ap.parse_args()
 
     table, doc = timeit_doc(a.timeit)
-    cmds = {c["name"]: c for c in doc["commands"]}
-    out = [f"\n## {a.title}\n"]
-    out.append(f"{doc['runs']} timed rounds after {doc['warmup']} warm-up, alternating; "
-               f"load average {doc['loadavg_start'][0]:.2f} → {doc['loadavg_end'][0]:.2f}.\n")
-    out.append("| tool | wall median s | CPU median s | peak RSS MiB |")
-    out.append("|---|---|---|---|")
-    for n in ("polars", "duckdb", "tamis"):
-        c = cmds[n]
-        out.append(f"| {n} | {c['wall_median_s']:.2f} | {c['cpu_median_s']:.2f} | {c['peak_rss_median_mib']:.0f} |")
-    cpu_p = per_round(doc, "tamis", "polars", "cpu_s")
-    wall_d = per_round(doc, "tamis", "duckdb", "wall_s")
-    wall_p = per_round(doc, "tamis", "polars", "wall_s")
-    cpu_d = per_round(doc, "tamis", "duckdb", "cpu_s")
-    rss = cmds["tamis"]["peak_rss_median_mib"]
-    mark = lambda ok: "met" if ok else "**not met**"
-    out.append("")
-    out.append("| ratio (median of per-round ratios) | value | target |")
-    out.append("|---|---|---|")
-    out.append(f"| tamis CPU / Polars CPU | {cpu_p:.2f} | ≤ 0.50: {mark(cpu_p <= 0.5)} |")
-    out.append(f"| tamis wall / DuckDB wall | {wall_d:.2f} | ≤ 0.60: {mark(wall_d <= 0.6)} |")
-    out.append(f"| tamis peak RSS | {rss:.0f} MiB | ≤ 512 MiB: {mark(rss <= 512)} |")
-    out.append(f"| tamis wall / Polars wall | {wall_p:.2f} | |")
-    out.append(f"| tamis CPU / DuckDB CPU | {cpu_d:.2f} | |")
-    out.append("\n<details><summary>timeit.py table</summary>\n\n```")
-    out.append(table.strip())
-    out.append("```\n</details>\n")
+    cmds = commands(doc)
+    out = heading(a.title, doc)
+    out += timing_table(cmds, ("polars", "duckdb", "tamis"))
+    out += ratio_head()
+    out.append(ratio_row(doc, "polars", "cpu_s", 0.5))
+    out.append(ratio_row(doc, "duckdb", "wall_s", 0.6))
+    out.append(rss_row(cmds, 512))
+    out.append(ratio_row(doc, "polars", "wall_s"))
+    out.append(ratio_row(doc, "duckdb", "cpu_s"))
+    out += timeit_details(table)
 
     prof = json.load(open(a.tamis))
     pol = load_polars(a.polars)

@@ -16,9 +16,16 @@ fn step(id: String, ty: &str, params: Value, confidence: f64, rationale: String)
     m.insert("confidence".into(), json!(confidence));
     m.insert("rationale".into(), json!(rationale));
     // Suggestions go through the plan parser, so they are always valid plans.
-    Plan::parse(&Value::Object(m).to_string(), "suggestion")
-        .ok()
-        .and_then(|p| p.steps.into_iter().next())
+    match Plan::parse(
+        &Value::Array(vec![Value::Object(m)]).to_string(),
+        "suggestion",
+    ) {
+        Ok(p) => p.steps.into_iter().next(),
+        Err(e) => {
+            tracing::warn!("a suggestion was not a valid step and was left out: {e}");
+            None
+        }
+    }
 }
 
 fn n(x: u64) -> String {
@@ -117,10 +124,18 @@ pub fn suggest(p: &Profile) -> Plan {
         }
         if text && !c.variants.is_empty() && c.distinct <= 1000 {
             let canon: Vec<&str> = c.variants.iter().map(|v| v.canonical.as_str()).collect();
+            // Similarity matching suits a few categories (`actve` → `active`); among many
+            // values (names, cities) it would merge different values, so only variants fold.
+            let few = c.distinct_exact && c.distinct <= 50 && c.semantic_type == "categorical";
+            let params = if few {
+                json!({"columns": [name]})
+            } else {
+                json!({"columns": [name], "threshold": 1.0})
+            };
             steps.extend(step(
                 id("canon"),
                 "canonicalize",
-                json!({"columns": [name]}),
+                params,
                 0.85,
                 format!(
                     "`{name}` has {} values that differ only in case or whitespace from {} canonical values ({})",
@@ -166,7 +181,11 @@ pub fn suggest(p: &Profile) -> Plan {
                     "filter",
                     json!({"drop_where": cond, "reason": format!("impossible {name}")}),
                     0.6,
-                    format!("`{name}` has {} impossible values; drop those rows (or fix them at the source)", n(imp.count)),
+                    format!(
+                        "`{name}` has {} impossible {}; drop those rows (or fix them at the source)",
+                        n(imp.count),
+                        if imp.count == 1 { "value" } else { "values" }
+                    ),
                 ));
             }
             let out = &num.outliers.iqr;

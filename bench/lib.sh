@@ -1,0 +1,91 @@
+# Shared by bench/profile.sh and bench/clean.sh, which set NAME (profile, clean: the tamis
+# command, the section of bench/RESULTS.md and the prefix of log lines) and then
+#
+#   source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"   # the sizes to run
+#
+# This sets ROOT, BENCH, D, RUNS, WARMUP, SIZES and OUT, and defines the helpers below. The
+# caller makes WORK (a temporary directory) and SEC (its section, built in $WORK).
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BENCH="$(cd "$ROOT/../shared/bench" && pwd)"
+D="${TAMIS_BENCH_DATA:-$HOME/.cache/tamis-bench/data}"
+RUNS="${RUNS:-3}"
+WARMUP="${WARMUP:-1}"
+SIZES=("$@")
+[ ${#SIZES[@]} -gt 0 ] || SIZES=(1m 10m)
+OUT="$ROOT/bench/RESULTS.md"
+
+log() { echo "$NAME.sh: $*" >&2; }
+
+# The kit's Python (PY), the data directory, a release build of tamis (TAMIS) and the commit
+# (COMMIT), read before RESULTS.md is rewritten (it is tracked, so rewriting it dirties the tree).
+prepare() {
+  PY="$(bash "$BENCH/setup.sh")"
+  mkdir -p "$D"
+
+  log "building tamis (release)"
+  (cd "$ROOT" && cargo build --release --locked -p tamis-cli >&2)
+  TARGET_DIR="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+  TAMIS="$TARGET_DIR/release/tamis"
+  "$TAMIS" --version >&2
+
+  COMMIT="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  (cd "$ROOT" && git diff --quiet -- . ':!bench/RESULTS.md' 2>/dev/null) || COMMIT="$COMMIT (with uncommitted changes)"
+}
+
+# The head of the section on stdout: title, how it was written, date, commit, machine, tools,
+# load average; then a blank line, for the caller's targets.
+section_head() {
+  echo "# Benchmark results: \`tamis $NAME\`"
+  echo
+  echo "Written by \`bench/$NAME.sh ${SIZES[*]}\` (RUNS=$RUNS, WARMUP=$WARMUP)."
+  echo
+  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "- commit: $COMMIT"
+  echo "- machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
+  echo "- tools: $("$TAMIS" --version), $("$PY" -c 'import duckdb, polars, sys; print(f"duckdb {duckdb.__version__}, polars {polars.__version__}, python {sys.version.split()[0]}")')"
+  echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo
+}
+
+# data SIZE: the customers table of SIZE rows (gen_customers.py notation) in $D, generated once
+# (seed 42, shared by the scripts). Sets F (the CSV), META (the generator's facts) and bytes.
+data() {
+  F="$D/customers_${1}.csv"
+  META="$D/customers_${1}_meta.json"
+  if [ ! -s "$F" ]; then
+    log "generating $F"
+    "$PY" "$BENCH/gen_customers.py" "$1" "$F" --seed 42 --meta "$META" >&2
+  fi
+  bytes=$(stat -c %s "$F")
+}
+
+# time_size SIZE NAME1 NAME2 CMD1 CMD2 CMD3: one alternating timeit.py run of the three
+# commands (the third is tamis) into $WORK/timeit_SIZE.txt.
+time_size() {
+  log "timing $1 ($bytes bytes)"
+  python3 "$BENCH/timeit.py" -r "$RUNS" -w "$WARMUP" -n "$2" -n "$3" -n tamis --json \
+    "$4" "$5" "$6" > "$WORK/timeit_$1.txt"
+}
+
+# The start of the section's "Commands" block on stdout: the kit's Python and the data, then
+# the caller's timeit.py line for the tools NAME1 NAME2 (and tamis), and its commands.
+commands_head() {
+  echo
+  echo "## Commands"
+  echo
+  echo '```bash'
+  echo "PY=\$(bash ../shared/bench/setup.sh)"
+  echo "\$PY ../shared/bench/gen_customers.py SIZE \$D/customers_SIZE.csv --seed 42"
+  echo "python3 ../shared/bench/timeit.py -r $RUNS -w $WARMUP -n $1 -n $2 -n tamis --json \\"
+}
+
+# Ends the section (load average at end) and splices it into $OUT in place of the old one.
+write_section() {
+  {
+    echo
+    echo "- load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+  } >> "$SEC"
+  "$PY" "$ROOT/bench/results_section.py" "$OUT" "$NAME" < "$SEC"
+  log "wrote the $NAME section of $OUT"
+}

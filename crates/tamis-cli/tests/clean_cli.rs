@@ -1,0 +1,157 @@
+//! Runs the real `tamis` binary through the cleaning commands: suggest → clean
+//! → provenance → revert → lineage verify, contract infer → check, and the
+//! exit codes pipelines rely on.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tamis"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("TAMIS_PII_KEY", "cli-test-key")
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn example() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/customers.csv").to_string()
+}
+
+fn p(x: &Path) -> &str {
+    x.to_str().unwrap()
+}
+
+#[test]
+fn suggest_then_clean_then_revert_then_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.yaml");
+    let o = run(&["suggest", &example(), "-o", p(&plan)]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let yaml = std::fs::read_to_string(&plan).unwrap();
+    for want in [
+        "dedupe_exact",
+        "canonicalize",
+        "standardize",
+        "impute",
+        "rationale",
+        "confidence",
+    ] {
+        assert!(yaml.contains(want), "suggested plan lacks {want}:\n{yaml}");
+    }
+    assert!(yaml.contains("differ only in case or whitespace"), "{yaml}");
+
+    let out = dir.path().join("clean.parquet");
+    let report = dir.path().join("report.html");
+    let o = run(&[
+        "clean",
+        &example(),
+        "--plan",
+        p(&plan),
+        "-o",
+        p(&out),
+        "--report",
+        p(&report),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["rows_in"], 2000);
+    assert_eq!(summary["quarantined"], 2);
+    assert!(summary["rows_out"].as_u64().unwrap() < 2000);
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(html.contains("quality score") && html.contains("Sample of changed rows"));
+
+    // Provenance of one changed row.
+    let o = run(&["provenance", p(&out), "--step", "2", "--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let q: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let first = &q["cells"][0];
+    let row = first["row_id"].as_u64().unwrap().to_string();
+    let o = run(&["provenance", p(&out), "--row", &row]);
+    assert!(o.status.success());
+    assert!(text(&o.stdout).contains(first["column"].as_str().unwrap()));
+
+    // Revert rebuilds every input row.
+    let back = dir.path().join("back.csv");
+    let o = run(&["revert", p(&out), "-o", p(&back)]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let lines = std::fs::read_to_string(&back).unwrap().lines().count();
+    assert_eq!(lines, 2001);
+
+    // Lineage: intact, then the output changes.
+    let o = run(&["lineage", "verify", p(&out), "--data", p(&out)]);
+    assert!(o.status.success(), "{}", text(&o.stdout));
+    assert!(text(&o.stdout).starts_with("intact"));
+    let mut bytes = std::fs::read(&out).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&out, bytes).unwrap();
+    let o = run(&["lineage", "verify", p(&out), "--data", p(&out)]);
+    assert_eq!(o.status.code(), Some(4));
+    assert!(text(&o.stdout).contains("no longer matches"));
+}
+
+#[test]
+fn contract_infer_then_check_with_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let contract = dir.path().join("contract.yaml");
+    let o = run(&["contract", "infer", &example(), "-o", p(&contract)]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let c = std::fs::read_to_string(&contract).unwrap();
+    assert!(
+        c.contains("dataset_id: customers") && c.contains("pii: email"),
+        "{c}"
+    );
+    // The data passes a contract of its own profile only where the profile saw no issue:
+    // impossible ages break the inferred age range.
+    let viol = dir.path().join("violations.parquet");
+    let o = run(&[
+        "check",
+        &example(),
+        "--contract",
+        p(&contract),
+        "-o",
+        p(&viol),
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(r["violations"].as_u64().unwrap() > 0);
+    assert!(viol.exists());
+
+    let ok = dir.path().join("ok.yaml");
+    std::fs::write(&ok, "dataset_id: c\nschema:\n  columns:\n    - {name: customer_id, type: integer, nullable: false}\n").unwrap();
+    let o = run(&["check", &example(), "--contract", p(&ok)]);
+    assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
+    assert!(text(&o.stdout).starts_with("PASSED"));
+}
+
+#[test]
+fn bad_plans_exit_3_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan: PathBuf = dir.path().join("plan.yaml");
+    std::fs::write(
+        &plan,
+        "steps:\n  - type: impute\n    columns: [agee]\n    method: median\n",
+    )
+    .unwrap();
+    let out = dir.path().join("o.parquet");
+    let o = run(&["clean", &example(), "--plan", p(&plan), "-o", p(&out)]);
+    assert_eq!(o.status.code(), Some(3));
+    let e = text(&o.stderr);
+    assert!(
+        e.contains("step 1") && e.contains("did you mean `age`"),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "nothing but the plan"
+    );
+}
