@@ -268,33 +268,140 @@ fn writer_thread(rx: Receiver<Out>) -> Result<(), CleanError> {
     Ok(())
 }
 
-/// Streams typed batches from the dataset on a reader thread.
+/// Where the reader thread gets its batches.
+enum Input {
+    /// Parse the dataset and type it; malformed rows go to this quarantine.
+    Dataset(Arc<Dataset>, Arc<Quarantine>),
+    /// Typed batches a previous pass spilled.
+    Spill(PathBuf),
+}
+
+/// The reader thread's result: the types it ended with and, if asked, the spill it wrote.
+type ReaderEnd = (Typing, Option<Result<tempfile::TempPath, CleanError>>);
+
+type SpillWriter =
+    tamis_core::datafusion::arrow::ipc::writer::StreamWriter<std::io::BufWriter<File>>;
+
+/// An Arrow IPC file of typed batches, written beside the output.
+struct Spill {
+    file: tempfile::NamedTempFile,
+    writer: Option<SpillWriter>,
+}
+
+impl Spill {
+    fn create(dir: &Path) -> Result<Spill, CleanError> {
+        let file = tempfile::Builder::new()
+            .prefix(".tamis-spill-")
+            .tempfile_in(dir)
+            .map_err(|e| werr(dir, format!("spill file: {e}")))?;
+        Ok(Spill { file, writer: None })
+    }
+
+    fn write(&mut self, b: &RecordBatch) -> Result<(), CleanError> {
+        let e = |x: &dyn std::fmt::Display| werr(self.file.path(), format!("spill file: {x}"));
+        if self.writer.is_none() {
+            let f = self.file.as_file().try_clone().map_err(|x| e(&x))?;
+            let w =
+                SpillWriter::try_new(std::io::BufWriter::new(f), &b.schema()).map_err(|x| e(&x))?;
+            self.writer = Some(w);
+        }
+        match self.writer.as_mut() {
+            Some(w) => w.write(b).map_err(|x| e(&x)),
+            None => Ok(()),
+        }
+    }
+
+    fn finish(self) -> Result<tempfile::TempPath, CleanError> {
+        if let Some(mut w) = self.writer {
+            w.finish()
+                .map_err(|x| werr(self.file.path(), format!("spill file: {x}")))?;
+        }
+        Ok(self.file.into_temp_path())
+    }
+}
+
+fn read_spill(
+    p: &Path,
+) -> Result<Box<dyn Iterator<Item = Result<RecordBatch, CleanError>> + Send>, CleanError> {
+    let f = File::open(p).map_err(|e| werr(p, format!("spill file: {e}")))?;
+    // A pass over no rows spilled nothing.
+    let empty = f.metadata().map(|m| m.len() == 0).unwrap_or(false);
+    let f: Box<dyn std::io::Read + Send> = if empty {
+        return Ok(Box::new(std::iter::empty()) as Box<dyn Iterator<Item = _> + Send>);
+    } else {
+        Box::new(f)
+    };
+    let r = tamis_core::datafusion::arrow::ipc::reader::StreamReader::try_new(
+        std::io::BufReader::new(f),
+        None,
+    )
+    .map_err(|e| werr(p, format!("spill file: {e}")))?;
+    let p = p.to_path_buf();
+    Ok(Box::new(r.map(move |b| {
+        b.map_err(|e| werr(&p, format!("spill file: {e}")))
+    })))
+}
+
+/// Streams typed batches on a reader thread. With `spill_dir`, every typed
+/// batch is also written to an Arrow IPC file there, so the final pass reads
+/// it back instead of parsing and typing the text again.
 fn spawn_reader(
-    dataset: Arc<Dataset>,
+    input: Input,
     typing: Typing,
-    quarantine: Arc<Quarantine>,
     progress: Arc<AtomicU64>,
+    spill_dir: Option<PathBuf>,
 ) -> (
     Receiver<Result<RecordBatch, CleanError>>,
-    std::thread::JoinHandle<Typing>,
+    std::thread::JoinHandle<ReaderEnd>,
 ) {
     let (tx, rx) = sync_channel::<Result<RecordBatch, CleanError>>(4);
     let h = std::thread::spawn(move || {
         let mut typing = typing;
-        let batches = match dataset.batches(quarantine, progress) {
-            Ok(b) => b,
-            Err(e) => {
-                let _ = tx.send(Err(e.into()));
-                return typing;
-            }
+        let mut spill = match spill_dir.as_deref().map(Spill::create) {
+            Some(Ok(s)) => Some(s),
+            Some(Err(e)) => return (typing, Some(Err(e))),
+            None => None,
         };
+        let convert = matches!(input, Input::Dataset(..));
+        let batches: Box<dyn Iterator<Item = Result<RecordBatch, CleanError>>> = match input {
+            Input::Dataset(ds, q) => match ds.batches(q, progress) {
+                Ok(b) => Box::new(b.map(|r| r.map_err(CleanError::from))),
+                Err(e) => {
+                    let _ = tx.send(Err(e.into()));
+                    return (typing, None);
+                }
+            },
+            Input::Spill(p) => match read_spill(&p) {
+                Ok(r) => Box::new(r),
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return (typing, None);
+                }
+            },
+        };
+        let mut failed = None;
         for b in batches {
-            let r = b.map_err(CleanError::from).and_then(|b| typing.convert(&b));
+            let r = if convert {
+                b.and_then(|b| typing.convert(&b))
+            } else {
+                b
+            };
+            if let (Ok(b), Some(s)) = (&r, spill.as_mut())
+                && let Err(e) = s.write(b)
+            {
+                failed = Some(e);
+                spill = None;
+            }
             if tx.send(r).is_err() {
                 break;
             }
         }
-        typing
+        let end = match (failed, spill) {
+            (Some(e), _) => Some(Err(e)),
+            (None, Some(s)) => Some(s.finish()),
+            (None, None) => None,
+        };
+        (typing, end)
     });
     (rx, h)
 }
@@ -357,18 +464,43 @@ fn keep_rows(b: &RecordBatch, keep: &Option<BooleanArray>) -> Result<RecordBatch
     })
 }
 
+/// What the statistics passes leave for the final pass.
+struct Prepared {
+    passes: u64,
+    /// The typed input of the last pass, when it was text (saves parsing it again).
+    spill: Option<tempfile::TempPath>,
+    /// Whether a complete pass already sent malformed rows to the quarantine.
+    quarantined: bool,
+}
+
 /// Runs statistics passes until every op is resolved and the types are final.
 fn stats_passes(
     req: &CleanRequest,
     ops: &mut [Box<dyn Op>],
     typing: &mut Typing,
     text: bool,
-) -> Result<u64, CleanError> {
+) -> Result<Prepared, CleanError> {
     let mut passes = 0;
     let mut types_final = !text;
+    let mut quarantined = false;
+    let spill_dir = req
+        .output
+        .parent()
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        })
+        .map(Path::to_path_buf);
     loop {
         if types_final && ops.iter().all(|o| o.is_resolved()) {
-            return Ok(passes);
+            return Ok(Prepared {
+                passes,
+                spill: None,
+                quarantined,
+            });
         }
         passes += 1;
         req.passes
@@ -378,11 +510,21 @@ fn stats_passes(
         for op in ops.iter_mut() {
             op.start_apply();
         }
+        // The pass that resolves the last op keeps its typed input for the final pass.
+        let last = ops
+            .iter()
+            .zip(&acts)
+            .all(|(o, a)| o.is_resolved() || *a == Act::Observe);
+        let q = if quarantined {
+            Arc::new(Quarantine::in_memory())
+        } else {
+            req.quarantine.clone()
+        };
         let (rx, handle) = spawn_reader(
-            req.dataset.clone(),
+            Input::Dataset(req.dataset.clone(), q),
             typing.clone(),
-            Arc::new(Quarantine::in_memory()),
             req.progress.clone(),
+            spill_dir.clone().filter(|_| last && text),
         );
         let mut widened = false;
         let mut result = Ok(());
@@ -409,10 +551,12 @@ fn stats_passes(
             }
         }
         drop(rx);
-        let t = handle
+        let (t, spill) = handle
             .join()
             .map_err(|_| CleanError::Internal("reader thread panicked".into()))?;
         result?;
+        quarantined = true;
+        let spill = spill.transpose()?;
         let old = typing.types.clone();
         *typing = t;
         widened |= typing.types != old;
@@ -430,6 +574,13 @@ fn stats_passes(
             if *act == Act::Observe {
                 op.resolve()?;
             }
+        }
+        if ops.iter().all(|o| o.is_resolved()) {
+            return Ok(Prepared {
+                passes,
+                spill,
+                quarantined,
+            });
         }
     }
 }
@@ -530,7 +681,9 @@ fn record_cells(
         let new = out.batch.column_by_name(c);
         let changed: Vec<u64> = match new {
             Some(new) => {
-                let mask = if old.data_type() == new.data_type() {
+                let mask = if let Some(m) = out.changed.get(c) {
+                    m.clone()
+                } else if old.data_type() == new.data_type() {
                     distinct(old, new)?
                 } else {
                     distinct(&cast(old, &DataType::Utf8)?, &cast(new, &DataType::Utf8)?)?
@@ -667,7 +820,8 @@ pub fn clean(req: CleanRequest) -> Result<CleanOutcome, CleanError> {
         !text,
         dataset.options().null_tokens.clone(),
     );
-    let stat_passes = stats_passes(&req, &mut ops, &mut typing, text)?;
+    let prepared = stats_passes(&req, &mut ops, &mut typing, text)?;
+    let stat_passes = prepared.passes;
 
     // PII columns: the contract's, and every column a pii step touches.
     let mut pii: HashSet<String> = req
@@ -723,6 +877,7 @@ pub fn clean(req: CleanRequest) -> Result<CleanOutcome, CleanError> {
         &req,
         &mut ops,
         &typing,
+        &prepared,
         &pii,
         &mut summaries,
         &out_tmp,
@@ -812,6 +967,7 @@ fn final_pass(
     req: &CleanRequest,
     ops: &mut [Box<dyn Op>],
     typing: &Typing,
+    prepared: &Prepared,
     pii: &HashSet<String>,
     summaries: &mut [StepSummary],
     out_tmp: &Path,
@@ -829,12 +985,14 @@ fn final_pass(
     for op in ops.iter_mut() {
         op.start_apply();
     }
-    let (rx_in, reader) = spawn_reader(
-        req.dataset.clone(),
-        typing.clone(),
-        req.quarantine.clone(),
-        req.progress.clone(),
-    );
+    let input = match &prepared.spill {
+        Some(p) => Input::Spill(p.to_path_buf()),
+        None if prepared.quarantined => {
+            Input::Dataset(req.dataset.clone(), Arc::new(Quarantine::in_memory()))
+        }
+        None => Input::Dataset(req.dataset.clone(), req.quarantine.clone()),
+    };
+    let (rx_in, reader) = spawn_reader(input, typing.clone(), req.progress.clone(), None);
     let mut cells = CellRecorder::new();
     let mut rows_in = 0u64;
     let mut rows_out = 0u64;

@@ -76,6 +76,8 @@ pub struct StepOutput {
     pub reasons: Vec<String>,
     /// Per-row confidence for a written column, where it differs from the step's.
     pub confidence: HashMap<String, Vec<f64>>,
+    /// Which cells of a written column changed, when the op knows (saves a comparison).
+    pub changed: HashMap<String, BooleanArray>,
 }
 
 impl StepOutput {
@@ -85,6 +87,7 @@ impl StepOutput {
             keep: None,
             reasons: Vec::new(),
             confidence: HashMap::new(),
+            changed: HashMap::new(),
         }
     }
 }
@@ -561,6 +564,7 @@ impl Op for Dedupe {
             keep: Some(keep.finish()),
             reasons,
             confidence: HashMap::new(),
+            changed: HashMap::new(),
         })
     }
 }
@@ -721,49 +725,69 @@ impl Op for Impute {
                 continue;
             }
             let t = a.data_type().clone();
-            let mut fill = StringBuilder::with_capacity(a.len(), a.len());
-            match &self.method {
-                ImputeMethod::Constant(v) => {
-                    for _ in 0..a.len() {
-                        fill.append_value(v);
-                    }
+            let numeric = matches!(self.method, ImputeMethod::Mean | ImputeMethod::Median);
+            // The fill value as text that casts to the column's type exactly.
+            let text = |v: &str| -> String {
+                if numeric {
+                    number_text(v.parse().unwrap_or(f64::NAN), &t)
+                } else {
+                    v.to_string()
                 }
-                ImputeMethod::ForwardFill => {
-                    let s = as_text(a)?;
-                    let last = self.last.get(c).cloned();
-                    let mut last = last;
-                    for i in 0..s.len() {
-                        if s.is_null(i) {
-                            fill.append_option(last.as_deref());
-                        } else {
-                            last = Some(s.value(i).to_string());
-                            fill.append_null();
-                        }
-                    }
-                    if let Some(l) = last {
-                        self.last.insert(c.clone(), l);
-                    }
-                }
-                _ => {
-                    let fills = self.fills.get(c);
-                    let numeric = matches!(self.method, ImputeMethod::Mean | ImputeMethod::Median);
-                    for i in 0..a.len() {
-                        let g = groups.as_ref().map_or(NO_GROUP, |g| g[i].as_str());
-                        match fills.and_then(|f| f.get(g)) {
-                            Some(v) if numeric => {
-                                let x: f64 = v.parse().unwrap_or(f64::NAN);
-                                fill.append_value(number_text(x, &t));
-                            }
-                            Some(v) => fill.append_value(v),
-                            None => fill.append_null(),
-                        }
-                    }
-                }
-            }
-            let fill: ArrayRef = Arc::new(fill.finish());
-            let fill = cast(&fill, &t)?;
+            };
+            let scalar = match (&self.method, &groups) {
+                (ImputeMethod::Constant(v), _) => Some(Some(v.clone())),
+                (ImputeMethod::ForwardFill, _) | (_, Some(_)) => None,
+                (_, None) => Some(
+                    self.fills
+                        .get(c)
+                        .and_then(|f| f.get(NO_GROUP))
+                        .map(|v| text(v)),
+                ),
+            };
             let mask = is_null(a)?;
-            new.push((c.clone(), zip(&mask, &fill, a)?));
+            let filled = match scalar {
+                // One value for every null: a one-row array broadcast by `zip`.
+                Some(v) => {
+                    let one: ArrayRef = Arc::new(StringArray::from(vec![v]));
+                    let one = cast(&one, &t)?;
+                    zip(
+                        &mask,
+                        &tamis_core::datafusion::arrow::array::Scalar::new(one),
+                        a,
+                    )?
+                }
+                None => {
+                    let mut fill = StringBuilder::with_capacity(a.len(), a.len());
+                    if self.method == ImputeMethod::ForwardFill {
+                        let s = as_text(a)?;
+                        let mut last = self.last.get(c).cloned();
+                        for i in 0..s.len() {
+                            if s.is_null(i) {
+                                fill.append_option(last.as_deref());
+                            } else {
+                                last = Some(s.value(i).to_string());
+                                fill.append_null();
+                            }
+                        }
+                        if let Some(l) = last {
+                            self.last.insert(c.clone(), l);
+                        }
+                    } else {
+                        let fills = self.fills.get(c);
+                        for i in 0..a.len() {
+                            if !a.is_null(i) {
+                                fill.append_null();
+                                continue;
+                            }
+                            let g = groups.as_ref().map_or(NO_GROUP, |g| g[i].as_str());
+                            fill.append_option(fills.and_then(|f| f.get(g)).map(|v| text(v)));
+                        }
+                    }
+                    let fill: ArrayRef = Arc::new(fill.finish());
+                    zip(&mask, &cast(&fill, &t)?, a)?
+                }
+            };
+            new.push((c.clone(), filled));
         }
         Ok(StepOutput::same_rows(with_columns(batch, new)?))
     }
@@ -837,25 +861,57 @@ impl TextNorm {
 }
 
 /// Applies `f` to every non-null value of a text column; values it leaves
-/// alone are copied without allocating.
+/// alone are copied without allocating. Also returns which cells changed, so
+/// provenance needs no second comparison.
 fn map_text(
     a: &ArrayRef,
     mut f: impl FnMut(&str) -> Option<std::borrow::Cow<'_, str>>,
-) -> Result<ArrayRef, CleanError> {
+) -> Result<(ArrayRef, BooleanArray), CleanError> {
     let s = a
         .as_string_opt::<i32>()
         .ok_or_else(|| CleanError::Internal("not a text column".into()))?;
     let mut b = StringBuilder::with_capacity(s.len(), s.value_data().len());
+    let mut changed = BooleanBuilder::with_capacity(s.len());
     for v in s.iter() {
         match v {
-            None => b.append_null(),
+            None => {
+                b.append_null();
+                changed.append_value(false);
+            }
             Some(v) => match f(v) {
-                Some(x) => b.append_value(x),
-                None => b.append_null(),
+                Some(x) => {
+                    let same = match &x {
+                        std::borrow::Cow::Borrowed(y) => y.len() == v.len(),
+                        std::borrow::Cow::Owned(y) => y.as_str() == v,
+                    };
+                    b.append_value(x);
+                    changed.append_value(!same);
+                }
+                None => {
+                    b.append_null();
+                    changed.append_value(true);
+                }
             },
         }
     }
-    Ok(Arc::new(b.finish()))
+    Ok((Arc::new(b.finish()), changed.finish()))
+}
+
+/// The output of an op that rewrote text columns, with their change masks.
+fn text_output(
+    batch: &RecordBatch,
+    new: Vec<(String, (ArrayRef, BooleanArray))>,
+) -> Result<StepOutput, CleanError> {
+    let mut changed = HashMap::new();
+    let mut cols = Vec::new();
+    for (c, (a, m)) in new {
+        changed.insert(c.clone(), m);
+        cols.push((c, a));
+    }
+    Ok(StepOutput {
+        changed,
+        ..StepOutput::same_rows(with_columns(batch, cols)?)
+    })
 }
 
 struct Normalize {
@@ -906,7 +962,7 @@ impl Op for Normalize {
             })?;
             new.push((c.clone(), out));
         }
-        Ok(StepOutput::same_rows(with_columns(batch, new)?))
+        text_output(batch, new)
     }
 }
 
@@ -1075,10 +1131,8 @@ impl Op for Canonicalize {
             new.push((c.clone(), out));
         }
         Ok(StepOutput {
-            batch: with_columns(batch, new)?,
-            keep: None,
-            reasons: Vec::new(),
             confidence: conf,
+            ..text_output(batch, new)?
         })
     }
 }
@@ -1230,6 +1284,7 @@ impl Op for Parse {
             keep: None,
             reasons: Vec::new(),
             confidence: conf,
+            changed: HashMap::new(),
         })
     }
 }
@@ -1430,7 +1485,7 @@ impl Op for Standardize {
             })?;
             new.push((c.clone(), out));
         }
-        Ok(StepOutput::same_rows(with_columns(batch, new)?))
+        text_output(batch, new)
     }
 }
 
@@ -1604,6 +1659,7 @@ impl Op for Filter {
             keep: Some(not(&drop)?),
             reasons,
             confidence: HashMap::new(),
+            changed: HashMap::new(),
         })
     }
 }
@@ -1661,11 +1717,12 @@ impl Op for Pii {
                     c.clone(),
                     map_text(&s, |v| {
                         Some(std::borrow::Cow::Owned(keyed_hash(&self.key, v)))
-                    })?,
+                    })?
+                    .0,
                 )),
                 PiiStrategy::Redact => new.push((
                     c.clone(),
-                    map_text(&s, |_| Some(std::borrow::Cow::Owned(format!("<{label}>"))))?,
+                    map_text(&s, |_| Some(std::borrow::Cow::Owned(format!("<{label}>"))))?.0,
                 )),
                 PiiStrategy::Exclude => dropped.push(c.clone()),
                 PiiStrategy::Tokenize => {

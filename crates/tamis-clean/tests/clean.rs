@@ -833,3 +833,51 @@ mod props {
         }
     }
 }
+
+#[test]
+fn malformed_rows_are_quarantined_once_across_passes_and_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("n,m\n");
+    for i in 0..1200 {
+        csv.push_str(&format!("{i},{}\n", i % 7));
+        if i == 10 {
+            csv.push_str("1,2,3\n"); // wrong field count
+        }
+    }
+    csv.push_str("text-later,3\n"); // widens `n` after the sample: the pass restarts
+    let input = write(dir.path(), "in.csv", &csv);
+    let qfile = dir.path().join("q.jsonl");
+    let out = dir.path().join("out.parquet");
+    let dataset =
+        Arc::new(Dataset::open(&[input.display().to_string()], ReadOptions::default()).unwrap());
+    let o = clean(CleanRequest {
+        dataset,
+        plan: Plan::parse("steps: [{type: impute, columns: [m], method: median}, {type: outliers, columns: [m], action: flag}]", "p").unwrap(),
+        contract: None,
+        output: out.clone(),
+        provenance: true,
+        secret: b"k".to_vec(),
+        actor: "t".into(),
+        quarantine: Arc::new(Quarantine::to_file(&qfile).unwrap()),
+        progress: Arc::new(AtomicU64::new(0)),
+        passes: Arc::new(AtomicU64::new(0)),
+        today: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+    })
+    .unwrap();
+    // A restarted pass, two statistics passes (outliers wait for the imputation), the final pass.
+    assert_eq!(o.passes, 4);
+    assert_eq!(o.quarantined, 1);
+    assert_eq!(std::fs::read_to_string(&qfile).unwrap().lines().count(), 1);
+    assert_eq!(o.rows_in, 1201);
+    assert_eq!(read_parquet(&out).num_rows(), 1201);
+    // No spill or temporary file is left beside the output.
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec!["in.csv", "out.parquet", "out.parquet.tamis", "q.jsonl"]
+    );
+}
