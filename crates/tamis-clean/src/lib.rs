@@ -15,6 +15,7 @@ pub mod plan;
 pub mod provenance;
 pub mod suggest;
 pub mod typing;
+pub mod udf;
 
 use std::path::PathBuf;
 

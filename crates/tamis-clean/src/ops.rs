@@ -1670,6 +1670,7 @@ pub fn compile_predicate(
     schema: &SchemaRef,
 ) -> Result<Arc<dyn PhysicalExpr>, CleanError> {
     let ctx = SessionContext::new();
+    crate::udf::register(&ctx);
     let df = DFSchema::try_from(schema.as_ref().clone())?;
     let bad = |e: tamis_core::datafusion::error::DataFusionError| CleanError::Step {
         step: "filter".into(),

@@ -881,3 +881,49 @@ fn malformed_rows_are_quarantined_once_across_passes_and_a_restart() {
         vec!["in.csv", "out.parquet", "out.parquet.tamis", "q.jsonl"]
     );
 }
+
+#[test]
+fn contract_drives_pii_steps_and_checks_the_output() {
+    let contract = r#"
+dataset_id: people
+schema:
+  columns:
+    - {name: id, type: integer, nullable: false}
+    - {name: name, pii: person_name, pii_strategy: redact}
+    - {name: status, business_rules: [{one_of: [active, inactive, suspended]}]}
+    - {name: state, pii: true, pii_strategy: exclude}
+"#;
+    let r = try_run(
+        PEOPLE,
+        "steps: [{type: pii}, {type: canonicalize, columns: [status], values: [active, inactive, suspended]}]",
+        Some(contract),
+    )
+    .unwrap();
+    let b = read_parquet(&r.out);
+    assert!(b.column_by_name("state").is_none(), "excluded");
+    assert!(
+        col(&b, "name")
+            .iter()
+            .all(|v| v.as_deref() == Some("<PERSON_NAME>"))
+    );
+    let check = r.outcome.contract_check.as_ref().unwrap();
+    assert_eq!(check["passed"], true, "{check}");
+    let chain = Chain::read(&sidecar_dir(&r.out).join("lineage.json")).unwrap();
+    let quality = chain.blocks.last().unwrap();
+    assert_eq!(quality.payload["contract"]["passed"], true);
+    // Contract PII columns are hashed in provenance even where a non-pii step changed them.
+    let q = query(
+        &r.out,
+        &Query {
+            column: Some("state".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(!q.cells.is_empty());
+    assert!(q.cells.iter().all(|c| {
+        c.old_value
+            .as_deref()
+            .is_some_and(|v| v.starts_with("hmac-sha256:"))
+    }));
+}
