@@ -36,19 +36,19 @@ fn try_run(csv: &str, plan: &str, contract: Option<&str>) -> Result<Run, CleanEr
     Ok(Run { dir, out, outcome })
 }
 
-fn run_at(
+fn request(
     input: &Path,
     plan: &str,
     contract: Option<&str>,
     out: &Path,
-) -> Result<CleanOutcome, CleanError> {
+) -> Result<CleanRequest, CleanError> {
     let plan = Plan::parse(plan, "plan.yaml")?;
     let contract = contract.map(|c| Contract::parse(c, "c.yaml", Path::new(".")).unwrap());
     let dataset = Arc::new(Dataset::open(
         &[input.display().to_string()],
         ReadOptions::default(),
     )?);
-    clean(CleanRequest {
+    Ok(CleanRequest {
         dataset,
         plan,
         contract,
@@ -61,6 +61,36 @@ fn run_at(
         passes: Arc::new(AtomicU64::new(0)),
         today: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
     })
+}
+
+fn run_at(
+    input: &Path,
+    plan: &str,
+    contract: Option<&str>,
+    out: &Path,
+) -> Result<CleanOutcome, CleanError> {
+    clean(request(input, plan, contract, out)?)
+}
+
+/// Every provenance value of `column` is a keyed hash, never the clear value.
+fn assert_hashed(out: &Path, column: &str) {
+    let q = query(
+        out,
+        &Query {
+            column: Some(column.into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(!q.cells.is_empty());
+    for c in &q.cells {
+        assert!(
+            c.old_value
+                .as_deref()
+                .is_some_and(|v| v.starts_with("hmac-sha256:")),
+            "{c:?}"
+        );
+    }
 }
 
 fn run(csv: &str, plan: &str) -> Run {
@@ -488,20 +518,7 @@ fn filter_rename_drop_cast_pii() {
     assert_eq!(q.dropped.len(), 2);
     assert!(q.dropped.iter().all(|d| d["reason"] == "too old"));
     // PII never appears in clear in provenance.
-    let q = query(
-        &r.out,
-        &Query {
-            column: Some("full_name".into()),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    assert!(!q.cells.is_empty());
-    assert!(q.cells.iter().all(|c| {
-        c.old_value
-            .as_deref()
-            .is_some_and(|v| v.starts_with("hmac-sha256:"))
-    }));
+    assert_hashed(&r.out, "full_name");
     // Revert gives every column back, and the hashed column as hashes (no vault).
     let (back, pii) = revert(&r.out).unwrap();
     assert_eq!(pii, vec!["full_name".to_string()]);
@@ -848,20 +865,10 @@ fn malformed_rows_are_quarantined_once_across_passes_and_a_restart() {
     let input = write(dir.path(), "in.csv", &csv);
     let qfile = dir.path().join("q.jsonl");
     let out = dir.path().join("out.parquet");
-    let dataset =
-        Arc::new(Dataset::open(&[input.display().to_string()], ReadOptions::default()).unwrap());
+    let plan = "steps: [{type: impute, columns: [m], method: median}, {type: outliers, columns: [m], action: flag}]";
     let o = clean(CleanRequest {
-        dataset,
-        plan: Plan::parse("steps: [{type: impute, columns: [m], method: median}, {type: outliers, columns: [m], action: flag}]", "p").unwrap(),
-        contract: None,
-        output: out.clone(),
-        provenance: true,
-        secret: b"k".to_vec(),
-        actor: "t".into(),
         quarantine: Arc::new(Quarantine::to_file(&qfile).unwrap()),
-        progress: Arc::new(AtomicU64::new(0)),
-        passes: Arc::new(AtomicU64::new(0)),
-        today: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+        ..request(&input, plan, None, &out).unwrap()
     })
     .unwrap();
     // A restarted pass, two statistics passes (outliers wait for the imputation), the final pass.
@@ -912,18 +919,5 @@ schema:
     let quality = chain.blocks.last().unwrap();
     assert_eq!(quality.payload["contract"]["passed"], true);
     // Contract PII columns are hashed in provenance even where a non-pii step changed them.
-    let q = query(
-        &r.out,
-        &Query {
-            column: Some("state".into()),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    assert!(!q.cells.is_empty());
-    assert!(q.cells.iter().all(|c| {
-        c.old_value
-            .as_deref()
-            .is_some_and(|v| v.starts_with("hmac-sha256:"))
-    }));
+    assert_hashed(&r.out, "state");
 }
