@@ -528,6 +528,9 @@ fn stats_passes(
         );
         let mut widened = false;
         let mut result = Ok(());
+        let mut seen_rows = 0usize;
+        let mut hinted = false;
+        let start_bytes = req.progress.load(std::sync::atomic::Ordering::Relaxed);
         for b in rx.iter() {
             let mut b = match b {
                 Ok(b) => b,
@@ -536,6 +539,24 @@ fn stats_passes(
                     break;
                 }
             };
+            seen_rows += b.num_rows();
+            if !hinted && seen_rows >= 65_536 {
+                // Rows so far × total bytes / bytes read so far: the read-ahead makes it an
+                // underestimate, which is fine (tables still grow if needed).
+                hinted = true;
+                let read = req
+                    .progress
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    .saturating_sub(start_bytes)
+                    .max(1);
+                if let Some(total) = req.dataset.total_bytes() {
+                    let est =
+                        (seen_rows as u128 * total as u128 / read as u128).min(1 << 31) as usize;
+                    for op in ops.iter_mut() {
+                        op.size_hint(est);
+                    }
+                }
+            }
             for (op, act) in ops.iter_mut().zip(&acts) {
                 match act {
                     Act::Observe => {

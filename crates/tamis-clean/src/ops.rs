@@ -131,6 +131,8 @@ pub trait Op: Send {
     }
     /// Starts the final pass (sequential state is rewound).
     fn start_apply(&mut self) {}
+    /// An estimate of the rows a pass will see, to size tables once.
+    fn size_hint(&mut self, _rows: usize) {}
 }
 
 /// Builds the op for a step.
@@ -433,6 +435,25 @@ pub fn row_hashes(batch: &RecordBatch, columns: &[String]) -> Result<Vec<[u64; 2
                     mix(i, s.value(i).as_bytes(), s.is_null(i));
                 }
             }
+            // Fixed-width values hash by their bytes (no text formatting).
+            DataType::Int64 => {
+                let p = a.as_primitive::<tamis_core::datafusion::arrow::datatypes::Int64Type>();
+                for i in 0..n {
+                    mix(i, &p.value(i).to_le_bytes(), p.is_null(i));
+                }
+            }
+            DataType::Float64 => {
+                let p = a.as_primitive::<tamis_core::datafusion::arrow::datatypes::Float64Type>();
+                for i in 0..n {
+                    mix(i, &p.value(i).to_le_bytes(), p.is_null(i));
+                }
+            }
+            DataType::Date32 => {
+                let p = a.as_primitive::<tamis_core::datafusion::arrow::datatypes::Date32Type>();
+                for i in 0..n {
+                    mix(i, &p.value(i).to_le_bytes(), p.is_null(i));
+                }
+            }
             _ => {
                 let s = as_text(a)?;
                 for i in 0..n {
@@ -526,6 +547,11 @@ impl Op for Dedupe {
     }
     fn start_apply(&mut self) {
         self.cursor = 0;
+    }
+    fn size_hint(&mut self, rows: usize) {
+        if !self.resolved || self.keep == Keep::Last {
+            self.seen.reserve(rows.saturating_sub(self.seen.len()));
+        }
     }
     fn apply(&mut self, batch: &RecordBatch) -> Result<StepOutput, CleanError> {
         let ids = row_ids(batch)?;
@@ -629,23 +655,43 @@ impl Op for Impute {
             match self.method {
                 ImputeMethod::Median | ImputeMethod::Mean => {
                     let f = as_f64(a)?;
-                    for i in 0..f.len() {
-                        if f.is_null(i) {
-                            continue;
+                    let median = self.method == ImputeMethod::Median;
+                    match &groups {
+                        // One group: no per-value key lookups.
+                        None if median => o
+                            .values
+                            .entry(NO_GROUP.to_string())
+                            .or_default()
+                            .extend(f.iter().flatten()),
+                        None => {
+                            let e = o.sums.entry(NO_GROUP.to_string()).or_insert((0.0, 0));
+                            for v in f.iter().flatten() {
+                                e.0 += v;
+                                e.1 += 1;
+                            }
                         }
-                        let g = groups.as_ref().map_or(NO_GROUP, |g| g[i].as_str());
-                        let v = f.value(i);
-                        if self.method == ImputeMethod::Median {
-                            match o.values.get_mut(g) {
-                                Some(x) => x.push(v),
-                                None => {
-                                    o.values.insert(g.to_string(), vec![v]);
+                        Some(groups) => {
+                            for (v, g) in f.iter().zip(groups) {
+                                let Some(v) = v else { continue };
+                                if median {
+                                    match o.values.get_mut(g) {
+                                        Some(x) => x.push(v),
+                                        None => {
+                                            o.values.insert(g.clone(), vec![v]);
+                                        }
+                                    }
+                                } else {
+                                    match o.sums.get_mut(g) {
+                                        Some(e) => {
+                                            e.0 += v;
+                                            e.1 += 1;
+                                        }
+                                        None => {
+                                            o.sums.insert(g.clone(), (v, 1));
+                                        }
+                                    }
                                 }
                             }
-                        } else {
-                            let e = o.sums.entry(g.to_string()).or_insert((0.0, 0));
-                            e.0 += v;
-                            e.1 += 1;
                         }
                     }
                 }
