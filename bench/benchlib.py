@@ -1,5 +1,5 @@
-"""Helpers shared by bench/compare_profile.py and bench/compare_clean.py: reading one timeit.py
-run (its table, then its --json document) and the Markdown pieces both sections start with.
+"""Helpers shared by bench/compare_profile.py, compare_clean.py and compare_pii.py: reading one
+timeit.py run (its table, then its --json document) and the Markdown pieces the sections share.
 
 The compare scripts import it from their own directory (run as `python bench/compare_x.py`,
 which puts bench/ first on sys.path). Standard library only.

@@ -1,10 +1,14 @@
-# Shared by bench/profile.sh and bench/clean.sh, which set NAME (profile, clean: the tamis
-# command, the section of bench/RESULTS.md and the prefix of log lines) and then
+# Shared by bench/profile.sh, bench/clean.sh and bench/pii.sh, which set NAME (profile, clean,
+# pii: the tamis command, the section of bench/RESULTS.md and the prefix of log lines) and then
 #
 #   source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"   # the sizes to run
 #
 # This sets ROOT, BENCH, D, RUNS, WARMUP, SIZES and OUT, and defines the helpers below. The
 # caller makes WORK (a temporary directory) and SEC (its section, built in $WORK).
+#
+# Overrides, for trying a script out (defaults unchanged without them):
+#   TAMIS=/path/to/tamis      use this binary instead of building target/release/tamis
+#   TAMIS_BENCH_RESULTS=F.md  write the section into F.md instead of bench/RESULTS.md
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BENCH="$(cd "$ROOT/../shared/bench" && pwd)"
@@ -13,29 +17,38 @@ RUNS="${RUNS:-3}"
 WARMUP="${WARMUP:-1}"
 SIZES=("$@")
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(1m 10m)
-OUT="$ROOT/bench/RESULTS.md"
+OUT="${TAMIS_BENCH_RESULTS:-$ROOT/bench/RESULTS.md}"
 
 log() { echo "$NAME.sh: $*" >&2; }
 
-# The kit's Python (PY), the data directory, a release build of tamis (TAMIS) and the commit
-# (COMMIT), read before RESULTS.md is rewritten (it is tracked, so rewriting it dirties the tree).
+# The kit's Python (PY), the data directory, a release build of tamis (TAMIS; or the binary
+# the caller's TAMIS names, not built) and the commit (COMMIT), read before RESULTS.md is
+# rewritten (it is tracked, so rewriting it dirties the tree).
 prepare() {
   PY="$(bash "$BENCH/setup.sh")"
   mkdir -p "$D"
 
-  log "building tamis (release)"
-  (cd "$ROOT" && cargo build --release --locked -p tamis-cli >&2)
-  TARGET_DIR="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
-  TAMIS="$TARGET_DIR/release/tamis"
+  if [ -n "${TAMIS:-}" ]; then
+    log "using TAMIS=$TAMIS (not building)"
+  else
+    log "building tamis (release)"
+    (cd "$ROOT" && cargo build --release --locked -p tamis-cli >&2)
+    TARGET_DIR="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+    TAMIS="$TARGET_DIR/release/tamis"
+  fi
   "$TAMIS" --version >&2
 
   COMMIT="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
   (cd "$ROOT" && git diff --quiet -- . ':!bench/RESULTS.md' 2>/dev/null) || COMMIT="$COMMIT (with uncommitted changes)"
 }
 
-# The head of the section on stdout: title, how it was written, date, commit, machine, tools,
-# load average; then a blank line, for the caller's targets.
+# section_head [PYCODE]: the head of the section on stdout: title, how it was written, date,
+# commit, machine, tools (PYCODE, run by the kit's Python, prints the reference tools'
+# versions; default DuckDB's and Polars'), load average; then a blank line, for the caller's
+# targets.
 section_head() {
+  local tools_py="${1:-}"
+  [ -n "$tools_py" ] || tools_py='import duckdb, polars, sys; print(f"duckdb {duckdb.__version__}, polars {polars.__version__}, python {sys.version.split()[0]}")'
   echo "# Benchmark results: \`tamis $NAME\`"
   echo
   echo "Written by \`bench/$NAME.sh ${SIZES[*]}\` (RUNS=$RUNS, WARMUP=$WARMUP)."
@@ -43,7 +56,7 @@ section_head() {
   echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "- commit: $COMMIT"
   echo "- machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
-  echo "- tools: $("$TAMIS" --version), $("$PY" -c 'import duckdb, polars, sys; print(f"duckdb {duckdb.__version__}, polars {polars.__version__}, python {sys.version.split()[0]}")')"
+  echo "- tools: $("$TAMIS" --version), $("$PY" -c "$tools_py")"
   echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
 }

@@ -6,7 +6,7 @@ usage: results_section.py RESULTS.md NAME < SECTION.md
 A section is everything between the lines `<!-- NAME:begin -->` and `<!-- NAME:end -->`.
 The text on stdin replaces that section's content; when the file or the section is missing
 it is created (a new section goes at the end of the file). Each bench script owns one
-section (bench/profile.sh: `profile`, bench/clean.sh: `clean`). The file is rewritten
+section (bench/profile.sh: `profile`, bench/clean.sh: `clean`, bench/pii.sh: `pii`). The file is rewritten
 through a temporary file and a rename, so it is never left half written. Standard library
 only. Exit status 1 when the file has only one of the two markers, or more than one of
 either (nothing is written then).

@@ -14,7 +14,7 @@ use tamis_core::datafusion::arrow::compute::cast;
 use tamis_core::datafusion::arrow::datatypes::{DataType, Field, Schema};
 use tamis_core::datafusion::arrow::record_batch::RecordBatch;
 use tamis_core::types::{Missing, parse_date, parse_datetime, parse_float};
-use tamis_core::{ColumnType, Dataset, Quarantine, ROW_ID, ReadOptions};
+use tamis_core::{ColumnType, Dataset, Quarantine, ReadOptions};
 use tamis_profile::Profile;
 
 use crate::CleanError;
@@ -165,13 +165,7 @@ pub fn check(
     for b in ds.batches(quarantine, Arc::new(AtomicU64::new(0)))? {
         let b = b?;
         rows += b.num_rows() as u64;
-        let ids = b
-            .column_by_name(ROW_ID)
-            .and_then(|c| {
-                c.as_primitive_opt::<tamis_core::datafusion::arrow::datatypes::UInt64Type>()
-            })
-            .ok_or_else(|| CleanError::Internal("row ids".into()))?
-            .clone();
+        let ids = tamis_core::row_ids(&b)?.clone();
         let mut bad_row = vec![false; b.num_rows()];
         for (pi, (ci, cc, checks)) in plan.iter().enumerate() {
             let a: ArrayRef = cast(b.column(*ci), &DataType::Utf8)?;

@@ -690,11 +690,7 @@ fn record_cells(
     summary: &mut StepSummary,
     touched: &mut [bool],
 ) -> Result<(), CleanError> {
-    let ids = input
-        .column_by_name(ROW_ID)
-        .and_then(|c| c.as_primitive_opt::<tamis_core::datafusion::arrow::datatypes::UInt64Type>())
-        .ok_or_else(|| CleanError::Internal("row ids".into()))?
-        .clone();
+    let ids = tamis_core::row_ids(input)?.clone();
     for c in writes {
         let Some(old) = input.column_by_name(c) else {
             continue; // a column the step adds (outlier flags)

@@ -287,3 +287,35 @@ pub fn verify(a: cli::VerifyArgs) -> anyhow::Result<ExitCode> {
         ExitCode::from(CHECK_FAILED)
     })
 }
+
+/// `tamis pii scan`.
+pub fn pii_scan(a: cli::PiiScanArgs) -> anyhow::Result<ExitCode> {
+    let r = tamis_service::pii_scan(&a.read.files, a.read.options()?, a.cells.as_deref())?;
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&r)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(
+        out,
+        "{:<24} {:<16} {:>6} {:>8}  examples",
+        "column", "type", "conf", "hit rate"
+    )?;
+    for c in &r.columns {
+        writeln!(
+            out,
+            "{:<24} {:<16} {:>6.2} {:>7.1}%  {}",
+            c.name,
+            c.pii_type.unwrap_or("-"),
+            c.confidence,
+            c.hit_rate * 100.0,
+            c.examples.join(" | ")
+        )?;
+    }
+    writeln!(
+        out,
+        "{} rows, {} cells, {} labelled",
+        r.rows, r.cells, r.labelled
+    )?;
+    Ok(ExitCode::SUCCESS)
+}

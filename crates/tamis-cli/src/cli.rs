@@ -43,6 +43,30 @@ pub enum Command {
     /// Lineage chains.
     #[command(subcommand)]
     Lineage(LineageCommand),
+    /// Personal data: find it.
+    #[command(subcommand)]
+    Pii(PiiCommand),
+}
+
+/// `tamis pii …`
+#[derive(Debug, Subcommand)]
+pub enum PiiCommand {
+    /// Find personal data: per column the type, confidence, hit rate and masked examples.
+    Scan(PiiScanArgs),
+}
+
+/// Flags of `tamis pii scan`.
+#[derive(Debug, Args)]
+pub struct PiiScanArgs {
+    /// What to read.
+    #[command(flatten)]
+    pub read: ReadArgs,
+    /// JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write every labelled cell (`row,column,entity_type`) to OUT.csv.
+    #[arg(long, value_name = "OUT")]
+    pub cells: Option<PathBuf>,
 }
 
 /// `tamis contract …`

@@ -155,3 +155,30 @@ fn bad_plans_exit_3_and_write_nothing() {
         "nothing but the plan"
     );
 }
+
+#[test]
+fn pii_scan_reports_columns_and_writes_cells() {
+    let dir = tempfile::tempdir().unwrap();
+    let cells = dir.path().join("cells.csv");
+    let o = run(&["pii", "scan", &example(), "--json", "--cells", p(&cells)]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ty = |n: &str| {
+        r["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == n)
+            .unwrap()["pii_type"]
+            .clone()
+    };
+    assert_eq!(ty("email"), "EMAIL_ADDRESS");
+    assert_eq!(ty("phone"), "PHONE_NUMBER");
+    assert_eq!(ty("customer_id"), serde_json::Value::Null);
+    assert_eq!(ty("status"), serde_json::Value::Null);
+    assert!(
+        std::fs::read_to_string(&cells)
+            .unwrap()
+            .starts_with("row,column,entity_type\n")
+    );
+}

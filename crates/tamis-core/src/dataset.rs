@@ -34,6 +34,17 @@ use crate::types::{ColumnType, NullTokens, infer_type};
 /// The name of the row-id column every batch carries.
 pub const ROW_ID: &str = "__row_id";
 
+/// The row-id column of a batch.
+pub fn row_ids(
+    batch: &datafusion::arrow::record_batch::RecordBatch,
+) -> Result<&datafusion::arrow::array::UInt64Array> {
+    use datafusion::arrow::array::AsArray;
+    batch
+        .column_by_name(ROW_ID)
+        .and_then(|c| c.as_primitive_opt::<datafusion::arrow::datatypes::UInt64Type>())
+        .ok_or_else(|| CoreError::Internal(format!("the batch has no `{ROW_ID}` column")))
+}
+
 /// A file format tamis reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -20,7 +20,7 @@ pub mod quarantine;
 pub mod source;
 pub mod types;
 
-pub use dataset::{Dataset, FileInfo, Format, ROW_ID, ReadOptions, SchemaSpec};
+pub use dataset::{Dataset, FileInfo, Format, ROW_ID, ReadOptions, SchemaSpec, row_ids};
 pub use error::{CoreError, Result};
 pub use quarantine::{Quarantine, QuarantineSummary, QuarantinedRow};
 pub use types::{ColumnType, NullTokens};

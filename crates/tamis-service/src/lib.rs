@@ -19,6 +19,9 @@ pub enum ServiceError {
     /// Profiling failed.
     #[error(transparent)]
     Profile(#[from] ProfileError),
+    /// A privacy scan failed.
+    #[error(transparent)]
+    Privacy(#[from] tamis_privacy::PrivacyError),
     /// Cleaning, checking or reverting failed.
     #[error(transparent)]
     Clean(#[from] tamis_clean::CleanError),
@@ -41,6 +44,7 @@ impl ServiceError {
                 e.is_bad_input()
             }
             ServiceError::Clean(e) => e.is_bad_input(),
+            ServiceError::Privacy(tamis_privacy::PrivacyError::Core(e)) => e.is_bad_input(),
             _ => false,
         }
     }
@@ -129,4 +133,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ServiceError> {
 /// Renders and writes the HTML report of a profile.
 pub fn write_html_report(profile: &Profile, path: &Path) -> Result<(), ServiceError> {
     write_atomic(path, tamis_report::render_html(profile).as_bytes())
+}
+
+/// Scans a dataset for personal data; with `cells`, writes every labelled cell there.
+pub fn pii_scan(
+    inputs: &[String],
+    read: ReadOptions,
+    cells: Option<&Path>,
+) -> Result<tamis_privacy::Scan, ServiceError> {
+    let ds = Dataset::open(inputs, read)?;
+    Ok(tamis_privacy::scan_files(&ds, cells)?)
 }
