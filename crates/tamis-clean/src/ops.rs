@@ -11,9 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use foldhash::HashMapExt;
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
 use tamis_core::ROW_ID;
 use tamis_core::contract::{Contract, PiiStrategy};
 use tamis_core::datafusion::arrow::array::{
@@ -1728,16 +1726,7 @@ pub fn compile_predicate(
 
 // ---------------------------------------------------------------- pii
 
-/// Keyed SHA-256 (HMAC) of a value, hex.
-pub fn keyed_hash(key: &[u8], v: &str) -> String {
-    let mut m = match <Hmac<Sha256> as Mac>::new_from_slice(key) {
-        Ok(m) => m,
-        Err(_) => return String::new(),
-    };
-    m.update(v.as_bytes());
-    let out = m.finalize().into_bytes();
-    out.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use tamis_privacy::anonymize::keyed_hash;
 
 struct Pii {
     plan: Vec<(String, PiiStrategy, String)>,

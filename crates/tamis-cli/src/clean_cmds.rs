@@ -319,3 +319,34 @@ pub fn pii_scan(a: cli::PiiScanArgs) -> anyhow::Result<ExitCode> {
     )?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// `tamis pii apply`.
+pub fn pii_apply(a: cli::PiiApplyArgs) -> anyhow::Result<ExitCode> {
+    use tamis_privacy::anonymize::Keys;
+    let hmac = match std::env::var("TAMIS_PII_KEY") {
+        Ok(k) if !k.is_empty() => k.into_bytes(),
+        _ => anyhow::bail!(cli::UsageError(
+            "set TAMIS_PII_KEY: pseudonyms, hashes and noise are keyed, and must not use a default key".into()
+        )),
+    };
+    let spec = std::env::var("TAMIS_ENCRYPTION_KEYS").unwrap_or_default();
+    let aes = Keys::parse_aes(&spec).map_err(|e| cli::UsageError(e.to_string()))?;
+    let current = spec
+        .split(',')
+        .filter_map(|p| p.split_once(':').map(|x| x.0.trim().to_string()))
+        .next_back();
+    let keys = Keys { hmac, aes, current };
+    let report = tamis_service::pii_apply(
+        &a.read.files,
+        a.read.options()?,
+        &a.policy,
+        &keys,
+        &a.output,
+    )?;
+    let text = serde_json::to_string_pretty(&report)? + "\n";
+    match &a.report {
+        Some(p) => tamis_service::write_atomic(p, text.as_bytes())?,
+        None => std::io::stdout().lock().write_all(text.as_bytes())?,
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -53,6 +53,29 @@ pub enum Command {
 pub enum PiiCommand {
     /// Find personal data: per column the type, confidence, hit rate and masked examples.
     Scan(PiiScanArgs),
+    /// Anonymise with a policy (pseudonymise, mask, generalise, hash, redact, exclude,
+    /// encrypt/decrypt, differential privacy); writes OUT and a compliance report.
+    ///
+    /// Keys: TAMIS_PII_KEY (pseudonyms, hashes, noise) and TAMIS_ENCRYPTION_KEYS
+    /// (`id:64-hex,…`; the last id encrypts, every id decrypts).
+    Apply(PiiApplyArgs),
+}
+
+/// Flags of `tamis pii apply`.
+#[derive(Debug, Args)]
+pub struct PiiApplyArgs {
+    /// What to read.
+    #[command(flatten)]
+    pub read: ReadArgs,
+    /// The policy (YAML or JSON).
+    #[arg(long, value_name = "P")]
+    pub policy: PathBuf,
+    /// The output: .parquet or .csv.
+    #[arg(short = 'o', long = "output", value_name = "OUT", required = true)]
+    pub output: PathBuf,
+    /// Write the compliance report (JSON) to R; default: print it.
+    #[arg(long, value_name = "R")]
+    pub report: Option<PathBuf>,
 }
 
 /// Flags of `tamis pii scan`.

@@ -79,5 +79,6 @@ fn run(args: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Revert(a) => clean_cmds::revert(a),
         cli::Command::Lineage(cli::LineageCommand::Verify(a)) => clean_cmds::verify(a),
         cli::Command::Pii(cli::PiiCommand::Scan(a)) => clean_cmds::pii_scan(a),
+        cli::Command::Pii(cli::PiiCommand::Apply(a)) => clean_cmds::pii_apply(a),
     }
 }

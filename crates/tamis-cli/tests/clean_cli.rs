@@ -182,3 +182,34 @@ fn pii_scan_reports_columns_and_writes_cells() {
             .starts_with("row,column,entity_type\n")
     );
 }
+
+#[test]
+fn pii_apply_needs_a_key_and_writes_a_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "ledger: {}\ncolumns:\n  email: {{strategy: pseudonymise}}\n  phone: {{strategy: mask, keep_last: 4}}\n",
+            dir.path().join("ledger.json").display()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("anon.csv");
+    let ex = example();
+    let args = ["pii", "apply", &ex, "--policy", p(&policy), "-o", p(&out)];
+    let o = Command::new(env!("CARGO_BIN_EXE_tamis"))
+        .args(args)
+        .env_remove("TAMIS_PII_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("TAMIS_PII_KEY"));
+    assert!(!out.exists());
+    let o = run(&args);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["rows"], 2000);
+    let anon = std::fs::read_to_string(&out).unwrap();
+    assert!(!anon.contains("brian.taylor937@gmail.com") && anon.contains("@example."));
+}

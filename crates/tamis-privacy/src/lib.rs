@@ -7,6 +7,8 @@
 //! without a language model, and identifiers that only look like phones or SSNs
 //! stay unlabelled unless the header says otherwise.
 
+pub mod anonymize;
+pub mod apply;
 pub mod recognize;
 
 use std::collections::BTreeMap;
@@ -27,6 +29,9 @@ pub enum PrivacyError {
     /// Reading the input failed.
     #[error(transparent)]
     Core(#[from] CoreError),
+    /// Anonymisation failed (policy, keys, budget).
+    #[error(transparent)]
+    Anon(#[from] anonymize::AnonError),
     /// An output cannot be written.
     #[error("cannot write `{path}`: {message}")]
     Write {
@@ -331,7 +336,7 @@ pub struct ColumnScan {
     /// Up to 3 labelled values, masked.
     pub examples: Vec<String>,
     #[serde(skip)]
-    ty: Option<PiiType>,
+    pub(crate) ty: Option<PiiType>,
 }
 
 /// The result of a scan.

@@ -47,6 +47,31 @@ pub enum PiiType {
 }
 
 impl PiiType {
+    /// Every type.
+    pub const ALL: [PiiType; 14] = [
+        PiiType::Person,
+        PiiType::EmailAddress,
+        PiiType::PhoneNumber,
+        PiiType::CreditCard,
+        PiiType::UsSsn,
+        PiiType::IpAddress,
+        PiiType::IbanCode,
+        PiiType::StreetAddress,
+        PiiType::DateOfBirth,
+        PiiType::Url,
+        PiiType::MacAddress,
+        PiiType::CryptoWallet,
+        PiiType::Passport,
+        PiiType::NationalId,
+    ];
+
+    /// The type with this entity name (any case).
+    pub fn named(s: &str) -> Option<PiiType> {
+        PiiType::ALL
+            .into_iter()
+            .find(|t| t.name().eq_ignore_ascii_case(s))
+    }
+
     /// The entity name (Presidio's where one exists).
     pub fn name(self) -> &'static str {
         match self {
@@ -287,6 +312,24 @@ fn iban_length(country: &str) -> Option<usize> {
     L.iter().find(|(c, _)| *c == country).map(|x| x.1)
 }
 
+/// The remainder mod 97 of an IBAN-style string (letters count as 10–35).
+pub(crate) fn mod97(s: &str) -> u32 {
+    let mut r: u32 = 0;
+    for c in s.bytes() {
+        let x = if c.is_ascii_digit() {
+            (c - b'0') as u32
+        } else {
+            (c.to_ascii_uppercase() - b'A') as u32 + 10
+        };
+        r = if x >= 10 {
+            (r * 100 + x) % 97
+        } else {
+            (r * 10 + x) % 97
+        };
+    }
+    r
+}
+
 /// An IBAN: a known country, its length, and mod-97 = 1 (spaces allowed).
 pub fn iban(v: &str) -> bool {
     let s: String = v
@@ -300,21 +343,7 @@ pub fn iban(v: &str) -> bool {
     if iban_length(&s[..2]) != Some(s.len()) || !s[2..4].bytes().all(|b| b.is_ascii_digit()) {
         return false;
     }
-    let rearranged = format!("{}{}", &s[4..], &s[..4]);
-    let mut r: u32 = 0;
-    for c in rearranged.bytes() {
-        let x = if c.is_ascii_digit() {
-            (c - b'0') as u32
-        } else {
-            (c - b'A') as u32 + 10
-        };
-        r = if x >= 10 {
-            (r * 100 + x) % 97
-        } else {
-            (r * 10 + x) % 97
-        };
-    }
-    r == 1
+    mod97(&format!("{}{}", &s[4..], &s[..4])) == 1
 }
 
 /// A MAC address (`:` or `-` separated, or Cisco dotted).

@@ -45,6 +45,7 @@ impl ServiceError {
             }
             ServiceError::Clean(e) => e.is_bad_input(),
             ServiceError::Privacy(tamis_privacy::PrivacyError::Core(e)) => e.is_bad_input(),
+            ServiceError::Privacy(tamis_privacy::PrivacyError::Anon(_)) => true,
             _ => false,
         }
     }
@@ -143,4 +144,18 @@ pub fn pii_scan(
 ) -> Result<tamis_privacy::Scan, ServiceError> {
     let ds = Dataset::open(inputs, read)?;
     Ok(tamis_privacy::scan_files(&ds, cells)?)
+}
+
+/// Applies an anonymisation policy; returns the compliance report.
+pub fn pii_apply(
+    inputs: &[String],
+    read: ReadOptions,
+    policy: &Path,
+    keys: &tamis_privacy::anonymize::Keys,
+    out: &Path,
+) -> Result<serde_json::Value, ServiceError> {
+    let policy =
+        tamis_privacy::apply::Policy::read(policy).map_err(tamis_privacy::PrivacyError::from)?;
+    let ds = Dataset::open(inputs, read)?;
+    Ok(tamis_privacy::apply::apply(&ds, &policy, keys, out)?)
 }
