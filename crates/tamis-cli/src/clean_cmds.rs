@@ -343,10 +343,12 @@ pub fn pii_apply(a: cli::PiiApplyArgs) -> anyhow::Result<ExitCode> {
         &keys,
         &a.output,
     )?;
-    let text = serde_json::to_string_pretty(&report)? + "\n";
     match &a.report {
-        Some(p) => tamis_service::write_atomic(p, text.as_bytes())?,
-        None => std::io::stdout().lock().write_all(text.as_bytes())?,
+        Some(p) => tamis_service::write_pii_report(&report, p)?,
+        None => {
+            let text = serde_json::to_string_pretty(&report)? + "\n";
+            std::io::stdout().lock().write_all(text.as_bytes())?
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -73,7 +73,7 @@ pub struct PiiApplyArgs {
     /// The output: .parquet or .csv.
     #[arg(short = 'o', long = "output", value_name = "OUT", required = true)]
     pub output: PathBuf,
-    /// Write the compliance report (JSON) to R; default: print it.
+    /// Write the compliance report to R (.json, or .html); default: print the JSON.
     #[arg(long, value_name = "R")]
     pub report: Option<PathBuf>,
 }

@@ -210,6 +210,11 @@ fn pii_apply_needs_a_key_and_writes_a_report() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["rows"], 2000);
+    let html = dir.path().join("report.html");
+    let o = run(&[&args[..], &["--report", p(&html)]].concat());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("Personal data found") && page.contains("Residual risks"));
     let anon = std::fs::read_to_string(&out).unwrap();
     assert!(!anon.contains("brian.taylor937@gmail.com") && anon.contains("@example."));
 }

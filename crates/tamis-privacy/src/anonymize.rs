@@ -636,6 +636,63 @@ pub fn k_anonymity(
     }
 }
 
+/// The token vault: token → the value, encrypted (AES-256-GCM, with the key id).
+/// Tokens are keyed hashes, so a value gets the same token in every table and
+/// run; only a holder of the encryption key can turn tokens back into values.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Vault {
+    /// Token → `enc:<key id>:<hex>`.
+    pub entries: BTreeMap<String, String>,
+}
+
+impl Vault {
+    /// Reads a vault (empty if the file does not exist).
+    pub fn read(path: &Path) -> Result<Vault, AnonError> {
+        let err = |m: String| AnonError::Ledger {
+            path: path.display().to_string(),
+            message: m,
+        };
+        match std::fs::read_to_string(path) {
+            Ok(t) => serde_json::from_str(&t).map_err(|e| err(e.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vault::default()),
+            Err(e) => Err(err(e.to_string())),
+        }
+    }
+
+    /// Writes the vault atomically.
+    pub fn write(&self, path: &Path) -> Result<(), AnonError> {
+        let err = |e: std::io::Error| AnonError::Ledger {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        };
+        let tmp = tamis_core::quarantine::tmp_name(path);
+        std::fs::write(&tmp, serde_json::to_string(self).unwrap_or_default()).map_err(err)?;
+        std::fs::rename(&tmp, path).map_err(err)
+    }
+
+    /// The token of a value; stores the encrypted value.
+    pub fn tokenise(&mut self, keys: &Keys, key_id: &str, v: &str) -> Result<String, AnonError> {
+        let token = format!(
+            "tok_{}",
+            &keyed_hash(&keys.hmac, &format!("token\u{0}{v}"))[..24]
+        );
+        if !self.entries.contains_key(&token) {
+            self.entries
+                .insert(token.clone(), encrypt(keys, key_id, v)?);
+        }
+        Ok(token)
+    }
+
+    /// The value of a token.
+    pub fn detokenise(&self, keys: &Keys, token: &str) -> Result<String, String> {
+        let enc = self
+            .entries
+            .get(token)
+            .ok_or_else(|| format!("token `{token}` is not in the vault"))?;
+        decrypt(keys, enc)
+    }
+}
+
 /// Where the ledger lives by default.
 pub fn default_ledger() -> PathBuf {
     PathBuf::from("tamis-privacy-ledger.json")
@@ -755,6 +812,28 @@ mod tests {
                 .contains("authentication")
         );
         assert!(!format!("{k:?}").contains("1111"), "keys never print");
+    }
+
+    #[test]
+    fn the_vault_round_trips_only_with_the_key() {
+        let k = keys();
+        let mut v = Vault::default();
+        let t = v.tokenise(&k, "b", "123-45-6789").unwrap();
+        assert_eq!(
+            t,
+            v.tokenise(&k, "b", "123-45-6789").unwrap(),
+            "stable tokens"
+        );
+        assert!(t.starts_with("tok_") && !t.contains("6789"));
+        assert_eq!(v.detokenise(&k, &t).unwrap(), "123-45-6789");
+        let mut no_key = k.clone();
+        no_key.aes.clear();
+        assert!(v.detokenise(&no_key, &t).is_err());
+        assert!(v.detokenise(&k, "tok_unknown").is_err());
+        assert!(
+            !serde_json::to_string(&v).unwrap().contains("6789"),
+            "the vault holds no clear value"
+        );
     }
 
     #[test]

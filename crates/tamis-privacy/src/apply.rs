@@ -45,6 +45,10 @@ pub enum Strategy {
     },
     /// Decrypt `enc:` values (key holders only).
     Decrypt,
+    /// Replace by a token; the value goes, encrypted, into the vault.
+    Tokenise,
+    /// Replace tokens by their values from the vault (key holders only).
+    Detokenise,
     /// Laplace or Gaussian noise on numbers.
     Dp {
         /// ε spent.
@@ -67,13 +71,15 @@ pub struct Policy {
     pub epsilon_budget: Option<f64>,
     /// Ledger file.
     pub ledger: PathBuf,
+    /// Token vault file.
+    pub vault: PathBuf,
     /// Column → (strategy, type override).
     pub columns: BTreeMap<String, (Strategy, Option<PiiType>)>,
     /// Quasi-identifiers for the k-anonymity report, and an optional sensitive column.
     pub k_anonymity: Option<(Vec<String>, Option<String>)>,
 }
 
-const STRATEGIES: [&str; 10] = [
+const STRATEGIES: [&str; 11] = [
     "pseudonymise",
     "mask",
     "generalise",
@@ -84,6 +90,7 @@ const STRATEGIES: [&str; 10] = [
     "decrypt",
     "dp",
     "tokenise",
+    "detokenise",
 ];
 
 impl Policy {
@@ -181,11 +188,8 @@ impl Policy {
                         mechanism,
                     }
                 }
-                "tokenise" | "tokenize" => {
-                    return Err(err(format!(
-                        "{at}: tokenise needs the token vault, which is not built yet; use encrypt (reversible with the key) or pseudonymise"
-                    )));
-                }
+                "tokenise" | "tokenize" => Strategy::Tokenise,
+                "detokenise" | "detokenize" => Strategy::Detokenise,
                 other => {
                     return Err(err(format!(
                         "{at}: unknown strategy `{other}`{}; strategies are {}",
@@ -233,6 +237,11 @@ impl Policy {
                 .and_then(|x| x.as_str())
                 .map(PathBuf::from)
                 .unwrap_or_else(anonymize::default_ledger),
+            vault: v
+                .get("vault")
+                .and_then(|x| x.as_str())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("tamis-vault.json")),
             columns,
             k_anonymity,
         })
@@ -305,6 +314,21 @@ pub fn apply(
             }
         }
     }
+    let vaulting = policy
+        .columns
+        .values()
+        .any(|(s, _)| matches!(s, Strategy::Tokenise | Strategy::Detokenise));
+    if vaulting && keys.current.is_none() {
+        return Err(aerr(AnonError::Key(
+            "tokenise and detokenise need the vault key: set TAMIS_ENCRYPTION_KEYS=id:64-hex"
+                .into(),
+        )));
+    }
+    let mut vault = if vaulting {
+        anonymize::Vault::read(&policy.vault).map_err(aerr)?
+    } else {
+        anonymize::Vault::default()
+    };
     // Refuse before reading a row if the budget would be overspent.
     let asked = policy.epsilon();
     let mut ledger = Ledger::read(&policy.ledger).map_err(aerr)?;
@@ -424,6 +448,16 @@ pub fn apply(
                                         .unwrap_or_default();
                                     anonymize::encrypt(keys, &id, v).map_err(aerr)?
                                 }
+                                Strategy::Tokenise => {
+                                    let id = keys.current.clone().unwrap_or_default();
+                                    vault.tokenise(keys, &id, v).map_err(aerr)?
+                                }
+                                Strategy::Detokenise => vault.detokenise(keys, v).map_err(|m| {
+                                    aerr(AnonError::Decrypt {
+                                        column: name.clone(),
+                                        message: m,
+                                    })
+                                })?,
                                 Strategy::Decrypt => anonymize::decrypt(keys, v).map_err(|m| {
                                     aerr(AnonError::Decrypt {
                                         column: name.clone(),
@@ -499,6 +533,11 @@ pub fn apply(
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
+    // The vault first: an output's tokens must always be resolvable.
+    if vaulting && let Err(e) = vault.write(&policy.vault) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(aerr(e));
+    }
     std::fs::rename(&tmp, out).map_err(|e| werr(e.to_string()))?;
     if asked > 0.0 {
         let what = json!({
@@ -529,7 +568,8 @@ pub fn apply(
         match s {
             Strategy::Pseudonymise | Strategy::Hash => risks.push(format!("`{c}` is keyed-deterministic: equal values stay linkable across tables (by design, for joins); protect the key")),
             Strategy::Encrypt { .. } => risks.push(format!("`{c}` is encrypted deterministically: equal values have equal ciphertexts")),
-            Strategy::Decrypt => risks.push(format!("`{c}` was decrypted: the output holds clear values")),
+            Strategy::Decrypt | Strategy::Detokenise => risks.push(format!("`{c}` was decrypted: the output holds clear values")),
+            Strategy::Tokenise => risks.push(format!("`{c}` is tokenised: whoever holds the vault and its key can recover the values")),
             _ => {}
         }
     }

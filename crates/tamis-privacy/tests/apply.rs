@@ -205,3 +205,33 @@ fn bad_policies_name_the_column_and_strategy() {
     .unwrap_err();
     assert!(e.contains("epsilon_budget"), "{e}");
 }
+
+#[test]
+fn tokens_come_back_only_through_the_vault_and_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = write(dir.path(), "t.csv", TABLE);
+    let vault = dir.path().join("vault.json");
+    let policy = |s: &str| {
+        format!(
+            "vault: {}\nledger: {}\ncolumns:\n  ssn: {{strategy: {s}}}\n",
+            vault.display(),
+            dir.path().join("l.json").display()
+        )
+    };
+    let k = keys("a1");
+    let (report, rows) = run(dir.path(), &t, &policy("tokenise"), &k, "tok.csv").unwrap();
+    assert!(rows[1][2].starts_with("tok_"));
+    assert_eq!(rows[1][2], rows[3][2], "equal values, equal tokens");
+    assert!(
+        !std::fs::read_to_string(&vault)
+            .unwrap()
+            .contains("123-45-6789")
+    );
+    assert!(report["residual_risks"].to_string().contains("tokenised"));
+    let tok = dir.path().join("tok.csv");
+    let (_, back) = run(dir.path(), &tok, &policy("detokenise"), &k, "back.csv").unwrap();
+    assert_eq!(back[1][2], "123-45-6789");
+    let other = keys("b2");
+    let e = run(dir.path(), &tok, &policy("detokenise"), &other, "no.csv").unwrap_err();
+    assert!(e.contains("no key `a1`"), "{e}");
+}

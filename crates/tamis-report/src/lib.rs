@@ -538,6 +538,75 @@ pub fn render_clean_html(r: &serde_json::Value) -> String {
     h
 }
 
+/// Renders `tamis pii apply`'s compliance report (its JSON) as an HTML document.
+pub fn render_pii_html(r: &serde_json::Value) -> String {
+    use serde_json::Value;
+    let s = |v: &Value| match v {
+        Value::String(x) => x.clone(),
+        Value::Null => "—".into(),
+        other => other.to_string(),
+    };
+    let mut h = String::with_capacity(16 * 1024);
+    let _ = write!(
+        h,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>tamis privacy report: {}</title><style>{CSS}</style></head><body><header><h1>Privacy report: {}</h1><div class=\"mut\">output {} · {} rows · tamis {}</div></header><main>",
+        esc(&s(&r["dataset_id"])),
+        esc(&s(&r["dataset_id"])),
+        esc(&s(&r["output"])),
+        s(&r["rows"]),
+        env!("CARGO_PKG_VERSION")
+    );
+    h.push_str("<section><h2>Personal data found</h2><table><tr><th>column</th><th>type</th><th>confidence</th><th>hit rate</th></tr>");
+    for f in r["found"].as_array().into_iter().flatten() {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.1}%</td></tr>",
+            esc(&s(&f["column"])),
+            esc(&s(&f["type"])),
+            f["confidence"].as_f64().unwrap_or(0.0),
+            f["hit_rate"].as_f64().unwrap_or(0.0) * 100.0
+        );
+    }
+    h.push_str("</table></section><section><h2>What was done</h2><table><tr><th>column</th><th>strategy</th><th>cells changed</th></tr>");
+    for a in r["actions"].as_array().into_iter().flatten() {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&s(&a["column"])),
+            esc(&s(&a["strategy"])),
+            s(&a["cells_changed"])
+        );
+    }
+    let e = &r["epsilon"];
+    let _ = write!(
+        h,
+        "</table></section><section><h2>Differential privacy</h2><p>ε this run {} · spent {} · budget {}</p></section>",
+        s(&e["this_run"]),
+        s(&e["spent"]),
+        s(&e["budget"])
+    );
+    if let Some(k) = r["k_anonymity"].as_object() {
+        let _ = write!(
+            h,
+            "<section><h2>k-anonymity</h2><p>k = {} over {} ({} classes, {} rows in classes smaller than 5){}</p></section>",
+            s(&k["k"]),
+            esc(&s(&k["quasi_identifiers"])),
+            s(&k["classes"]),
+            s(&k["rows_below_5"]),
+            k.get("l")
+                .filter(|l| !l.is_null())
+                .map(|l| format!("; l = {}", s(l)))
+                .unwrap_or_default()
+        );
+    }
+    h.push_str("<section><h2>Residual risks</h2><ul>");
+    for x in r["residual_risks"].as_array().into_iter().flatten() {
+        let _ = write!(h, "<li>{}</li>", esc(&s(x)));
+    }
+    h.push_str("</ul></section></main></body></html>");
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

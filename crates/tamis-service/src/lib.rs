@@ -159,3 +159,16 @@ pub fn pii_apply(
     let ds = Dataset::open(inputs, read)?;
     Ok(tamis_privacy::apply::apply(&ds, &policy, keys, out)?)
 }
+
+/// Writes a compliance report: HTML when `path` ends in `.html`, else JSON.
+pub fn write_pii_report(report: &serde_json::Value, path: &Path) -> Result<(), ServiceError> {
+    let html = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("html"));
+    let text = if html {
+        tamis_report::render_pii_html(report)
+    } else {
+        serde_json::to_string_pretty(report).unwrap_or_default() + "\n"
+    };
+    write_atomic(path, text.as_bytes())
+}
