@@ -52,6 +52,8 @@ pub struct CleanRequest {
     pub passes: Arc<AtomicU64>,
     /// The day `not_future` rules are judged against (the quality check).
     pub today: chrono::NaiveDate,
+    /// The token vault for `pii` steps that tokenize (file and keys).
+    pub vault: Option<(PathBuf, tamis_privacy::anonymize::Keys)>,
 }
 
 /// What one step did.
@@ -825,11 +827,38 @@ pub fn clean(req: CleanRequest) -> Result<CleanOutcome, CleanError> {
             .collect()
     });
 
+    let tokenizes = req.plan.steps.iter().any(|s| match &s.kind {
+        crate::plan::StepKind::Pii { columns, strategy } => {
+            ops::pii_plan(columns, *strategy, req.contract.as_ref())
+                .iter()
+                .any(|p| p.1 == tamis_core::contract::PiiStrategy::Tokenize)
+        }
+        _ => false,
+    });
+    let vault = match (&req.vault, tokenizes) {
+        (_, false) => None,
+        (Some((path, keys)), true) if keys.current.is_some() => Some(Arc::new(ops::TokenVault {
+            path: path.clone(),
+            keys: keys.clone(),
+            vault: std::sync::Mutex::new(tamis_privacy::anonymize::Vault::read(path).map_err(
+                |e| CleanError::Step {
+                    step: "pii".into(),
+                    message: e.to_string(),
+                },
+            )?),
+        })),
+        _ => {
+            return Err(CleanError::PlanStep {
+                step: "pii".into(),
+                message: "tokenize needs the token vault key: set TAMIS_ENCRYPTION_KEYS=id:64-hex (and --vault FILE)".into(),
+            });
+        }
+    };
     let mut ops: Vec<Box<dyn Op>> = req
         .plan
         .steps
         .iter()
-        .map(|s| ops::build(s, req.contract.as_ref(), &req.secret))
+        .map(|s| ops::build(s, req.contract.as_ref(), &req.secret, vault.as_ref()))
         .collect();
     let mut typing = Typing::new(
         &columns,
@@ -959,6 +988,23 @@ pub fn clean(req: CleanRequest) -> Result<CleanOutcome, CleanError> {
     if let Err(e) = written {
         cleanup();
         return Err(e);
+    }
+    // The vault before the output: every token an output holds must resolve.
+    if let Some(v) = &vault {
+        let saved = v
+            .vault
+            .lock()
+            .map_err(|_| CleanError::Internal("vault lock".into()))
+            .and_then(|g| {
+                g.write(&v.path).map_err(|e| CleanError::Write {
+                    path: v.path.clone(),
+                    message: e.to_string(),
+                })
+            });
+        if let Err(e) = saved {
+            cleanup();
+            return Err(e);
+        }
     }
     // Publish: the sidecar first, then the output, each by rename.
     let trash = tamis_core::quarantine::tmp_name(&side).with_extension("old");

@@ -133,8 +133,56 @@ pub trait Op: Send {
     fn size_hint(&mut self, _rows: usize) {}
 }
 
+/// Each column a `pii` step protects: (column, strategy, redaction label).
+pub fn pii_plan(
+    columns: &Option<Vec<String>>,
+    strategy: Option<PiiStrategy>,
+    contract: Option<&Contract>,
+) -> Vec<(String, PiiStrategy, String)> {
+    let cols: Vec<String> = match columns {
+        Some(c) => c.clone(),
+        None => contract
+            .map(|k| {
+                k.columns
+                    .iter()
+                    .filter(|c| c.pii)
+                    .map(|c| c.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    cols.iter()
+        .map(|c| {
+            let cc = contract.and_then(|k| k.column(c));
+            let st = strategy
+                .or_else(|| cc.and_then(|k| k.pii_strategy))
+                .unwrap_or(PiiStrategy::Hash);
+            let label = cc
+                .and_then(|k| k.pii_type.clone())
+                .unwrap_or_else(|| c.clone())
+                .to_uppercase();
+            (c.clone(), st, label)
+        })
+        .collect()
+}
+
+/// The token vault a clean run writes to: its file, the keys, the tokens so far.
+pub struct TokenVault {
+    /// The vault file.
+    pub path: std::path::PathBuf,
+    /// Keys: the current encryption key encrypts the values.
+    pub keys: tamis_privacy::anonymize::Keys,
+    /// Tokens.
+    pub vault: std::sync::Mutex<tamis_privacy::anonymize::Vault>,
+}
+
 /// Builds the op for a step.
-pub fn build(step: &Step, contract: Option<&Contract>, secret: &[u8]) -> Box<dyn Op> {
+pub fn build(
+    step: &Step,
+    contract: Option<&Contract>,
+    secret: &[u8],
+    vault: Option<&Arc<TokenVault>>,
+) -> Box<dyn Op> {
     match &step.kind {
         StepKind::DedupeExact { columns, keep } => Box::new(Dedupe {
             columns: columns.clone(),
@@ -245,35 +293,11 @@ pub fn build(step: &Step, contract: Option<&Contract>, secret: &[u8]) -> Box<dyn
             expr: None,
         }),
         StepKind::Pii { columns, strategy } => {
-            let cols: Vec<String> = match columns {
-                Some(c) => c.clone(),
-                None => contract
-                    .map(|k| {
-                        k.columns
-                            .iter()
-                            .filter(|c| c.pii)
-                            .map(|c| c.name.clone())
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            };
-            let plan = cols
-                .iter()
-                .map(|c| {
-                    let cc = contract.and_then(|k| k.column(c));
-                    let st = strategy
-                        .or_else(|| cc.and_then(|k| k.pii_strategy))
-                        .unwrap_or(PiiStrategy::Hash);
-                    let label = cc
-                        .and_then(|k| k.pii_type.clone())
-                        .unwrap_or_else(|| c.clone())
-                        .to_uppercase();
-                    (c.clone(), st, label)
-                })
-                .collect();
+            let plan = pii_plan(columns, *strategy, contract);
             Box::new(Pii {
                 plan,
                 key: secret.to_vec(),
+                vault: vault.cloned(),
             })
         }
         StepKind::Rename { mapping } => Box::new(Rename {
@@ -1731,11 +1755,22 @@ pub use tamis_privacy::anonymize::keyed_hash;
 struct Pii {
     plan: Vec<(String, PiiStrategy, String)>,
     key: Vec<u8>,
+    vault: Option<Arc<TokenVault>>,
 }
 
 impl Op for Pii {
     fn mode(&self) -> Mode {
         Mode::Local
+    }
+    fn learned(&self) -> Value {
+        json!({
+            "tokenized": self
+                .plan
+                .iter()
+                .filter(|p| p.1 == PiiStrategy::Tokenize)
+                .map(|p| p.0.clone())
+                .collect::<Vec<_>>()
+        })
     }
     fn reads(&self, _: &Schema) -> Vec<String> {
         self.plan.iter().map(|p| p.0.clone()).collect()
@@ -1762,10 +1797,31 @@ impl Op for Pii {
                 )),
                 PiiStrategy::Exclude => dropped.push(c.clone()),
                 PiiStrategy::Tokenize => {
-                    return Err(CleanError::Step {
+                    let tv = self.vault.as_ref().ok_or_else(|| CleanError::Step {
                         step: "pii".into(),
-                        message: "tokenize needs the privacy vault".into(),
-                    });
+                        message: format!("`{c}`: tokenize needs the token vault and its key"),
+                    })?;
+                    let id = tv.keys.current.clone().unwrap_or_default();
+                    let mut vault = tv
+                        .vault
+                        .lock()
+                        .map_err(|_| CleanError::Internal("vault lock".into()))?;
+                    let mut failed = None;
+                    let out = map_text(&s, |v| match vault.tokenise(&tv.keys, &id, v) {
+                        Ok(t) => Some(std::borrow::Cow::Owned(t)),
+                        Err(e) => {
+                            failed = Some(e.to_string());
+                            None
+                        }
+                    })?
+                    .0;
+                    if let Some(m) = failed {
+                        return Err(CleanError::Step {
+                            step: "pii".into(),
+                            message: m,
+                        });
+                    }
+                    new.push((c.clone(), out));
                 }
             }
         }

@@ -499,13 +499,10 @@ impl Plan {
                                     "no strategy for `{c}`: give `strategy` or the contract's `pii_strategy`"
                                 )));
                             }
-                            Some(PiiStrategy::Tokenize) => {
-                                return Err(bad(format!(
-                                    "`{c}`: tokenize needs the key-held token vault (privacy vault), which this build does not have; use hash, redact or exclude"
-                                )));
-                            }
                             Some(PiiStrategy::Exclude) => cols.retain(|x| &x.0 != c),
-                            Some(PiiStrategy::Hash) | Some(PiiStrategy::Redact) => {
+                            Some(
+                                PiiStrategy::Hash | PiiStrategy::Redact | PiiStrategy::Tokenize,
+                            ) => {
                                 if let Some(x) = cols.iter_mut().find(|x| &x.0 == c) {
                                     x.1 = ColumnType::String;
                                 }

@@ -269,7 +269,13 @@ fn set_cells(
 /// its provenance: undoes every step from the last to the first. Holds the
 /// data in memory. PII columns come back as their keyed hashes: the clear
 /// values were never stored.
-pub fn revert(output: &Path) -> Result<(RecordBatch, Vec<String>), CleanError> {
+pub fn revert(
+    output: &Path,
+    vault: Option<(
+        &tamis_privacy::anonymize::Vault,
+        &tamis_privacy::anonymize::Keys,
+    )>,
+) -> Result<(RecordBatch, Vec<String>), CleanError> {
     let m = read_manifest(output)?;
     let side = sidecar_dir(output);
     if !m.provenance {
@@ -321,7 +327,39 @@ pub fn revert(output: &Path) -> Result<(RecordBatch, Vec<String>), CleanError> {
             .and_then(|c| c.as_primitive_opt::<UInt64Type>())
             .ok_or_else(|| CleanError::Internal("row ids".into()))?
             .clone();
-        let changes = by_step.remove(&(s.index as u32)).unwrap_or_default();
+        let mut changes = by_step.remove(&(s.index as u32)).unwrap_or_default();
+        // Tokenized columns come back from the vault, when its key is held.
+        let tokenized: Vec<String> = s.learned["tokenized"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some((v, keys)) = vault {
+            for c in &tokenized {
+                let Some(col) = cur.column_by_name(c) else {
+                    continue;
+                };
+                let text = cast(col, &DataType::Utf8)?;
+                let text = text.as_string::<i32>();
+                let mut back = HashMap::new();
+                for i in 0..text.len() {
+                    if text.is_null(i) {
+                        continue;
+                    }
+                    let clear =
+                        v.detokenise(keys, text.value(i))
+                            .map_err(|m| CleanError::Read {
+                                path: side.clone(),
+                                message: format!("column `{c}`: {m}"),
+                            })?;
+                    back.insert(ids.value(i), Some(clear));
+                }
+                changes.insert(c.clone(), back);
+            }
+        }
         let mut cols: Vec<ArrayRef> = Vec::new();
         for f in before.fields() {
             if f.name() == ROW_ID {

@@ -60,6 +60,7 @@ fn request(
         progress: Arc::new(AtomicU64::new(0)),
         passes: Arc::new(AtomicU64::new(0)),
         today: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+        vault: None,
     })
 }
 
@@ -176,7 +177,7 @@ fn typed_input(input: &Path, out: &Path) -> RecordBatch {
 }
 
 fn assert_reverts(r: &Run) {
-    let (back, _) = revert(&r.out).unwrap();
+    let (back, _) = revert(&r.out, None).unwrap();
     let back = tamis_clean::exec::drop_row_id(&back).unwrap();
     let input = typed_input(&r.dir.path().join("in.csv"), &r.out);
     assert_eq!(rows(&back), rows(&input), "revert(clean(x)) != x");
@@ -520,7 +521,7 @@ fn filter_rename_drop_cast_pii() {
     // PII never appears in clear in provenance.
     assert_hashed(&r.out, "full_name");
     // Revert gives every column back, and the hashed column as hashes (no vault).
-    let (back, pii) = revert(&r.out).unwrap();
+    let (back, pii) = revert(&r.out, None).unwrap();
     assert_eq!(pii, vec!["full_name".to_string()]);
     assert_eq!(back.num_rows(), 6);
     assert_eq!(col(&back, "joined")[4].as_deref(), Some("2021-03-04"));
@@ -920,4 +921,48 @@ schema:
     assert_eq!(quality.payload["contract"]["passed"], true);
     // Contract PII columns are hashed in provenance even where a non-pii step changed them.
     assert_hashed(&r.out, "state");
+}
+
+#[test]
+fn tokenized_pii_reverts_in_clear_only_with_the_vault_key() {
+    use tamis_privacy::anonymize::{Keys, Vault};
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "in.csv", PEOPLE);
+    let out = dir.path().join("out.parquet");
+    let vault_path = dir.path().join("vault.json");
+    let keys = Keys {
+        hmac: b"test-key".to_vec(),
+        aes: Keys::parse_aes(&format!("v1:{}", "ab".repeat(32))).unwrap(),
+        current: Some("v1".into()),
+    };
+    let plan = "steps: [{type: pii, columns: [name], strategy: tokenize}, {type: normalize_text, columns: [status], case: lower}]";
+    // Without the key the plan is refused before reading.
+    let e = clean(request(&input, plan, None, &out).unwrap()).unwrap_err();
+    assert!(e.to_string().contains("TAMIS_ENCRYPTION_KEYS"), "{e}");
+    clean(CleanRequest {
+        vault: Some((vault_path.clone(), keys.clone())),
+        ..request(&input, plan, None, &out).unwrap()
+    })
+    .unwrap();
+    let names = col(&read_parquet(&out), "name");
+    assert!(names.iter().flatten().all(|n| n.starts_with("tok_")));
+    assert!(
+        !std::fs::read_to_string(&vault_path)
+            .unwrap()
+            .contains("Ann")
+    );
+    assert_hashed(&out, "name");
+    // With the vault and its key, revert gives the input back exactly.
+    let vault = Vault::read(&vault_path).unwrap();
+    let (back, _) = revert(&out, Some((&vault, &keys))).unwrap();
+    let back = tamis_clean::exec::drop_row_id(&back).unwrap();
+    assert_eq!(rows(&back), rows(&typed_input(&input, &out)));
+    // Without it, the tokenized column comes back as hashes.
+    let (hashed, _) = revert(&out, None).unwrap();
+    assert!(
+        col(&hashed, "name")[0]
+            .as_ref()
+            .unwrap()
+            .starts_with("hmac-sha256:")
+    );
 }

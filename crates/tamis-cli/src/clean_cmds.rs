@@ -143,6 +143,7 @@ pub fn clean(a: cli::CleanArgs) -> anyhow::Result<ExitCode> {
             b"tamis-development-key".to_vec()
         }
     };
+    let vault = encryption_keys(secret.clone())?.map(|k| (a.vault.clone(), k));
     let job = svc::CleanJob {
         inputs: a.read.files.clone(),
         read: a.read.options()?,
@@ -161,6 +162,7 @@ pub fn clean(a: cli::CleanArgs) -> anyhow::Result<ExitCode> {
         today,
         progress: Arc::new(AtomicU64::new(0)),
         passes: Arc::new(AtomicU64::new(0)),
+        vault,
     };
     let o = runtime()?.block_on(svc::clean(job))?;
     let mut out = std::io::stdout().lock();
@@ -261,11 +263,20 @@ pub fn provenance(a: cli::ProvenanceArgs) -> anyhow::Result<ExitCode> {
 
 /// `tamis revert`.
 pub fn revert(a: cli::RevertArgs) -> anyhow::Result<ExitCode> {
-    let (rows, pii) = svc::revert(&a.output, &a.dest)?;
+    let keys = match &a.vault {
+        // Detokenising needs only the encryption keys.
+        Some(_) => Some(encryption_keys(Vec::new())?.ok_or_else(|| {
+            cli::UsageError(
+                "--vault needs TAMIS_ENCRYPTION_KEYS (the key that encrypted it)".into(),
+            )
+        })?),
+        None => None,
+    };
+    let (rows, pii) = svc::revert(&a.output, &a.dest, a.vault.as_deref().zip(keys.as_ref()))?;
     eprintln!("{rows} rows rebuilt into {}", a.dest.display());
     if !pii.is_empty() {
         eprintln!(
-            "note: PII columns ({}) come back as keyed hashes where a pii step changed them: the clear values were never stored (no token vault)",
+            "note: PII columns ({}) come back as keyed hashes where a pii step hashed or redacted them (the clear values were never stored); tokenized ones come back in clear with --vault and its key",
             pii.join(", ")
         );
     }
@@ -329,13 +340,11 @@ pub fn pii_apply(a: cli::PiiApplyArgs) -> anyhow::Result<ExitCode> {
             "set TAMIS_PII_KEY: pseudonyms, hashes and noise are keyed, and must not use a default key".into()
         )),
     };
-    let spec = std::env::var("TAMIS_ENCRYPTION_KEYS").unwrap_or_default();
-    let aes = Keys::parse_aes(&spec).map_err(|e| cli::UsageError(e.to_string()))?;
-    let current = spec
-        .split(',')
-        .filter_map(|p| p.split_once(':').map(|x| x.0.trim().to_string()))
-        .next_back();
-    let keys = Keys { hmac, aes, current };
+    let keys = encryption_keys(hmac.clone())?.unwrap_or(Keys {
+        hmac,
+        aes: Default::default(),
+        current: None,
+    });
     let report = tamis_service::pii_apply(
         &a.read.files,
         a.read.options()?,
@@ -351,4 +360,19 @@ pub fn pii_apply(a: cli::PiiApplyArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Keys from TAMIS_ENCRYPTION_KEYS (`id:64-hex,…`; the last id encrypts), if set.
+fn encryption_keys(hmac: Vec<u8>) -> anyhow::Result<Option<tamis_privacy::anonymize::Keys>> {
+    let spec = std::env::var("TAMIS_ENCRYPTION_KEYS").unwrap_or_default();
+    if spec.trim().is_empty() {
+        return Ok(None);
+    }
+    let aes = tamis_privacy::anonymize::Keys::parse_aes(&spec)
+        .map_err(|e| cli::UsageError(e.to_string()))?;
+    let current = spec
+        .split(',')
+        .filter_map(|p| p.split_once(':').map(|x| x.0.trim().to_string()))
+        .next_back();
+    Ok(Some(tamis_privacy::anonymize::Keys { hmac, aes, current }))
 }

@@ -184,6 +184,9 @@ pub struct CleanArgs {
     /// Environment variable holding the key for PII hashing (default: TAMIS_PII_KEY; unset: a fixed development key, with a warning).
     #[arg(long, value_name = "VAR", default_value = "TAMIS_PII_KEY")]
     pub key_env: String,
+    /// Token vault for `pii` steps that tokenize (key: TAMIS_ENCRYPTION_KEYS).
+    #[arg(long, value_name = "FILE", default_value = "tamis-vault.json")]
+    pub vault: PathBuf,
     /// Who runs it, for the audit log (default: $USER).
     #[arg(long, value_name = "NAME")]
     pub actor: Option<String>,
@@ -227,6 +230,9 @@ pub struct RevertArgs {
     /// Where to write the rebuilt input (.parquet or .csv).
     #[arg(short = 'o', long = "output", value_name = "ORIGINAL", required = true)]
     pub dest: PathBuf,
+    /// Token vault: tokenized PII comes back in clear (needs TAMIS_ENCRYPTION_KEYS).
+    #[arg(long, value_name = "FILE")]
+    pub vault: Option<PathBuf>,
 }
 
 /// Flags of `tamis lineage verify`.

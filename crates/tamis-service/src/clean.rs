@@ -83,6 +83,8 @@ pub struct CleanJob {
     pub progress: Arc<AtomicU64>,
     /// Passes started, for progress.
     pub passes: Arc<AtomicU64>,
+    /// Token vault file and keys (for `pii` steps that tokenize).
+    pub vault: Option<(PathBuf, tamis_privacy::anonymize::Keys)>,
 }
 
 /// Cleans: reads the plan and contract (failing before any data is read if
@@ -106,6 +108,7 @@ pub async fn clean(job: CleanJob) -> Result<CleanOutcome, ServiceError> {
         progress: job.progress.clone(),
         passes: job.passes.clone(),
         today: job.today,
+        vault: job.vault.clone(),
     };
     let outcome = tokio::task::spawn_blocking(move || tamis_clean::clean(req))
         .await
@@ -176,8 +179,18 @@ pub fn provenance(output: &Path, q: &Query) -> Result<QueryResult, ServiceError>
 }
 
 /// Reverts a cleaned output into `dest`; returns (rows, PII columns that come back hashed).
-pub fn revert(output: &Path, dest: &Path) -> Result<(usize, Vec<String>), ServiceError> {
-    let (b, pii) = tamis_clean::provenance::revert(output)?;
+pub fn revert(
+    output: &Path,
+    dest: &Path,
+    vault: Option<(&Path, &tamis_privacy::anonymize::Keys)>,
+) -> Result<(usize, Vec<String>), ServiceError> {
+    let v = match vault {
+        Some((p, _)) => Some(
+            tamis_privacy::anonymize::Vault::read(p).map_err(tamis_privacy::PrivacyError::from)?,
+        ),
+        None => None,
+    };
+    let (b, pii) = tamis_clean::provenance::revert(output, v.as_ref().zip(vault.map(|x| x.1)))?;
     tamis_clean::provenance::write_batch(dest, &b, false)?;
     Ok((b.num_rows(), pii))
 }
