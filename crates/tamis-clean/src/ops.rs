@@ -139,18 +139,7 @@ pub fn pii_plan(
     strategy: Option<PiiStrategy>,
     contract: Option<&Contract>,
 ) -> Vec<(String, PiiStrategy, String)> {
-    let cols: Vec<String> = match columns {
-        Some(c) => c.clone(),
-        None => contract
-            .map(|k| {
-                k.columns
-                    .iter()
-                    .filter(|c| c.pii)
-                    .map(|c| c.name.clone())
-                    .collect()
-            })
-            .unwrap_or_default(),
-    };
+    let cols = crate::plan::pii_columns(columns, contract);
     cols.iter()
         .map(|c| {
             let cc = contract.and_then(|k| k.column(c));

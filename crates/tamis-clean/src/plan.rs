@@ -468,18 +468,7 @@ impl Plan {
                     }
                 }
                 StepKind::Pii { columns, strategy } => {
-                    let list: Vec<String> = match columns {
-                        Some(c) => c.clone(),
-                        None => contract
-                            .map(|k| {
-                                k.columns
-                                    .iter()
-                                    .filter(|c| c.pii)
-                                    .map(|c| c.name.clone())
-                                    .collect()
-                            })
-                            .unwrap_or_default(),
-                    };
+                    let list = pii_columns(columns, contract);
                     if list.is_empty() {
                         return Err(bad(
                             "no columns: give `columns`, or a contract with `pii: true` columns (`--contract`)"
@@ -543,6 +532,22 @@ impl Plan {
             }
         }
         Ok(())
+    }
+}
+
+/// The columns a `pii` step protects: its own, or every contract column marked PII.
+pub fn pii_columns(columns: &Option<Vec<String>>, contract: Option<&Contract>) -> Vec<String> {
+    match columns {
+        Some(c) => c.clone(),
+        None => contract
+            .map(|k| {
+                k.columns
+                    .iter()
+                    .filter(|c| c.pii)
+                    .map(|c| c.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }
 
