@@ -376,3 +376,43 @@ fn encryption_keys(hmac: Vec<u8>) -> anyhow::Result<Option<tamis_privacy::anonym
         .next_back();
     Ok(Some(tamis_privacy::anonymize::Keys { hmac, aes, current }))
 }
+
+/// `tamis pii dp-histogram`.
+pub fn dp_histogram(a: cli::DpHistogramArgs) -> anyhow::Result<ExitCode> {
+    let hmac = match std::env::var("TAMIS_PII_KEY") {
+        Ok(k) if !k.is_empty() => k.into_bytes(),
+        _ => anyhow::bail!(cli::UsageError(
+            "set TAMIS_PII_KEY: the noise is keyed".into()
+        )),
+    };
+    let keys = tamis_privacy::anonymize::Keys {
+        hmac,
+        aes: Default::default(),
+        current: None,
+    };
+    let id = a.dataset_id.clone().unwrap_or_else(|| {
+        let f = a.read.files.first().cloned().unwrap_or_default();
+        std::path::Path::new(&f)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or(f)
+    });
+    let h = tamis_service::dp_histogram(
+        &a.read.files,
+        a.read.options()?,
+        &a.column,
+        a.buckets.as_deref(),
+        a.epsilon,
+        a.seed,
+        &keys,
+        &a.ledger,
+        &id,
+        a.budget,
+    )?;
+    writeln!(
+        std::io::stdout().lock(),
+        "{}",
+        serde_json::to_string_pretty(&h)?
+    )?;
+    Ok(ExitCode::SUCCESS)
+}

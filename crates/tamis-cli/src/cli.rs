@@ -59,6 +59,39 @@ pub enum PiiCommand {
     /// Keys: TAMIS_PII_KEY (pseudonyms, hashes, noise) and TAMIS_ENCRYPTION_KEYS
     /// (`id:64-hex,…`; the last id encrypts, every id decrypts).
     Apply(PiiApplyArgs),
+    /// A differentially private histogram of one column (Laplace noise per bucket),
+    /// charged to the dataset's ε ledger; refused when it would overspend the budget.
+    DpHistogram(DpHistogramArgs),
+}
+
+/// Flags of `tamis pii dp-histogram`.
+#[derive(Debug, Args)]
+pub struct DpHistogramArgs {
+    /// What to read.
+    #[command(flatten)]
+    pub read: ReadArgs,
+    /// The column to count.
+    #[arg(long, value_name = "C")]
+    pub column: String,
+    /// ε this release spends.
+    #[arg(long, value_name = "E")]
+    pub epsilon: f64,
+    /// The dataset's total ε budget.
+    #[arg(long, value_name = "B")]
+    pub budget: f64,
+    /// The ledger's key for this dataset (default: the first file's stem).
+    #[arg(long, value_name = "ID")]
+    pub dataset_id: Option<String>,
+    /// The ε ledger file.
+    #[arg(long, value_name = "FILE", default_value = "tamis-privacy-ledger.json")]
+    pub ledger: PathBuf,
+    /// Release only these values (a fixed domain, strictly ε-DP), comma-separated;
+    /// default: the values seen, which reveals which values exist.
+    #[arg(long, value_name = "V,…", value_delimiter = ',')]
+    pub buckets: Option<Vec<String>>,
+    /// Seed of the noise.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
 }
 
 /// Flags of `tamis pii apply`.

@@ -80,5 +80,6 @@ fn run(args: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Lineage(cli::LineageCommand::Verify(a)) => clean_cmds::verify(a),
         cli::Command::Pii(cli::PiiCommand::Scan(a)) => clean_cmds::pii_scan(a),
         cli::Command::Pii(cli::PiiCommand::Apply(a)) => clean_cmds::pii_apply(a),
+        cli::Command::Pii(cli::PiiCommand::DpHistogram(a)) => clean_cmds::dp_histogram(a),
     }
 }

@@ -218,3 +218,33 @@ fn pii_apply_needs_a_key_and_writes_a_report() {
     let anon = std::fs::read_to_string(&out).unwrap();
     assert!(!anon.contains("brian.taylor937@gmail.com") && anon.contains("@example."));
 }
+
+#[test]
+fn dp_histogram_refuses_to_overspend() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("l.json");
+    let args = |e: &str| {
+        vec![
+            "pii".to_string(),
+            "dp-histogram".into(),
+            example(),
+            "--column".into(),
+            "status".into(),
+            "--epsilon".into(),
+            e.into(),
+            "--budget".into(),
+            "1".into(),
+            "--ledger".into(),
+            ledger.display().to_string(),
+        ]
+    };
+    let a = args("0.7");
+    let o = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let h: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(h["buckets"].as_array().unwrap().len() >= 3);
+    let a = args("0.7");
+    let o = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(o.status.code(), Some(3));
+    assert!(text(&o.stderr).contains("overspent"));
+}

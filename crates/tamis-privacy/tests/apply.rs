@@ -235,3 +235,42 @@ fn tokens_come_back_only_through_the_vault_and_its_key() {
     let e = run(dir.path(), &tok, &policy("detokenise"), &other, "no.csv").unwrap_err();
     assert!(e.contains("no key `a1`"), "{e}");
 }
+
+#[test]
+fn dp_histograms_spend_the_budget_once_per_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("status\n");
+    for i in 0..3000 {
+        csv.push_str(if i % 3 == 0 { "active\n" } else { "inactive\n" });
+    }
+    let t = write(dir.path(), "t.csv", &csv);
+    let ds = Dataset::open(&[t.display().to_string()], ReadOptions::default()).unwrap();
+    let ledger = dir.path().join("l.json");
+    let k = keys("a1");
+    let fixed = vec![
+        "active".to_string(),
+        "inactive".to_string(),
+        "suspended".to_string(),
+    ];
+    let h = tamis_privacy::apply::dp_histogram(
+        &ds,
+        "status",
+        Some(&fixed),
+        0.5,
+        1,
+        &k,
+        &ledger,
+        "d",
+        1.0,
+    )
+    .unwrap();
+    let b = h["buckets"].as_array().unwrap();
+    assert_eq!(b.len(), 3, "the fixed domain, including the empty bucket");
+    let active = b[0]["count"].as_u64().unwrap();
+    assert!((950..=1050).contains(&active), "{active}");
+    assert_eq!(h["epsilon_spent"], 0.5);
+    tamis_privacy::apply::dp_histogram(&ds, "status", None, 0.5, 2, &k, &ledger, "d", 1.0).unwrap();
+    let e = tamis_privacy::apply::dp_histogram(&ds, "status", None, 0.1, 3, &k, &ledger, "d", 1.0)
+        .unwrap_err();
+    assert!(e.to_string().contains("overspent"), "{e}");
+}

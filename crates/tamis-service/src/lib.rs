@@ -172,3 +172,23 @@ pub fn write_pii_report(report: &serde_json::Value, path: &Path) -> Result<(), S
     };
     write_atomic(path, text.as_bytes())
 }
+
+/// A differentially private histogram of one column, charged to the ε ledger.
+#[allow(clippy::too_many_arguments)]
+pub fn dp_histogram(
+    inputs: &[String],
+    read: ReadOptions,
+    column: &str,
+    buckets: Option<&[String]>,
+    epsilon: f64,
+    seed: u64,
+    keys: &tamis_privacy::anonymize::Keys,
+    ledger: &Path,
+    dataset_id: &str,
+    budget: f64,
+) -> Result<serde_json::Value, ServiceError> {
+    let ds = Dataset::open(inputs, read)?;
+    Ok(tamis_privacy::apply::dp_histogram(
+        &ds, column, buckets, epsilon, seed, keys, ledger, dataset_id, budget,
+    )?)
+}
