@@ -639,6 +639,187 @@ pub fn date(v: &str) -> bool {
     tamis_core::types::parse_date(t).is_some() || tamis_core::types::parse_datetime(t).is_some()
 }
 
+/// UK National Insurance number: two letters (not D, F, I, Q, U, V; the second not O;
+/// not the prefixes BG, GB, NK, KN, TN, NT, ZZ), six digits, a suffix A–D.
+pub fn uk_nino(v: &str) -> bool {
+    let s: String = v
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    let b = s.as_bytes();
+    if b.len() != 9 {
+        return false;
+    }
+    let bad1 = b"DFIQUV";
+    let ok_letters = b[0].is_ascii_uppercase()
+        && b[1].is_ascii_uppercase()
+        && !bad1.contains(&b[0])
+        && !bad1.contains(&b[1])
+        && b[1] != b'O';
+    ok_letters
+        && !["BG", "GB", "NK", "KN", "TN", "NT", "ZZ"].contains(&&s[..2])
+        && b[2..8].iter().all(u8::is_ascii_digit)
+        && (b'A'..=b'D').contains(&b[8])
+}
+
+/// Spanish DNI (8 digits + check letter) or NIE (X/Y/Z + 7 digits + check letter).
+pub fn es_dni(v: &str) -> bool {
+    const L: &[u8] = b"TRWAGMYFPDXBNJZSQVHLCKE";
+    let s = v.trim().replace('-', "").to_ascii_uppercase();
+    let b = s.as_bytes();
+    if b.len() != 9 || !b[8].is_ascii_uppercase() {
+        return false;
+    }
+    let prefix = match b[0] {
+        b'X' => Some('0'),
+        b'Y' => Some('1'),
+        b'Z' => Some('2'),
+        c if c.is_ascii_digit() => None,
+        _ => return false,
+    };
+    let digits: String = match prefix {
+        Some(p) => format!("{p}{}", &s[1..8]),
+        None => s[..8].to_string(),
+    };
+    digits
+        .parse::<u32>()
+        .is_ok_and(|n| L[(n % 23) as usize] == b[8])
+}
+
+/// Italian codice fiscale: the 16-character pattern and its check letter.
+pub fn it_codice_fiscale(v: &str) -> bool {
+    let s = v.trim().to_ascii_uppercase();
+    let b = s.as_bytes();
+    if b.len() != 16 || !b.iter().all(u8::is_ascii_alphanumeric) {
+        return false;
+    }
+    let letters = [0, 1, 2, 3, 4, 5, 8, 11, 15];
+    if !letters.iter().all(|&i| b[i].is_ascii_uppercase()) || !b"ABCDEHLMPRST".contains(&b[8]) {
+        return false;
+    }
+    const ODD: [u32; 26] = [
+        1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24,
+        23,
+    ];
+    let val = |c: u8, odd: bool| -> u32 {
+        let i = if c.is_ascii_digit() {
+            (c - b'0') as usize
+        } else {
+            (c - b'A') as usize
+        };
+        if odd { ODD[i] } else { i as u32 }
+    };
+    let sum: u32 = b[..15]
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| val(c, i % 2 == 0))
+        .sum();
+    (b'A' + (sum % 26) as u8) == b[15]
+}
+
+/// French NIR (INSEE number): 13 digits (2A/2B for Corsica) and a key 97 − (n mod 97).
+pub fn fr_nir(v: &str) -> bool {
+    let s: String = v
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    if s.len() != 15 || !matches!(s.as_bytes()[0], b'1' | b'2') {
+        return false;
+    }
+    let body = s[..13].replace("2A", "19").replace("2B", "18");
+    let (Ok(n), Ok(key)) = (body.parse::<u64>(), s[13..].parse::<u64>()) else {
+        return false;
+    };
+    97 - n % 97 == key
+}
+
+/// German tax id (Steuer-ID): 11 digits, first not 0, ISO 7064 MOD 11,10 check digit.
+pub fn de_tax_id(v: &str) -> bool {
+    let s: String = v.chars().filter(|c| !c.is_whitespace()).collect();
+    if s.len() != 11 || !s.bytes().all(|b| b.is_ascii_digit()) || s.starts_with('0') {
+        return false;
+    }
+    let mut p = 10;
+    for c in s[..10].bytes() {
+        let mut x = ((c - b'0') as u32 + p) % 10;
+        if x == 0 {
+            x = 10;
+        }
+        p = (2 * x) % 11;
+    }
+    let check = (11 - p) % 10;
+    check == (s.as_bytes()[10] - b'0') as u32
+}
+
+/// Dutch BSN: 9 digits passing the 11-test.
+pub fn nl_bsn(v: &str) -> bool {
+    let s = v.trim();
+    if s.len() != 9 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    let sum: i32 = s
+        .bytes()
+        .enumerate()
+        .map(|(i, c)| {
+            let d = (c - b'0') as i32;
+            if i == 8 { -d } else { d * (9 - i as i32) }
+        })
+        .sum();
+    sum % 11 == 0 && sum != 0
+}
+
+/// Brazilian CPF: 11 digits (dots and dash allowed) with two mod-11 check digits.
+pub fn br_cpf(v: &str) -> bool {
+    let d: Vec<u32> = v
+        .chars()
+        .filter(char::is_ascii_digit)
+        .filter_map(|c| c.to_digit(10))
+        .collect();
+    if d.len() != 11
+        || d.iter().all(|x| *x == d[0])
+        || v.chars()
+            .any(|c| !(c.is_ascii_digit() || c == '.' || c == '-'))
+    {
+        return false;
+    }
+    let check = |n: usize| {
+        let s: u32 = d[..n]
+            .iter()
+            .enumerate()
+            .map(|(i, x)| x * (n as u32 + 1 - i as u32))
+            .sum();
+        let r = (s * 10) % 11;
+        if r == 10 { 0 } else { r }
+    };
+    check(9) == d[9] && check(10) == d[10]
+}
+
+/// A national identity or tax number of a major country, by its format and checksum.
+/// `distinctive` keeps only formats a random identifier is unlikely to match (UK
+/// NINO, Spanish DNI/NIE, Italian codice fiscale, French NIR, Brazilian CPF with
+/// punctuation); pure digit strings (German tax id, Dutch BSN) need a header.
+pub fn national_id(v: &str, distinctive: bool) -> bool {
+    let t = v.trim();
+    uk_nino(t)
+        || es_dni(t)
+        || it_codice_fiscale(t)
+        || fr_nir(t)
+        || (br_cpf(t) && (t.contains('.') || !distinctive))
+        || (!distinctive && (de_tax_id(t) || nl_bsn(t)))
+}
+
+/// A passport number: one or two letters and 6–8 digits, or 9 digits (most countries' formats).
+pub fn passport(v: &str) -> bool {
+    let t = v.trim().to_ascii_uppercase();
+    let letters = t.bytes().take_while(u8::is_ascii_uppercase).count();
+    let rest = &t[letters..];
+    let digits = rest.bytes().all(|b| b.is_ascii_digit());
+    (letters <= 2 && digits && (6..=9).contains(&rest.len()) && t.len() <= 9)
+        || (letters == 0 && t.len() == 9 && digits)
+}
+
 /// The type a cell shows by itself, without column context, most specific first.
 pub fn cell_type(v: &str) -> Option<PiiType> {
     let t = v.trim();
@@ -671,6 +852,9 @@ pub fn cell_type(v: &str) -> Option<PiiType> {
     }
     if crypto(t) {
         return Some(PiiType::CryptoWallet);
+    }
+    if national_id(t, true) {
+        return Some(PiiType::NationalId);
     }
     if date(t) {
         return Some(PiiType::DateOfBirth);
@@ -832,6 +1016,25 @@ mod tests {
             assert!(street_address(a), "{a}");
         }
         assert!(!street_address("Ergonomic Steel Chair") && !street_address("12 apples"));
+    }
+
+    #[test]
+    fn national_ids_check_their_checksums() {
+        assert!(uk_nino("AB 12 34 56 C") && !uk_nino("DA123456C") && !uk_nino("AB123456E"));
+        assert!(es_dni("12345678Z") && !es_dni("12345678A") && es_dni("X1234567L"));
+        assert!(it_codice_fiscale("RSSMRA85T10A562S") && !it_codice_fiscale("RSSMRA85T10A562T"));
+        assert!(fr_nir("1 84 12 76 451 089 46") && !fr_nir("1 84 12 76 451 089 47"));
+        assert!(de_tax_id("86095742719") && !de_tax_id("86095742718"));
+        assert!(nl_bsn("111222333") && !nl_bsn("111222334"));
+        assert!(br_cpf("529.982.247-25") && !br_cpf("529.982.247-26") && !br_cpf("111.111.111-11"));
+        assert!(
+            national_id("529.982.247-25", true)
+                && !national_id("86095742719", true)
+                && national_id("86095742719", false)
+        );
+        assert!(passport("X1234567") && passport("123456789") && !passport("ORD-2023"));
+        assert_eq!(cell_type("RSSMRA85T10A562S"), Some(PiiType::NationalId));
+        assert_eq!(cell_type("ABC-1234-XY"), None);
     }
 
     #[test]
