@@ -335,6 +335,9 @@ pub struct ColumnScan {
     pub reason: String,
     /// Up to 3 labelled values, masked.
     pub examples: Vec<String>,
+    /// For a phone column: the share of sampled values valid per the numbering
+    /// plans (libphonenumber metadata; national numbers read as US).
+    pub phones_valid: Option<f64>,
     #[serde(skip)]
     pub(crate) ty: Option<PiiType>,
 }
@@ -460,6 +463,15 @@ pub fn scan(
         .map(|(name, s)| {
             let refs: Vec<&str> = s.iter().map(String::as_str).collect();
             let (ty, confidence, reason) = classify(name, &refs);
+            let phones_valid = (ty == Some(PiiType::PhoneNumber)).then(|| {
+                let n = refs.len().min(1000);
+                let ok = refs
+                    .iter()
+                    .take(n)
+                    .filter(|v| recognize::phone_valid(v, phonenumber::country::Id::US))
+                    .count();
+                ok as f64 / n.max(1) as f64
+            });
             ColumnScan {
                 name: name.clone(),
                 pii_type: ty.map(PiiType::name),
@@ -469,6 +481,7 @@ pub fn scan(
                 labelled: 0,
                 reason,
                 examples: Vec::new(),
+                phones_valid,
                 ty,
             }
         })

@@ -432,6 +432,19 @@ pub fn phone(v: &str, strict: bool) -> bool {
     !strict || formatted
 }
 
+/// Whether a phone number is valid per the numbering plans of libphonenumber's
+/// metadata (the `phonenumber` crate): international numbers by their country code,
+/// national ones as `default_region` (e.g. `US`).
+pub fn phone_valid(v: &str, default_region: phonenumber::country::Id) -> bool {
+    let t = v.trim();
+    let region = if t.starts_with('+') || t.starts_with("00") {
+        None
+    } else {
+        Some(default_region)
+    };
+    phonenumber::parse(region, t).is_ok_and(|n| phonenumber::is_valid(&n))
+}
+
 /// US state and territory codes (for addresses).
 const STATES: &str = "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY AS GU MP PR VI UM AA AE AP";
 
@@ -1016,6 +1029,20 @@ mod tests {
             assert!(street_address(a), "{a}");
         }
         assert!(!street_address("Ergonomic Steel Chair") && !street_address("12 apples"));
+    }
+
+    #[test]
+    fn phones_validate_against_numbering_plans() {
+        use phonenumber::country::Id;
+        assert!(phone_valid("+1 650-253-0000", Id::US));
+        assert!(phone_valid("(650) 253-0000", Id::US));
+        assert!(phone_valid("+44 20 7946 0958", Id::US));
+        assert!(phone_valid("+49 30 901820", Id::US));
+        assert!(
+            !phone_valid("+1 123 456 7890", Id::US),
+            "area code 123 does not exist"
+        );
+        assert!(!phone_valid("12", Id::US));
     }
 
     #[test]

@@ -41,6 +41,17 @@ fn a_table_with_distractors_is_classified_and_its_cells_labelled() {
         "every cell of the four PII columns, nothing else"
     );
     assert!(!text.contains("order_id") && !text.contains("ref_number"));
+    // Phone columns report how many numbers the numbering plans accept.
+    let tel = s.columns.iter().find(|c| c.name == "tel").unwrap();
+    assert!(tel.phones_valid.is_some_and(|v| (0.0..=1.0).contains(&v)));
+    assert!(
+        s.columns
+            .iter()
+            .find(|c| c.name == "dob")
+            .unwrap()
+            .phones_valid
+            .is_none()
+    );
     // Examples are masked.
     let email = s.columns.iter().find(|c| c.name == "E-Mail").unwrap();
     assert!(
