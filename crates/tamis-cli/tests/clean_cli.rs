@@ -217,6 +217,18 @@ fn pii_apply_needs_a_key_and_writes_a_report() {
     assert!(page.contains("Personal data found") && page.contains("Residual risks"));
     let anon = std::fs::read_to_string(&out).unwrap();
     assert!(!anon.contains("brian.taylor937@gmail.com") && anon.contains("@example."));
+    // Nothing sensitive in the logs, even at trace level, nor in the report.
+    let o = Command::new(env!("CARGO_BIN_EXE_tamis"))
+        .args(args)
+        .env("TAMIS_PII_KEY", "cli-test-key")
+        .env("TAMIS_LOG", "trace")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    for secret in ["brian.taylor937@gmail.com", "(882) 440-5147", "cli-test-key"] {
+        assert!(!text(&o.stderr).contains(secret), "{secret} in the log");
+        assert!(!text(&o.stdout).contains(secret), "{secret} in the report");
+    }
 }
 
 #[test]
