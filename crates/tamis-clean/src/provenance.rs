@@ -2,7 +2,7 @@
 //! from a cleaned output and its sidecar.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -411,26 +411,8 @@ pub fn write_batch(path: &Path, b: &RecordBatch, with_row_id: bool) -> Result<()
     } else {
         crate::exec::drop_row_id(b)?
     };
-    let tmp: PathBuf = tamis_core::quarantine::tmp_name(path);
-    let e = |x: String| CleanError::Write {
+    tamis_core::write_batches(path, std::slice::from_ref(&b)).map_err(|x| CleanError::Write {
         path: path.to_path_buf(),
-        message: x,
-    };
-    let f = std::fs::File::create(&tmp).map_err(|x| e(x.to_string()))?;
-    if path
-        .extension()
-        .is_some_and(|x| x.eq_ignore_ascii_case("csv"))
-    {
-        let mut w = tamis_core::datafusion::arrow::csv::WriterBuilder::new()
-            .with_header(true)
-            .build(f);
-        w.write(&b).map_err(|x| e(x.to_string()))?;
-    } else {
-        let mut w =
-            tamis_core::datafusion::parquet::arrow::ArrowWriter::try_new(f, b.schema(), None)
-                .map_err(|x| e(x.to_string()))?;
-        w.write(&b).map_err(|x| e(x.to_string()))?;
-        w.close().map_err(|x| e(x.to_string()))?;
-    }
-    std::fs::rename(&tmp, path).map_err(|x| e(x.to_string()))
+        message: x.to_string(),
+    })
 }

@@ -416,3 +416,94 @@ pub fn dp_histogram(a: cli::DpHistogramArgs) -> anyhow::Result<ExitCode> {
     )?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// `tamis dedup`.
+pub fn dedup(a: cli::DedupArgs) -> anyhow::Result<ExitCode> {
+    let mut settings = match &a.settings {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| UsageError(format!("cannot read settings {}: {e}", p.display())))?;
+            tamis_dedup::settings::Settings::from_text(&text, &p.display().to_string())
+                .map_err(tamis_service::ServiceError::from)?
+        }
+        None => Default::default(),
+    };
+    let mut model = match &a.model {
+        Some(p) => {
+            Some(tamis_dedup::output::load_model(p).map_err(tamis_service::ServiceError::from)?)
+        }
+        None => None,
+    };
+    if let Some(t) = a.threshold {
+        if !(0.0..=1.0).contains(&t) {
+            return Err(UsageError(format!("--threshold {t} is not a probability in 0..1")).into());
+        }
+        settings.threshold = Some(t);
+        if let Some(m) = &mut model {
+            m.settings.threshold = Some(t);
+        }
+    }
+    let job = tamis_service::dedup::DedupJob {
+        request: tamis_dedup::Request {
+            inputs: a.read.files.clone(),
+            link: a.link.clone(),
+            read: a.read.options()?,
+            settings,
+            model,
+        },
+        pairs: a.output.clone(),
+        clusters: a.clusters.clone(),
+        explain: a.explain,
+        save_model: a.save_model.clone(),
+    };
+    let s = tamis_service::dedup::dedup(&job)?;
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&s)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let cfg = &s["config"];
+    writeln!(out, "columns:")?;
+    for r in cfg["roles"].as_array().into_iter().flatten() {
+        writeln!(
+            out,
+            "  {:<20} {:<14} {}",
+            r["column"].as_str().unwrap_or_default(),
+            r["role"].as_str().unwrap_or_default(),
+            r["reason"].as_str().unwrap_or_default()
+        )?;
+    }
+    writeln!(out, "blocking (comparisons each rule generates / adds):")?;
+    for r in s["blocking"].as_array().into_iter().flatten() {
+        writeln!(
+            out,
+            "  {:>12} / {:>12}  {}",
+            r["comparisons"],
+            r["new_comparisons"],
+            r["rule"].as_str().unwrap_or_default()
+        )?;
+    }
+    for r in cfg["blocking_considered"].as_array().into_iter().flatten() {
+        if r["chosen"] == false {
+            writeln!(
+                out,
+                "  not used: {} ({})",
+                r["rule"].as_str().unwrap_or_default(),
+                r["why"].as_str().unwrap_or_default()
+            )?;
+        }
+    }
+    writeln!(
+        out,
+        "{} rows, {} candidate pairs, {} matched pairs (p >= {}), {} clusters of 2+ rows (largest {}); λ = {:.3e}",
+        s["rows"],
+        s["candidate_pairs"],
+        s["matched_pairs"],
+        cfg["threshold"],
+        s["clusters"]["clusters"],
+        s["clusters"]["largest"],
+        s["model"]["lambda"].as_f64().unwrap_or(0.0)
+    )?;
+    writeln!(out, "pairs written to {}", a.output.display())?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -46,6 +46,48 @@ pub enum Command {
     /// Personal data: find it.
     #[command(subcommand)]
     Pii(PiiCommand),
+    /// Find records of the same entity written differently (dedupe), or link two datasets.
+    ///
+    /// Unsupervised Fellegi-Sunter: columns get roles from their headers and
+    /// values, roles give comparisons and blocking rules (their comparison
+    /// counts are measured first), u comes from random pairs and m from EM.
+    /// A settings file (YAML/JSON) overrides any part.
+    Dedup(DedupArgs),
+}
+
+/// Flags of `tamis dedup`.
+#[derive(Debug, Args)]
+pub struct DedupArgs {
+    /// What to read.
+    #[command(flatten)]
+    pub read: ReadArgs,
+    /// Link against this dataset instead of deduplicating: every pair joins one row of each.
+    #[arg(long, value_name = "OTHER", num_args = 1..)]
+    pub link: Option<Vec<String>>,
+    /// Settings (YAML or JSON): comparisons, exclude, blocking, threshold, id_column, ….
+    #[arg(long, value_name = "S")]
+    pub settings: Option<PathBuf>,
+    /// Match probability at or above which a pair is a match (default 0.5, or the settings').
+    #[arg(long, value_name = "P")]
+    pub threshold: Option<f64>,
+    /// Matched pairs (.parquet or .csv): rec_id_l, rec_id_r, row ids, score, match_weight.
+    #[arg(short = 'o', long = "output", value_name = "PAIRS", required = true)]
+    pub output: PathBuf,
+    /// One row per record with its cluster id (.parquet or .csv).
+    #[arg(long, value_name = "OUT")]
+    pub clusters: Option<PathBuf>,
+    /// Add each field's comparison level and weight to every pair.
+    #[arg(long)]
+    pub explain: bool,
+    /// Save the trained model (m, u, λ) and the settings it used.
+    #[arg(long, value_name = "M")]
+    pub save_model: Option<PathBuf>,
+    /// Reuse a saved model instead of training.
+    #[arg(long, value_name = "M", conflicts_with = "settings")]
+    pub model: Option<PathBuf>,
+    /// The summary as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `tamis pii …`

@@ -81,5 +81,6 @@ fn run(args: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Pii(cli::PiiCommand::Scan(a)) => clean_cmds::pii_scan(a),
         cli::Command::Pii(cli::PiiCommand::Apply(a)) => clean_cmds::pii_apply(a),
         cli::Command::Pii(cli::PiiCommand::DpHistogram(a)) => clean_cmds::dp_histogram(a),
+        cli::Command::Dedup(a) => clean_cmds::dedup(a),
     }
 }

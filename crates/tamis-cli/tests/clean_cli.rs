@@ -225,7 +225,11 @@ fn pii_apply_needs_a_key_and_writes_a_report() {
         .output()
         .unwrap();
     assert!(o.status.success());
-    for secret in ["brian.taylor937@gmail.com", "(882) 440-5147", "cli-test-key"] {
+    for secret in [
+        "brian.taylor937@gmail.com",
+        "(882) 440-5147",
+        "cli-test-key",
+    ] {
         assert!(!text(&o.stderr).contains(secret), "{secret} in the log");
         assert!(!text(&o.stdout).contains(secret), "{secret} in the report");
     }
@@ -259,4 +263,90 @@ fn dp_histogram_refuses_to_overspend() {
     let o = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(o.status.code(), Some(3));
     assert!(text(&o.stderr).contains("overspent"));
+}
+
+#[test]
+fn dedup_writes_pairs_clusters_and_a_reusable_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("people.csv");
+    let mut csv = String::from("id,first_name,last_name,email,phone,city\n");
+    let first = [
+        "anna", "ben", "carla", "dmitri", "elif", "farah", "goran", "hana",
+    ];
+    let last = [
+        "ito", "jensen", "kowalski", "larsen", "moreau", "novak", "okafor", "petrov",
+    ];
+    let city = ["oslo", "lyon", "porto", "graz"];
+    for i in 0..400 {
+        let (f, l) = (first[i % 8], last[(i / 8) % 8]);
+        csv.push_str(&format!(
+            "{i},{f},{l},{f}.{l}{i}@mail.test,555-01{:04},{}\n",
+            i,
+            city[(i / 64) % 4]
+        ));
+    }
+    // Three near duplicates: a typo, a reformatted phone, an upper-cased name.
+    csv.push_str("400,anna,itoo,anna.ito0@mail.test,(555) 010-000,oslo\n");
+    csv.push_str("401,ben,ito,ben.ito1@mail.test,555 010 001,oslo\n");
+    csv.push_str("402,CARLA,ITO,carla.ito2@mail.test,555-010002,oslo\n");
+    std::fs::write(&input, csv).unwrap();
+    let pairs = dir.path().join("pairs.csv");
+    let clusters = dir.path().join("clusters.csv");
+    let model = dir.path().join("model.json");
+    let o = run(&[
+        "dedup",
+        p(&input),
+        "-o",
+        p(&pairs),
+        "--clusters",
+        p(&clusters),
+        "--explain",
+        "--save-model",
+        p(&model),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.contains("blocking"), "{out}");
+    let got = std::fs::read_to_string(&pairs).unwrap();
+    let header = got.lines().next().unwrap();
+    assert!(header.starts_with("rec_id_l,rec_id_r,row_id_l,row_id_r,score,match_weight"));
+    assert!(header.contains("last_name_level") && header.contains("phone_weight"));
+    let found: Vec<(String, String)> = got
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].to_string(), f[1].to_string())
+        })
+        .collect();
+    for want in [("0", "400"), ("1", "401"), ("2", "402")] {
+        assert!(
+            found.contains(&(want.0.to_string(), want.1.to_string())),
+            "{want:?} not in {found:?}"
+        );
+    }
+    assert_eq!(found.len(), 3, "{found:?}");
+    let c = std::fs::read_to_string(&clusters).unwrap();
+    assert_eq!(c.lines().count(), 404);
+    assert!(c.contains("400,400,0,2") || c.contains("400,0,2"), "{c}");
+
+    // The saved model scores the same pairs without training.
+    let again = dir.path().join("again.csv");
+    let o = run(&["dedup", p(&input), "-o", p(&again), "--model", p(&model)]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let a = std::fs::read_to_string(&again).unwrap();
+    assert_eq!(a.lines().count(), 4, "{a}");
+
+    // Bad settings: exit 3, nothing written.
+    let s = dir.path().join("s.yaml");
+    std::fs::write(&s, "blocking:\n  - on: [emial]\n").unwrap();
+    let bad = dir.path().join("bad.csv");
+    let o = run(&["dedup", p(&input), "-o", p(&bad), "--settings", p(&s)]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("did you mean `email`"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!bad.exists());
 }

@@ -546,6 +546,38 @@ impl Dataset {
                 .is_some_and(|s| s.types.contains_key(column))
     }
 
+    /// Up to `n` non-empty values per column (trimmed, as text), from the
+    /// start of the data; rows the reader quarantines are skipped.
+    pub fn sample_text(&self, n: usize) -> Result<Vec<Vec<String>>> {
+        use datafusion::arrow::array::AsArray;
+        let mut out: Vec<Vec<String>> = vec![Vec::new(); self.columns.len()];
+        for b in self.batches(
+            Arc::new(Quarantine::in_memory()),
+            Arc::new(AtomicU64::new(0)),
+        )? {
+            let b = b?;
+            for (i, s) in out.iter_mut().enumerate() {
+                if s.len() >= n {
+                    continue;
+                }
+                let a = datafusion::arrow::compute::cast(b.column(i), &DataType::Utf8)?;
+                s.extend(
+                    a.as_string::<i32>()
+                        .iter()
+                        .flatten()
+                        .map(str::trim)
+                        .filter(|v| !v.is_empty())
+                        .take(n - s.len())
+                        .map(String::from),
+                );
+            }
+            if out.iter().all(|s| s.len() >= n) {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     /// Streams every row of every file, in order, as batches.
     pub fn batches(
         &self,

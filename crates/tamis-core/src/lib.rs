@@ -19,11 +19,13 @@ pub mod json;
 pub mod quarantine;
 pub mod source;
 pub mod types;
+pub mod writer;
 
 pub use dataset::{Dataset, FileInfo, Format, ROW_ID, ReadOptions, SchemaSpec, row_ids};
 pub use error::{CoreError, Result};
 pub use quarantine::{Quarantine, QuarantineSummary, QuarantinedRow};
 pub use types::{ColumnType, NullTokens};
+pub use writer::write_batches;
 
 /// Re-exported so that the crates above use the same DataFusion and arrow.
 pub use datafusion;

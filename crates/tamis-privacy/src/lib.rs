@@ -432,31 +432,7 @@ pub fn scan(
 ) -> Result<Scan, PrivacyError> {
     let cols = ds.columns().to_vec();
     // Pass 1: the sample.
-    let mut samples: Vec<Vec<String>> = vec![Vec::new(); cols.len()];
-    for b in ds.batches(
-        Arc::new(Quarantine::in_memory()),
-        Arc::new(AtomicU64::new(0)),
-    )? {
-        let b = b?;
-        for (i, s) in samples.iter_mut().enumerate() {
-            if s.len() as u64 >= sample_rows {
-                continue;
-            }
-            let a = cast(b.column(i), &DataType::Utf8)
-                .map_err(|e| CoreError::Internal(e.to_string()))?;
-            s.extend(
-                a.as_string::<i32>()
-                    .iter()
-                    .flatten()
-                    .map(str::trim)
-                    .filter(|v| !v.is_empty())
-                    .map(String::from),
-            );
-        }
-        if samples.iter().all(|s| s.len() as u64 >= sample_rows) {
-            break;
-        }
-    }
+    let samples = ds.sample_text(sample_rows as usize)?;
     let mut out: Vec<ColumnScan> = cols
         .iter()
         .zip(&samples)

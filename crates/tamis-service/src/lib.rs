@@ -2,6 +2,7 @@
 //! the HTTP server. Neither door calls the other.
 
 pub mod clean;
+pub mod dedup;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,6 +26,9 @@ pub enum ServiceError {
     /// Cleaning, checking or reverting failed.
     #[error(transparent)]
     Clean(#[from] tamis_clean::CleanError),
+    /// Matching failed.
+    #[error(transparent)]
+    Dedup(#[from] tamis_dedup::DedupError),
     /// An output could not be written.
     #[error("cannot write `{path}`: {source}")]
     Write {
@@ -46,6 +50,11 @@ impl ServiceError {
             ServiceError::Clean(e) => e.is_bad_input(),
             ServiceError::Privacy(tamis_privacy::PrivacyError::Core(e)) => e.is_bad_input(),
             ServiceError::Privacy(tamis_privacy::PrivacyError::Anon(_)) => true,
+            ServiceError::Dedup(tamis_dedup::DedupError::Core(e)) => e.is_bad_input(),
+            ServiceError::Dedup(
+                tamis_dedup::DedupError::UnknownColumn { .. }
+                | tamis_dedup::DedupError::Settings { .. },
+            ) => true,
             _ => false,
         }
     }

@@ -1,0 +1,416 @@
+//! End-to-end matching on a generated people table with planted duplicates.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use tamis_dedup::settings::{Role, Settings};
+use tamis_dedup::{Request, output, run};
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+const FIRST: &[&str] = &[
+    "james",
+    "mary",
+    "john",
+    "patricia",
+    "robert",
+    "jennifer",
+    "michael",
+    "linda",
+    "william",
+    "elizabeth",
+    "david",
+    "barbara",
+    "richard",
+    "susan",
+    "joseph",
+    "jessica",
+    "thomas",
+    "sarah",
+    "charles",
+    "karen",
+    "chloe",
+    "oliver",
+    "amelia",
+    "noah",
+    "isla",
+    "harry",
+    "mia",
+    "leo",
+];
+const LAST: &[&str] = &[
+    "smith",
+    "johnson",
+    "williams",
+    "brown",
+    "jones",
+    "garcia",
+    "miller",
+    "davis",
+    "martinez",
+    "hernandez",
+    "lopez",
+    "gonzalez",
+    "wilson",
+    "anderson",
+    "taylor",
+    "moore",
+    "jackson",
+    "martin",
+    "lee",
+    "perez",
+    "thompson",
+    "white",
+    "harris",
+    "clark",
+    "lewis",
+    "walker",
+    "hall",
+    "young",
+    "allen",
+    "king",
+    "wright",
+    "scott",
+    "green",
+    "baker",
+    "adams",
+    "nelson",
+];
+const STREETS: &[&str] = &[
+    "wallaby place",
+    "hoseason street",
+    "gundulu place",
+    "pridham street",
+    "kent road",
+    "main street",
+    "oak avenue",
+    "maple drive",
+    "cedar lane",
+    "elm court",
+    "pine crescent",
+];
+const CITIES: &[&str] = &[
+    "marsden",
+    "granville",
+    "utakarra",
+    "cleveland",
+    "milton",
+    "delmar",
+    "kingston",
+    "perth",
+];
+
+fn pick<'a>(v: &[&'a str], h: u64) -> &'a str {
+    v[(h % v.len() as u64) as usize]
+}
+
+fn typo(s: &str, h: u64) -> String {
+    let mut c: Vec<char> = s.chars().collect();
+    if c.len() < 3 {
+        return s.to_uppercase();
+    }
+    let i = 1 + (h as usize % (c.len() - 2));
+    match h % 3 {
+        0 => c.swap(i, i + 1),
+        1 => {
+            c.remove(i);
+        }
+        _ => c[i] = 'x',
+    }
+    c.into_iter().collect()
+}
+
+/// `n` base records and `dups` near duplicates (1-2 fields mutated), as CSV
+/// text; returns the CSV and the true pairs (by rec_id).
+fn people(n: usize, dups: usize, seed: u64) -> (String, BTreeSet<(String, String)>) {
+    let h = |i: usize, k: u64| xxh3_64_with_seed(&(i as u64).to_le_bytes(), seed ^ k);
+    let mut rows: Vec<(String, Vec<String>)> = Vec::new();
+    for i in 0..n {
+        let f = vec![
+            pick(FIRST, h(i, 1)).to_string(),
+            pick(LAST, h(i, 2)).to_string(),
+            format!("{}", 1 + h(i, 3) % 200),
+            pick(STREETS, h(i, 4)).to_string(),
+            pick(CITIES, h(i, 5)).to_string(),
+            format!("{}", 2000 + h(i, 6) % 800),
+            format!(
+                "19{:02}{:02}{:02}",
+                30 + h(i, 7) % 70,
+                1 + h(i, 8) % 12,
+                1 + h(i, 9) % 28
+            ),
+            format!("{}", 1_000_000 + h(i, 10) % 9_000_000),
+        ];
+        rows.push((format!("rec-{i}-org"), f));
+    }
+    let mut truth = BTreeSet::new();
+    for d in 0..dups {
+        let src = (h(d, 20) % n as u64) as usize;
+        let mut f = rows[src].1.clone();
+        for m in 0..1 + (h(d, 21) % 2) {
+            let field = (h(d, 22 + m) % 8) as usize;
+            f[field] = if field == 5 || field == 7 || field == 2 {
+                // digits: one transposition
+                typo(&f[field], 0)
+            } else if h(d, 30 + m) % 4 == 0 {
+                String::new() // missing
+            } else {
+                typo(&f[field], h(d, 40 + m))
+            };
+        }
+        let id = format!("rec-{src}-dup-{d}");
+        let org = rows[src].0.clone();
+        truth.insert(if org < id {
+            (org, id.clone())
+        } else {
+            (id.clone(), org)
+        });
+        rows.push((id, f));
+    }
+    // Duplicates of one source are duplicates of each other.
+    let mut by_src: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (id, _) in &rows {
+        let src = id.split('-').nth(1).unwrap().to_string();
+        by_src.entry(src).or_default().push(id.clone());
+    }
+    for ids in by_src.values() {
+        for a in ids {
+            for b in ids {
+                if a < b {
+                    truth.insert((a.clone(), b.clone()));
+                }
+            }
+        }
+    }
+    // Shuffle deterministically so duplicates are not next to their source.
+    rows.sort_by_key(|(id, _)| xxh3_64_with_seed(id.as_bytes(), seed));
+    let mut csv = String::from(
+        "rec_id,given_name,surname,street_number,address_1,suburb,postcode,date_of_birth,soc_sec_id\n",
+    );
+    for (id, f) in rows {
+        csv.push_str(&id);
+        for v in f {
+            csv.push(',');
+            csv.push_str(&v);
+        }
+        csv.push('\n');
+    }
+    (csv, truth)
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+fn pairs_of(o: &tamis_dedup::Outcome) -> BTreeSet<(String, String)> {
+    o.matches
+        .iter()
+        .map(|p| {
+            let a = o.table.keys.value(p.a as usize).to_string();
+            let b = o.table.keys.value(p.b as usize).to_string();
+            if a < b { (a, b) } else { (b, a) }
+        })
+        .collect()
+}
+
+fn f1(pred: &BTreeSet<(String, String)>, truth: &BTreeSet<(String, String)>) -> f64 {
+    let tp = pred.intersection(truth).count() as f64;
+    let p = tp / pred.len().max(1) as f64;
+    let r = tp / truth.len().max(1) as f64;
+    if p + r == 0.0 {
+        0.0
+    } else {
+        2.0 * p * r / (p + r)
+    }
+}
+
+#[test]
+fn automatic_dedupe_finds_the_planted_duplicates_deterministically() {
+    let dir = tempfile::tempdir().unwrap();
+    let (csv, truth) = people(3000, 400, 7);
+    let f = write(dir.path(), "people.csv", &csv);
+    let req = Request {
+        inputs: vec![f],
+        ..Default::default()
+    };
+    let o = run(&req).unwrap();
+    // Roles from the headers.
+    let role = |c: &str| o.config.roles.iter().find(|r| r.column == c).unwrap().role;
+    assert_eq!(role("rec_id"), Role::RecordKey);
+    assert_eq!(role("given_name"), Role::FirstName);
+    assert_eq!(role("date_of_birth"), Role::DateOfBirth);
+    assert_eq!(o.config.id_column.as_deref(), Some("rec_id"));
+    assert!(o.config.automatic);
+    // Every blocking rule's count was measured, and the union is what was scored.
+    assert!(!o.config.blocking.is_empty());
+    let new: u64 = o
+        .rule_counts
+        .iter()
+        .map(|r| r.new_comparisons.unwrap())
+        .sum();
+    assert_eq!(new, o.candidates);
+    let pred = pairs_of(&o);
+    let score = f1(&pred, &truth);
+    assert!(
+        score >= 0.97,
+        "F1 {score} ({} predicted, {} true)",
+        pred.len(),
+        truth.len()
+    );
+    // The same input gives the same pairs and probabilities.
+    let again = run(&req).unwrap();
+    assert_eq!(pairs_of(&again), pred);
+    let probs = |o: &tamis_dedup::Outcome| -> Vec<u64> {
+        o.matches.iter().map(|p| p.probability.to_bits()).collect()
+    };
+    assert_eq!(probs(&again), probs(&o));
+    // Clusters join the duplicates of one source.
+    assert!(o.clusters.clusters > 0);
+    for p in &o.matches {
+        assert_eq!(
+            o.clusters.cluster_of[p.a as usize],
+            o.clusters.cluster_of[p.b as usize]
+        );
+    }
+}
+
+#[test]
+fn explanations_add_up_to_the_match_weight() {
+    let dir = tempfile::tempdir().unwrap();
+    let (csv, _) = people(800, 100, 3);
+    let f = write(dir.path(), "p.csv", &csv);
+    let o = run(&Request {
+        inputs: vec![f],
+        ..Default::default()
+    })
+    .unwrap();
+    let b = output::pairs_batch(&o, true).unwrap();
+    use tamis_core::datafusion::arrow::array::{AsArray, Float64Array};
+    use tamis_core::datafusion::arrow::datatypes::Float64Type;
+    let weight: &Float64Array = b
+        .column_by_name("match_weight")
+        .unwrap()
+        .as_primitive::<Float64Type>();
+    let prior = (o.model.lambda / (1.0 - o.model.lambda)).log2();
+    let weight_cols: Vec<&Float64Array> = b
+        .schema()
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.name().ends_with("_weight") && f.name() != "match_weight")
+        .map(|(i, _)| b.column(i).as_primitive::<Float64Type>())
+        .collect();
+    assert_eq!(weight_cols.len(), o.config.comparisons.len());
+    for r in 0..b.num_rows() {
+        let sum: f64 = prior + weight_cols.iter().map(|c| c.value(r)).sum::<f64>();
+        assert!(
+            (sum - weight.value(r)).abs() < 1e-6,
+            "row {r}: {sum} vs {}",
+            weight.value(r)
+        );
+    }
+    let level = b
+        .column_by_name("surname_level")
+        .unwrap()
+        .as_string::<i32>();
+    assert!((0..b.num_rows()).any(|r| level.value(r) == "exact"));
+}
+
+#[test]
+fn a_saved_model_gives_the_same_pairs_and_settings_override() {
+    let dir = tempfile::tempdir().unwrap();
+    let (csv, _) = people(1000, 150, 11);
+    let f = write(dir.path(), "p.csv", &csv);
+    let req = Request {
+        inputs: vec![f.clone()],
+        ..Default::default()
+    };
+    let o = run(&req).unwrap();
+    let m = dir.path().join("model.json");
+    output::save_model(&o, &m).unwrap();
+    let saved = output::load_model(&m).unwrap();
+    let again = run(&Request {
+        inputs: vec![f.clone()],
+        model: Some(saved),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(pairs_of(&again), pairs_of(&o));
+    assert!(!again.config.automatic);
+
+    // A settings file overrides blocking and excludes a column.
+    let s = Settings::from_text(
+        "blocking:\n  - on: [surname]\nexclude: [soc_sec_id]\nthreshold: 0.9\n",
+        "s.yaml",
+    )
+    .unwrap();
+    let o2 = run(&Request {
+        inputs: vec![f.clone()],
+        settings: s,
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(o2.config.blocking.len(), 1);
+    assert!(
+        o2.config
+            .comparisons
+            .iter()
+            .all(|c| c.column != "soc_sec_id")
+    );
+    assert!(o2.matches.iter().all(|p| p.probability >= 0.9));
+
+    // Unknown columns are named with a suggestion.
+    let bad = Settings::from_text("blocking:\n  - on: [surnme]\n", "s.yaml").unwrap();
+    let e = run(&Request {
+        inputs: vec![f],
+        settings: bad,
+        ..Default::default()
+    })
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(e.contains("surnme") && e.contains("surname"), "{e}");
+}
+
+#[test]
+fn linking_two_files_pairs_only_across_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (csv, truth) = people(1500, 300, 5);
+    let mut lines: Vec<&str> = csv.lines().collect();
+    let header = lines.remove(0);
+    let (mut a, mut b) = (String::from(header), String::from(header));
+    a.push('\n');
+    b.push('\n');
+    for l in lines {
+        // Originals on the left, duplicates on the right.
+        if l.contains("-org,") {
+            a.push_str(l);
+            a.push('\n');
+        } else {
+            b.push_str(l);
+            b.push('\n');
+        }
+    }
+    let fa = write(dir.path(), "a.csv", &a);
+    let fb = write(dir.path(), "b.csv", &b);
+    let o = run(&Request {
+        inputs: vec![fa],
+        link: Some(vec![fb]),
+        ..Default::default()
+    })
+    .unwrap();
+    for p in &o.matches {
+        assert_ne!(o.table.source[p.a as usize], o.table.source[p.b as usize]);
+    }
+    let cross: BTreeSet<(String, String)> = truth
+        .into_iter()
+        .filter(|(x, y)| x.ends_with("-org") != y.ends_with("-org"))
+        .collect();
+    let score = f1(&pairs_of(&o), &cross);
+    assert!(score >= 0.95, "link F1 {score}");
+    let c = output::clusters_batch(&o, true).unwrap();
+    assert_eq!(c.num_rows(), o.table.rows());
+    assert!(c.column_by_name("source").is_some());
+}
