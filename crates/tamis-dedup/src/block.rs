@@ -22,6 +22,18 @@ pub struct CompiledRule {
     left: Vec<u64>,
     /// For swapped rules, the key on the right side; `None` when equal to `left`.
     right: Option<Vec<u64>>,
+    /// For MinHash rules: the band keys and the buckets.
+    lsh: Option<Lsh>,
+}
+
+/// A MinHash rule's band keys (row-major, `bands` per row; 0 = no text) and
+/// its buckets (key, rows), from the DataFusion plan.
+#[derive(Debug)]
+struct Lsh {
+    bands: usize,
+    keys: Vec<u64>,
+    buckets: Vec<crate::minhash::Bucket>,
+    skipped: u64,
 }
 
 /// (key, row) pairs of one side of a rule, sorted.
@@ -54,7 +66,7 @@ fn keys(t: &Table, cols: &[usize]) -> Vec<u64> {
 
 impl CompiledRule {
     /// Compiles `rule` against the loaded columns.
-    pub fn new(rule: &BlockingRule, t: &Table) -> Result<CompiledRule, DedupError> {
+    pub fn new(rule: &BlockingRule, t: &Table, seed: u64) -> Result<CompiledRule, DedupError> {
         let idx = |c: &str| {
             t.column(c).ok_or_else(|| DedupError::UnknownColumn {
                 column: c.to_string(),
@@ -65,6 +77,45 @@ impl CompiledRule {
                 ),
             })
         };
+        if let Some(spec) = &rule.minhash {
+            let cols = spec
+                .columns
+                .iter()
+                .map(|c| idx(c))
+                .collect::<Result<Vec<_>, _>>()?;
+            if cols.is_empty() {
+                return Err(DedupError::Settings {
+                    origin: "blocking".into(),
+                    message: "a minhash rule needs `columns: [...]`".into(),
+                });
+            }
+            let text = |r: usize| -> Option<String> {
+                let parts: Vec<&str> = cols.iter().filter_map(|c| t.columns[*c].value(r)).collect();
+                (!parts.is_empty()).then(|| parts.join(" "))
+            };
+            let per_row = crate::par_range(t.rows(), |r| {
+                let mut k = Vec::new();
+                if let Some(x) = text(r) {
+                    crate::minhash::band_keys(&x, spec.ngram, spec.bands, spec.rows, seed, &mut k);
+                }
+                k.resize(spec.bands, 0);
+                k
+            });
+            let (buckets, skipped) =
+                crate::minhash::buckets((0..t.rows()).map(text).collect(), spec, seed)?;
+            let keys: Vec<u64> = per_row.into_iter().flatten().collect();
+            return Ok(CompiledRule {
+                rule: rule.clone(),
+                left: Vec::new(),
+                right: None,
+                lsh: Some(Lsh {
+                    bands: spec.bands,
+                    keys,
+                    buckets,
+                    skipped,
+                }),
+            });
+        }
         match &rule.swapped {
             Some([a, b]) => {
                 let (a, b) = (idx(a)?, idx(b)?);
@@ -72,6 +123,7 @@ impl CompiledRule {
                     rule: rule.clone(),
                     left: keys(t, &[a, b]),
                     right: Some(keys(t, &[b, a])),
+                    lsh: None,
                 })
             }
             None => {
@@ -91,6 +143,7 @@ impl CompiledRule {
                     rule: rule.clone(),
                     left: keys(t, &cols),
                     right: None,
+                    lsh: None,
                 })
             }
         }
@@ -99,9 +152,54 @@ impl CompiledRule {
     /// Whether this rule makes (a, b) a candidate.
     #[inline]
     pub fn generates(&self, a: usize, b: usize) -> bool {
+        if let Some(l) = &self.lsh {
+            return Self::first_shared_band(l, a, b).is_some();
+        }
         let right = self.right.as_deref().unwrap_or(&self.left);
         let k = self.left[a];
         k != 0 && k == right[b]
+    }
+
+    fn first_shared_band(l: &Lsh, a: usize, b: usize) -> Option<usize> {
+        let (x, y) = (
+            &l.keys[a * l.bands..(a + 1) * l.bands],
+            &l.keys[b * l.bands..(b + 1) * l.bands],
+        );
+        x.iter().zip(y).position(|(p, q)| p == q && *p != 0)
+    }
+
+    /// LSH buckets skipped for being larger than the rule's `max_bucket`.
+    pub fn skipped_buckets(&self) -> u64 {
+        self.lsh.as_ref().map_or(0, |l| l.skipped)
+    }
+
+    /// A MinHash rule's pairs: each pair once, in the bucket of the first band it shares.
+    fn lsh_pairs(
+        l: &Lsh,
+        t: &Table,
+        link: bool,
+        count_only: bool,
+        mut emit: impl FnMut(u32, u32),
+    ) -> u64 {
+        let mut n = 0;
+        for (key, rows) in &l.buckets {
+            for (i, &a) in rows.iter().enumerate() {
+                for &b in &rows[i + 1..] {
+                    if link && t.source[a as usize] == t.source[b as usize] {
+                        continue;
+                    }
+                    let first = Self::first_shared_band(l, a as usize, b as usize);
+                    if first.map(|j| l.keys[a as usize * l.bands + j]) != Some(*key) {
+                        continue;
+                    }
+                    n += 1;
+                    if !count_only {
+                        emit(a.min(b), a.max(b));
+                    }
+                }
+            }
+        }
+        n
     }
 
     /// Sorted (key, row) lists of the two sides, over the rows `keep` accepts.
@@ -129,6 +227,9 @@ impl CompiledRule {
         count_only: bool,
         emit: impl FnMut(u32, u32),
     ) -> u64 {
+        if let Some(l) = &self.lsh {
+            return Self::lsh_pairs(l, t, link, count_only, emit);
+        }
         let (l, r) = self.sorted_sides(|_| true);
         Self::pairs_in(t, l, r, link, count_only, emit)
     }
@@ -139,7 +240,7 @@ impl CompiledRule {
     /// Returns the count and whether it is an estimate.
     pub fn comparisons(&self, t: &Table, link: bool, exact_up_to: usize) -> (u64, bool) {
         let n = t.rows();
-        if n <= exact_up_to {
+        if n <= exact_up_to || self.lsh.is_some() {
             return (self.for_each_pair(t, link, true, |_, _| {}), false);
         }
         let s = n.div_ceil(exact_up_to) as u64;
@@ -344,20 +445,20 @@ mod tests {
         let rules = vec![
             BlockingRule {
                 on: vec!["first".into(), "last".into()],
-                swapped: None,
+                ..Default::default()
             },
             BlockingRule {
                 on: vec!["zip".into()],
-                swapped: None,
+                ..Default::default()
             },
             BlockingRule {
-                on: vec![],
                 swapped: Some(["first".into(), "last".into()]),
+                ..Default::default()
             },
         ];
         let compiled: Vec<CompiledRule> = rules
             .iter()
-            .map(|r| CompiledRule::new(r, &t).unwrap())
+            .map(|r| CompiledRule::new(r, &t, 42).unwrap())
             .collect();
         let (pairs, counts) = candidates(&t, &compiled, false);
         assert_eq!(pairs, brute(&t, &rules));
@@ -373,5 +474,43 @@ mod tests {
                 .sum::<u64>(),
             pairs.len() as u64
         );
+    }
+
+    #[test]
+    fn minhash_rule_pairs_each_shared_band_once() {
+        let rows = [
+            ["jonathan", "smithson", "2000"],
+            ["jonathon", "smithson", "2000"],
+            ["mary", "jones", "3000"],
+            ["maria", "jones", "3000"],
+            ["x", "y", "1"],
+            ["jonathan", "smithson", "2000"],
+        ];
+        let t = table(&rows);
+        let rule = BlockingRule {
+            minhash: Some(crate::minhash::MinHashSpec::new(vec![
+                "first".into(),
+                "last".into(),
+                "zip".into(),
+            ])),
+            ..Default::default()
+        };
+        let c = CompiledRule::new(&rule, &t, 42).unwrap();
+        let (pairs, counts) = candidates(&t, std::slice::from_ref(&c), false);
+        let mut brute = Vec::new();
+        for a in 0..t.rows() {
+            for b in a + 1..t.rows() {
+                if c.generates(a, b) {
+                    brute.push((a as u32, b as u32));
+                }
+            }
+        }
+        assert_eq!(pairs, brute);
+        assert_eq!(counts[0].comparisons, pairs.len() as u64);
+        assert!(
+            pairs.contains(&(0, 5)) && pairs.contains(&(0, 1)),
+            "{pairs:?}"
+        );
+        assert!(!pairs.iter().any(|p| p.0 == 4 || p.1 == 4));
     }
 }

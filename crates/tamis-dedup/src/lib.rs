@@ -17,6 +17,7 @@
 pub mod block;
 pub mod cluster;
 pub mod compare;
+pub mod minhash;
 pub mod model;
 pub mod output;
 pub mod roles;
@@ -284,7 +285,10 @@ fn auto_rules(comparisons: &[ComparisonSpec]) -> Vec<BlockingRule> {
     };
     let on = |rs: &[Role]| -> Option<BlockingRule> {
         let cols: Option<Vec<String>> = rs.iter().map(|r| col(*r)).collect();
-        cols.map(|on| BlockingRule { on, swapped: None })
+        cols.map(|on| BlockingRule {
+            on,
+            ..Default::default()
+        })
     };
     use Role::*;
     let mut v: Vec<Option<BlockingRule>> = vec![
@@ -296,8 +300,8 @@ fn auto_rules(comparisons: &[ComparisonSpec]) -> Vec<BlockingRule> {
         on(&[FirstName, LastName]),
         match (col(FirstName), col(LastName)) {
             (Some(a), Some(b)) => Some(BlockingRule {
-                on: vec![],
                 swapped: Some([a, b]),
+                ..Default::default()
             }),
             _ => None,
         },
@@ -324,7 +328,7 @@ fn auto_rules(comparisons: &[ComparisonSpec]) -> Vec<BlockingRule> {
             .map(|c| {
                 Some(BlockingRule {
                     on: vec![c.column.clone()],
-                    swapped: None,
+                    ..Default::default()
                 })
             })
             .collect();
@@ -354,6 +358,7 @@ fn choose_rules(
     rules: Vec<BlockingRule>,
     comparisons: &[ComparisonSpec],
     per_rule: u64,
+    seed: u64,
 ) -> Result<(Vec<BlockingRule>, Vec<RuleChoice>), DedupError> {
     let total_budget = per_rule.saturating_mul(2);
     let mut chosen: Vec<BlockingRule> = Vec::new();
@@ -368,7 +373,11 @@ fn choose_rules(
         seen.push(r.clone());
         // A rule on a superset of a chosen rule's columns adds nothing.
         if let Some(sub) = chosen.iter().find(|c| {
-            c.swapped.is_none() && r.swapped.is_none() && c.on.iter().all(|x| r.on.contains(x))
+            c.swapped.is_none()
+                && r.swapped.is_none()
+                && c.minhash.is_none()
+                && r.minhash.is_none()
+                && c.on.iter().all(|x| r.on.contains(x))
         }) {
             considered.push(RuleChoice {
                 rule: r.describe(),
@@ -381,20 +390,23 @@ fn choose_rules(
             });
             continue;
         }
-        let (n, estimated) = CompiledRule::new(&r, t)?.comparisons(t, link, EXACT_COUNT_ROWS);
+        let (n, estimated) = CompiledRule::new(&r, t, seed)?.comparisons(t, link, EXACT_COUNT_ROWS);
         let about = if estimated { "about " } else { "" };
         let (ok, why) = if n == 0 {
             (false, "generates no pair".to_string())
         } else if n > per_rule {
             // Narrow it with the first stable column that is not in it yet.
-            if r.swapped.is_none() {
+            if r.swapped.is_none() && r.minhash.is_none() {
                 for role in REFINE_WITH {
                     if let Some(c) = comparisons.iter().find(|c| c.role == *role)
                         && !r.on.contains(&c.column)
                     {
                         let mut on = r.on.clone();
                         on.push(c.column.clone());
-                        queue.push_front(BlockingRule { on, swapped: None });
+                        queue.push_front(BlockingRule {
+                            on,
+                            ..Default::default()
+                        });
                         break;
                     }
                 }
@@ -423,6 +435,40 @@ fn choose_rules(
             chosen: ok,
             why,
         });
+    }
+    if chosen.is_empty() {
+        // No exact key works: near-duplicate text over every compared text column.
+        let cols: Vec<String> = comparisons
+            .iter()
+            .filter(|c| {
+                !matches!(
+                    c.role,
+                    Role::Number | Role::Category | Role::State | Role::Country
+                )
+            })
+            .map(|c| c.column.clone())
+            .collect();
+        if !cols.is_empty() {
+            let r = BlockingRule {
+                minhash: Some(crate::minhash::MinHashSpec::new(cols)),
+                ..Default::default()
+            };
+            let (n, _) = CompiledRule::new(&r, t, seed)?.comparisons(t, link, EXACT_COUNT_ROWS);
+            let ok = n > 0 && n <= total_budget;
+            considered.push(RuleChoice {
+                rule: r.describe(),
+                comparisons: n,
+                chosen: ok,
+                why: if ok {
+                    format!("{n} comparisons; no exact blocking rule fits the budget")
+                } else {
+                    format!("{n} comparisons is over the total budget of {total_budget}")
+                },
+            });
+            if ok {
+                chosen.push(r);
+            }
+        }
     }
     if chosen.is_empty() {
         return Err(DedupError::Settings {
@@ -522,13 +568,20 @@ pub fn run(req: &Request) -> Result<Outcome, DedupError> {
         .unwrap_or_else(|| (5 * n).max(250_000));
     let automatic = req.model.is_none() && settings == Settings::default();
     let (blocking, considered) = if settings.blocking.is_empty() {
-        choose_rules(&t, link, auto_rules(&comparisons), &comparisons, per_rule)?
+        choose_rules(
+            &t,
+            link,
+            auto_rules(&comparisons),
+            &comparisons,
+            per_rule,
+            settings.seed.unwrap_or(42),
+        )?
     } else {
         (settings.blocking.clone(), Vec::new())
     };
     let compiled: Vec<CompiledRule> = blocking
         .iter()
-        .map(|r| CompiledRule::new(r, &t))
+        .map(|r| CompiledRule::new(r, &t, settings.seed.unwrap_or(42)))
         .collect::<Result<_, _>>()?;
     let (cands, rule_counts) = block::candidates(&t, &compiled, link);
     timings.blocking = t1.elapsed().as_secs_f64();
@@ -678,7 +731,13 @@ fn train(
     let mut runs = Vec::new();
     let min_pairs = 100.min(cands.len() as u64 / 2).max(1);
     for rule in rules {
-        let cols = rule.rule.columns();
+        // An exact rule makes its columns agree; a MinHash rule forces no
+        // single column, so EM estimates every field on its pairs.
+        let cols = if rule.rule.minhash.is_some() {
+            Vec::new()
+        } else {
+            rule.rule.columns()
+        };
         let skip: Vec<bool> = comparisons
             .iter()
             .map(|c| cols.contains(&c.column.as_str()))

@@ -152,7 +152,7 @@ impl ComparisonSpec {
 /// A blocking rule: pairs are candidates when they agree on every column of
 /// `on`, or, with `swapped: [a, b]`, when one's `a` equals the other's `b`
 /// and the other way round (first and last name entered the wrong way round).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BlockingRule {
     /// Columns that must be equal (normalised).
@@ -161,11 +161,23 @@ pub struct BlockingRule {
     /// Two columns that must be equal crosswise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub swapped: Option<[String; 2]>,
+    /// MinHash/LSH over the joined text of some columns: pairs sharing a band.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minhash: Option<crate::minhash::MinHashSpec>,
 }
 
 impl BlockingRule {
     /// `l.a = r.a and ...` as text.
     pub fn describe(&self) -> String {
+        if let Some(m) = &self.minhash {
+            return format!(
+                "minhash({}; {} bands x {} rows, {}-grams)",
+                m.columns.join(", "),
+                m.bands,
+                m.rows,
+                m.ngram
+            );
+        }
         match &self.swapped {
             Some([a, b]) => format!("l.{a} = r.{b} and l.{b} = r.{a}"),
             None => self
@@ -179,6 +191,9 @@ impl BlockingRule {
 
     /// Every column the rule reads.
     pub fn columns(&self) -> Vec<&str> {
+        if let Some(m) = &self.minhash {
+            return m.columns.iter().map(String::as_str).collect();
+        }
         match &self.swapped {
             Some([a, b]) => vec![a, b],
             None => self.on.iter().map(String::as_str).collect(),

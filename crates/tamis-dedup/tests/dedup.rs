@@ -414,3 +414,24 @@ fn linking_two_files_pairs_only_across_them() {
     assert_eq!(c.num_rows(), o.table.rows());
     assert!(c.column_by_name("source").is_some());
 }
+
+#[test]
+fn minhash_blocking_finds_duplicates_whatever_field_differs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (csv, truth) = people(2000, 300, 13);
+    let f = write(dir.path(), "p.csv", &csv);
+    let s = Settings::from_text(
+        "blocking:\n  - minhash:\n      columns: [given_name, surname, street_number, address_1, suburb, postcode, date_of_birth]\n",
+        "s.yaml",
+    )
+    .unwrap();
+    let o = run(&Request {
+        inputs: vec![f],
+        settings: s,
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(o.rule_counts[0].rule.starts_with("minhash("));
+    let score = f1(&pairs_of(&o), &truth);
+    assert!(score >= 0.9, "minhash F1 {score}");
+}
