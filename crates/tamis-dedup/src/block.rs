@@ -10,6 +10,7 @@
 use serde::Serialize;
 
 use crate::DedupError;
+use crate::minhash::Lsh;
 use crate::settings::BlockingRule;
 use crate::table::Table;
 
@@ -24,16 +25,6 @@ pub struct CompiledRule {
     right: Option<Vec<u64>>,
     /// For MinHash rules: the band keys and the buckets.
     lsh: Option<Lsh>,
-}
-
-/// A MinHash rule's band keys (row-major, `bands` per row; 0 = no text) and
-/// its buckets (key, rows), from the DataFusion plan.
-#[derive(Debug)]
-struct Lsh {
-    bands: usize,
-    keys: Vec<u64>,
-    buckets: Vec<crate::minhash::Bucket>,
-    skipped: u64,
 }
 
 /// (key, row) pairs of one side of a rule, sorted.
@@ -68,13 +59,12 @@ impl CompiledRule {
     /// Compiles `rule` against the loaded columns.
     pub fn new(rule: &BlockingRule, t: &Table, seed: u64) -> Result<CompiledRule, DedupError> {
         let idx = |c: &str| {
-            t.column(c).ok_or_else(|| DedupError::UnknownColumn {
-                column: c.to_string(),
-                input: format!("blocking rule `{}`", rule.describe()),
-                hint: tamis_core::contract::did_you_mean(
+            t.column(c).ok_or_else(|| {
+                DedupError::unknown_column(
                     c,
+                    format!("blocking rule `{}`", rule.describe()),
                     t.columns.iter().map(|c| c.name.as_str()),
-                ),
+                )
             })
         };
         if let Some(spec) = &rule.minhash {
@@ -93,27 +83,12 @@ impl CompiledRule {
                 let parts: Vec<&str> = cols.iter().filter_map(|c| t.columns[*c].value(r)).collect();
                 (!parts.is_empty()).then(|| parts.join(" "))
             };
-            let per_row = crate::par_range(t.rows(), |r| {
-                let mut k = Vec::new();
-                if let Some(x) = text(r) {
-                    crate::minhash::band_keys(&x, spec.ngram, spec.bands, spec.rows, seed, &mut k);
-                }
-                k.resize(spec.bands, 0);
-                k
-            });
-            let (buckets, skipped) =
-                crate::minhash::buckets((0..t.rows()).map(text).collect(), spec, seed)?;
-            let keys: Vec<u64> = per_row.into_iter().flatten().collect();
+            let lsh = crate::minhash::lsh((0..t.rows()).map(text).collect(), spec, seed)?;
             return Ok(CompiledRule {
                 rule: rule.clone(),
                 left: Vec::new(),
                 right: None,
-                lsh: Some(Lsh {
-                    bands: spec.bands,
-                    keys,
-                    buckets,
-                    skipped,
-                }),
+                lsh: Some(lsh),
             });
         }
         match &rule.swapped {

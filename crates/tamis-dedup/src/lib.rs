@@ -75,6 +75,21 @@ pub enum DedupError {
     },
 }
 
+impl DedupError {
+    /// `column` is not among `known`: names where it was asked for and the nearest known name.
+    pub(crate) fn unknown_column<'a>(
+        column: &str,
+        input: impl Into<String>,
+        known: impl IntoIterator<Item = &'a str>,
+    ) -> DedupError {
+        DedupError::UnknownColumn {
+            column: column.to_string(),
+            input: input.into(),
+            hint: tamis_core::contract::did_you_mean(column, known),
+        }
+    }
+}
+
 /// A matching job.
 #[derive(Debug, Clone, Default)]
 pub struct Request {
@@ -191,16 +206,7 @@ impl Outcome {
     pub fn scorer(&self) -> Scorer<'_> {
         Scorer {
             table: &self.table,
-            fields: self
-                .comparators
-                .iter()
-                .map(|(c, cmp)| {
-                    (
-                        *c,
-                        Comparator::new(cmp.levels.clone(), &self.table.columns[*c]),
-                    )
-                })
-                .collect(),
+            fields: &self.comparators,
         }
     }
 }
@@ -218,11 +224,11 @@ fn resolve_comparisons(
         if columns.iter().any(|x| x == c) {
             Ok(())
         } else {
-            Err(DedupError::UnknownColumn {
-                column: c.to_string(),
-                input: "settings".into(),
-                hint: tamis_core::contract::did_you_mean(c, columns.iter().map(String::as_str)),
-            })
+            Err(DedupError::unknown_column(
+                c,
+                "settings",
+                columns.iter().map(String::as_str),
+            ))
         }
     };
     for c in settings
@@ -352,6 +358,7 @@ const EXACT_COUNT_ROWS: usize = 2_000_000;
 
 /// Measures the candidate rules and keeps those under the budget; a rule over
 /// it is narrowed with one more stable column when that brings it under.
+/// Returns the chosen rules compiled (they are measured compiled, and reused).
 fn choose_rules(
     t: &Table,
     link: bool,
@@ -359,9 +366,9 @@ fn choose_rules(
     comparisons: &[ComparisonSpec],
     per_rule: u64,
     seed: u64,
-) -> Result<(Vec<BlockingRule>, Vec<RuleChoice>), DedupError> {
+) -> Result<(Vec<CompiledRule>, Vec<RuleChoice>), DedupError> {
     let total_budget = per_rule.saturating_mul(2);
-    let mut chosen: Vec<BlockingRule> = Vec::new();
+    let mut chosen: Vec<CompiledRule> = Vec::new();
     let mut considered = Vec::new();
     let mut total = 0u64;
     let mut queue: std::collections::VecDeque<BlockingRule> = rules.into();
@@ -372,7 +379,7 @@ fn choose_rules(
         }
         seen.push(r.clone());
         // A rule on a superset of a chosen rule's columns adds nothing.
-        if let Some(sub) = chosen.iter().find(|c| {
+        if let Some(sub) = chosen.iter().map(|c| &c.rule).find(|c| {
             c.swapped.is_none()
                 && r.swapped.is_none()
                 && c.minhash.is_none()
@@ -390,7 +397,8 @@ fn choose_rules(
             });
             continue;
         }
-        let (n, estimated) = CompiledRule::new(&r, t, seed)?.comparisons(t, link, EXACT_COUNT_ROWS);
+        let compiled = CompiledRule::new(&r, t, seed)?;
+        let (n, estimated) = compiled.comparisons(t, link, EXACT_COUNT_ROWS);
         let about = if estimated { "about " } else { "" };
         let (ok, why) = if n == 0 {
             (false, "generates no pair".to_string())
@@ -427,7 +435,7 @@ fn choose_rules(
         };
         if ok {
             total += n;
-            chosen.push(r.clone());
+            chosen.push(compiled);
         }
         considered.push(RuleChoice {
             rule: r.describe(),
@@ -453,7 +461,8 @@ fn choose_rules(
                 minhash: Some(crate::minhash::MinHashSpec::new(cols)),
                 ..Default::default()
             };
-            let (n, _) = CompiledRule::new(&r, t, seed)?.comparisons(t, link, EXACT_COUNT_ROWS);
+            let compiled = CompiledRule::new(&r, t, seed)?;
+            let (n, _) = compiled.comparisons(t, link, EXACT_COUNT_ROWS);
             let ok = n > 0 && n <= total_budget;
             considered.push(RuleChoice {
                 rule: r.describe(),
@@ -466,7 +475,7 @@ fn choose_rules(
                 },
             });
             if ok {
-                chosen.push(r);
+                chosen.push(compiled);
             }
         }
     }
@@ -510,11 +519,11 @@ pub fn run(req: &Request) -> Result<Outcome, DedupError> {
     let id_column = match &settings.id_column {
         Some(c) => {
             if !columns.contains(c) {
-                return Err(DedupError::UnknownColumn {
-                    column: c.clone(),
-                    input: "settings `id_column`".into(),
-                    hint: tamis_core::contract::did_you_mean(c, columns.iter().map(String::as_str)),
-                });
+                return Err(DedupError::unknown_column(
+                    c,
+                    "settings `id_column`",
+                    columns.iter().map(String::as_str),
+                ));
             }
             Some(c.clone())
         }
@@ -535,13 +544,12 @@ pub fn run(req: &Request) -> Result<Outcome, DedupError> {
                     .iter()
                     .find(|g| g.column == c)
                     .map(|g| g.role)
-                    .ok_or_else(|| DedupError::UnknownColumn {
-                        column: c.to_string(),
-                        input: format!("blocking rule `{}`", r.describe()),
-                        hint: tamis_core::contract::did_you_mean(
+                    .ok_or_else(|| {
+                        DedupError::unknown_column(
                             c,
+                            format!("blocking rule `{}`", r.describe()),
                             columns.iter().map(String::as_str),
-                        ),
+                        )
                     })?;
                 load_cols.push((c.to_string(), role.norm()));
             }
@@ -567,22 +575,25 @@ pub fn run(req: &Request) -> Result<Outcome, DedupError> {
         .max_comparisons_per_rule
         .unwrap_or_else(|| (5 * n).max(250_000));
     let automatic = req.model.is_none() && settings == Settings::default();
-    let (blocking, considered) = if settings.blocking.is_empty() {
+    let seed = settings.seed.unwrap_or(42);
+    let (compiled, considered) = if settings.blocking.is_empty() {
         choose_rules(
             &t,
             link,
             auto_rules(&comparisons),
             &comparisons,
             per_rule,
-            settings.seed.unwrap_or(42),
+            seed,
         )?
     } else {
-        (settings.blocking.clone(), Vec::new())
+        let given = settings
+            .blocking
+            .iter()
+            .map(|r| CompiledRule::new(r, &t, seed))
+            .collect::<Result<_, _>>()?;
+        (given, Vec::new())
     };
-    let compiled: Vec<CompiledRule> = blocking
-        .iter()
-        .map(|r| CompiledRule::new(r, &t, settings.seed.unwrap_or(42)))
-        .collect::<Result<_, _>>()?;
+    let blocking: Vec<BlockingRule> = compiled.iter().map(|c| c.rule.clone()).collect();
     let (cands, rule_counts) = block::candidates(&t, &compiled, link);
     timings.blocking = t1.elapsed().as_secs_f64();
     tracing::info!(
@@ -601,10 +612,7 @@ pub fn run(req: &Request) -> Result<Outcome, DedupError> {
         .collect();
     let scorer = Scorer {
         table: &t,
-        fields: comparators
-            .iter()
-            .map(|(i, c)| (*i, Comparator::new(c.levels.clone(), &t.columns[*i])))
-            .collect(),
+        fields: &comparators,
     };
     let gammas: Vec<u64> = par_range(cands.len(), |i| {
         scorer.gamma(cands[i].0 as usize, cands[i].1 as usize)
@@ -648,7 +656,6 @@ pub fn run(req: &Request) -> Result<Outcome, DedupError> {
     let links: Vec<(u32, u32, f64)> = matches.iter().map(|p| (p.a, p.b, p.probability)).collect();
     let clusters = cluster::cluster(t.rows(), &links, settings.max_cluster_size.unwrap_or(50));
     timings.clustering = t4.elapsed().as_secs_f64();
-    drop(scorer);
     Ok(Outcome {
         config: Config {
             roles,
@@ -821,7 +828,7 @@ fn train(
         lambda,
         fields: comparisons
             .iter()
-            .zip(&scorer.fields)
+            .zip(scorer.fields)
             .zip(m.into_iter().zip(u))
             .map(|((c, (_, cmp)), (m, u))| FieldParams {
                 column: c.column.clone(),

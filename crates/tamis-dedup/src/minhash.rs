@@ -198,15 +198,22 @@ pub fn udf() -> ScalarUDF {
     )
 }
 
-/// The LSH buckets (rows sharing a band key) of `texts`, by a DataFusion plan:
-/// the signature function, unnest, group by. Returns the buckets (band key,
-/// rows in ascending order) and how many were skipped for exceeding
-/// `max_bucket`.
-pub fn buckets(
-    texts: Vec<Option<String>>,
-    spec: &MinHashSpec,
-    seed: u64,
-) -> Result<(Vec<Bucket>, u64), DedupError> {
+/// A MinHash rule's signatures and buckets.
+#[derive(Debug)]
+pub struct Lsh {
+    /// Bands per row.
+    pub bands: usize,
+    /// Band keys, row-major, `bands` per row; 0 where the row has no text.
+    pub keys: Vec<u64>,
+    /// The buckets with two or more rows, by band key.
+    pub buckets: Vec<Bucket>,
+    /// Buckets skipped for exceeding `max_bucket`.
+    pub skipped: u64,
+}
+
+/// Signatures and LSH buckets of `texts` (one per row), by DataFusion plans:
+/// the signature function once per row, then unnest and group by band key.
+pub fn lsh(texts: Vec<Option<String>>, spec: &MinHashSpec, seed: u64) -> Result<Lsh, DedupError> {
     let internal = |e: DataFusionError| {
         DedupError::Core(tamis_core::CoreError::Internal(format!(
             "minhash plan: {e}"
@@ -216,37 +223,62 @@ pub fn buckets(
         Field::new("row", DataType::UInt32, false),
         Field::new("text", DataType::Utf8, true),
     ]));
-    let n = texts.len() as u32;
+    let n = texts.len();
     let batch = RecordBatch::try_new(
         schema.clone(),
         vec![
-            Arc::new(UInt32Array::from_iter_values(0..n)),
+            Arc::new(UInt32Array::from_iter_values(0..n as u32)),
             Arc::new(StringArray::from(texts)),
         ],
     )?;
-    let table = MemTable::try_new(schema, vec![vec![batch]]).map_err(internal)?;
     let ctx = SessionContext::new();
     ctx.register_udf(udf());
-    ctx.register_table("t", Arc::new(table)).map_err(internal)?;
-    let sql = format!(
-        "SELECT band, array_agg(row ORDER BY row) AS rows, count(*) AS n FROM ( \
-           SELECT row, unnest(tamis_minhash_bands(text, {}, {}, {}, {seed})) AS band \
-           FROM t WHERE text IS NOT NULL AND text <> '') \
-         GROUP BY band HAVING count(*) > 1 ORDER BY band",
+    ctx.register_table(
+        "t",
+        Arc::new(MemTable::try_new(schema, vec![vec![batch]]).map_err(internal)?),
+    )
+    .map_err(internal)?;
+    let signatures = format!(
+        "SELECT row, tamis_minhash_bands(text, {}, {}, {}, {seed}) AS bands FROM t ORDER BY row",
         spec.bands, spec.rows, spec.ngram
     );
+    let grouped = "SELECT band, array_agg(row ORDER BY row) AS rows, count(*) AS n FROM ( \
+           SELECT row, unnest(bands) AS band FROM s WHERE bands IS NOT NULL) \
+         GROUP BY band HAVING count(*) > 1 ORDER BY band";
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .map_err(|e| DedupError::Core(tamis_core::CoreError::Internal(e.to_string())))?;
-    let out = rt.block_on(async {
-        let df = ctx.sql(&sql).await?;
-        df.collect().await
-    });
-    let out = out.map_err(internal)?;
+    let (sigs, groups) = rt
+        .block_on(async {
+            let sigs = ctx.sql(&signatures).await?.collect().await?;
+            let s = MemTable::try_new(
+                sigs.first()
+                    .map_or_else(|| Arc::new(Schema::empty()), |b| b.schema()),
+                vec![sigs.clone()],
+            )?;
+            ctx.register_table("s", Arc::new(s))?;
+            let groups = ctx.sql(grouped).await?.collect().await?;
+            Ok::<_, DataFusionError>((sigs, groups))
+        })
+        .map_err(internal)?;
+    let mut keys = vec![0u64; n * spec.bands];
+    for b in &sigs {
+        let rows = b.column(0).as_primitive::<UInt32Type>();
+        let lists = b.column(1).as_list::<i32>();
+        for i in 0..b.num_rows() {
+            if lists.is_null(i) {
+                continue;
+            }
+            let k = lists.value(i);
+            let k = k.as_primitive::<UInt64Type>().values();
+            let r = rows.value(i) as usize;
+            keys[r * spec.bands..r * spec.bands + k.len()].copy_from_slice(k);
+        }
+    }
     let mut buckets = Vec::new();
     let mut skipped = 0;
-    for b in out {
-        let keys = b.column(0).as_primitive::<UInt64Type>();
+    for b in groups {
+        let band = b.column(0).as_primitive::<UInt64Type>();
         let lists = b.column(1).as_list::<i32>();
         let counts = b.column(2).as_primitive::<Int64Type>();
         for i in 0..b.num_rows() {
@@ -255,11 +287,18 @@ pub fn buckets(
                 continue;
             }
             let rows = lists.value(i);
-            let rows = rows.as_primitive::<UInt32Type>();
-            buckets.push((keys.value(i), rows.values().to_vec()));
+            buckets.push((
+                band.value(i),
+                rows.as_primitive::<UInt32Type>().values().to_vec(),
+            ));
         }
     }
-    Ok((buckets, skipped))
+    Ok(Lsh {
+        bands: spec.bands,
+        keys,
+        buckets,
+        skipped,
+    })
 }
 
 #[cfg(test)]
@@ -305,8 +344,9 @@ mod tests {
             None,
             Some("harley mccarthy 177 pridham street milton".to_string()),
         ];
-        let (b, skipped) = buckets(texts, &MinHashSpec::new(vec![]), 42).unwrap();
-        assert_eq!(skipped, 0);
+        let l = lsh(texts, &MinHashSpec::new(vec![]), 42).unwrap();
+        assert_eq!(l.skipped, 0);
+        let b = &l.buckets;
         assert!(b.iter().any(|x| x.1 == vec![0, 2]));
         // Identical texts share every band.
         assert_eq!(b.iter().filter(|x| x.1 == vec![1, 4]).count(), 20);

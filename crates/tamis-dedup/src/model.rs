@@ -91,7 +91,7 @@ pub struct Scorer<'a> {
     /// The table.
     pub table: &'a Table,
     /// Per field: (column index, comparator).
-    pub fields: Vec<(usize, Comparator)>,
+    pub fields: &'a [(usize, Comparator)],
 }
 
 impl Scorer<'_> {

@@ -20,11 +20,12 @@ use xxhash_rust::xxh3::xxh3_64;
 use crate::DedupError;
 
 /// How a column's values are normalised before comparison.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Norm {
     /// Trim only (record keys: kept as written).
     Raw,
     /// Trim, collapse inner whitespace, lower-case.
+    #[default]
     Text,
     /// Digits only; numbers longer than 10 digits keep their last 10, so
     /// `+1 555 123 4567` and `(555) 123-4567` are the same phone.
@@ -87,7 +88,7 @@ pub struct Column {
     /// Rows with a value.
     pub non_null: u64,
     index: HashMap<Box<str>, u32>,
-    norm: Option<Norm>,
+    norm: Norm,
 }
 
 impl Column {
@@ -100,7 +101,7 @@ impl Column {
             counts: vec![0],
             non_null: 0,
             index: HashMap::default(),
-            norm: Some(norm),
+            norm,
         }
     }
 
@@ -232,18 +233,16 @@ pub fn load(
     for (source, ds) in inputs.iter().enumerate() {
         let names = ds.columns();
         let pos = |n: &str| -> Result<usize, DedupError> {
-            names
-                .iter()
-                .position(|c| c == n)
-                .ok_or_else(|| DedupError::UnknownColumn {
-                    column: n.to_string(),
-                    input: ds
-                        .files()
+            names.iter().position(|c| c == n).ok_or_else(|| {
+                DedupError::unknown_column(
+                    n,
+                    ds.files()
                         .first()
                         .map(|f| f.name.clone())
                         .unwrap_or_default(),
-                    hint: tamis_core::contract::did_you_mean(n, names.iter().map(String::as_str)),
-                })
+                    names.iter().map(String::as_str),
+                )
+            })
         };
         let idx: Vec<usize> = spec
             .columns
@@ -267,7 +266,7 @@ pub fn load(
                 let rid = tamis_core::row_ids(&b)?;
                 for (c, &i) in t.columns.iter_mut().zip(&idx) {
                     let a = cast(b.column(i), &DataType::Utf8)?;
-                    let norm = c.norm.unwrap_or(Norm::Text);
+                    let norm = c.norm;
                     for v in a.as_string::<i32>().iter() {
                         match v {
                             Some(v) => {
