@@ -455,11 +455,30 @@ pub fn dedup(a: cli::DedupArgs) -> anyhow::Result<ExitCode> {
         clusters: a.clusters.clone(),
         explain: a.explain,
         save_model: a.save_model.clone(),
+        add: a.add.clone(),
+        clusters_in: a.clusters_in.clone(),
     };
     let s = tamis_service::dedup::dedup(&job)?;
     let mut out = std::io::stdout().lock();
     if a.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&s)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(inc) = s.get("incremental") {
+        writeln!(
+            out,
+            "added {} records: {} candidate pairs, {} matches in {:.1} ms; {} clusters over {} records",
+            inc["added_rows"],
+            inc["candidate_pairs"],
+            inc["matched_pairs"],
+            inc["seconds_matching"].as_f64().unwrap_or(0.0) * 1000.0,
+            s["clusters"]["clusters"],
+            s["rows"],
+        )?;
+        writeln!(out, "pairs    -> {}", a.output.display())?;
+        if let Some(c) = &a.clusters {
+            writeln!(out, "clusters -> {}", c.display())?;
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let cfg = &s["config"];

@@ -85,6 +85,16 @@ pub struct DedupArgs {
     /// Reuse a saved model instead of training.
     #[arg(long, value_name = "M", conflicts_with = "settings")]
     pub model: Option<PathBuf>,
+    /// Incremental: match these new records against FILE with `--model`,
+    /// without rescoring FILE; the pairs written are those of the new records
+    /// and `--clusters` covers FILE and the new records (which take the next
+    /// row ids).
+    #[arg(long, value_name = "NEW", num_args = 1.., requires = "model", conflicts_with = "link")]
+    pub add: Option<Vec<String>>,
+    /// With `--add`: FILE's cluster table (from an earlier `--clusters`), so
+    /// FILE is not rematched at all.
+    #[arg(long, value_name = "C", requires = "add")]
+    pub clusters_in: Option<PathBuf>,
     /// The summary as JSON.
     #[arg(long)]
     pub json: bool,

@@ -337,6 +337,45 @@ fn dedup_writes_pairs_clusters_and_a_reusable_model() {
     let a = std::fs::read_to_string(&again).unwrap();
     assert_eq!(a.lines().count(), 4, "{a}");
 
+    // Incremental: two new records against the file, its model and its
+    // cluster table; one is a near duplicate of record 3.
+    let new = dir.path().join("new.csv");
+    std::fs::write(
+        &new,
+        "id,first_name,last_name,email,phone,city\n\
+         500,dmitri,itto,dmitri.ito3@mail.test,555 010 003,oslo\n\
+         501,zoe,quinn,zq@else.test,555-999999,rome\n",
+    )
+    .unwrap();
+    let new_pairs = dir.path().join("new_pairs.csv");
+    let clusters2 = dir.path().join("clusters2.csv");
+    let o = run(&[
+        "dedup",
+        p(&input),
+        "--model",
+        p(&model),
+        "--add",
+        p(&new),
+        "--clusters-in",
+        p(&clusters),
+        "--clusters",
+        p(&clusters2),
+        "-o",
+        p(&new_pairs),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("added 2 records"), "{}", text(&o.stdout));
+    let np = std::fs::read_to_string(&new_pairs).unwrap();
+    assert_eq!(np.lines().count(), 2, "{np}");
+    assert!(np.lines().nth(1).unwrap().starts_with("3,500,3,403,"), "{np}");
+    let c2 = std::fs::read_to_string(&clusters2).unwrap();
+    assert_eq!(c2.lines().count(), 406);
+    assert!(c2.contains("403,500,3,2"), "{c2}");
+    assert!(c2.contains("404,501,501,1"), "{c2}");
+    // --add without --model is a usage error.
+    let o = run(&["dedup", p(&input), "--add", p(&new), "-o", p(&new_pairs)]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+
     // Bad settings: exit 3, nothing written.
     let s = dir.path().join("s.yaml");
     std::fs::write(&s, "blocking:\n  - on: [emial]\n").unwrap();

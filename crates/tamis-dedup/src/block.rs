@@ -38,21 +38,29 @@ fn mix(h: u64, v: u64) -> u64 {
         .wrapping_add(h >> 2))
 }
 
+/// Row `r`'s blocking key on `cols` (0 when one of them is null).
+#[inline]
+pub(crate) fn row_key(t: &Table, cols: &[usize], r: usize) -> u64 {
+    let mut h = 0x51_7cc1_b727_220a_u64;
+    for &c in cols {
+        let col = &t.columns[c];
+        let id = col.ids[r];
+        if id == 0 {
+            return 0;
+        }
+        h = mix(h, col.hashes[id as usize]);
+    }
+    h | 1
+}
+
 fn keys(t: &Table, cols: &[usize]) -> Vec<u64> {
-    (0..t.rows())
-        .map(|r| {
-            let mut h = 0x51_7cc1_b727_220a_u64;
-            for &c in cols {
-                let col = &t.columns[c];
-                let id = col.ids[r];
-                if id == 0 {
-                    return 0;
-                }
-                h = mix(h, col.hashes[id as usize]);
-            }
-            h | 1
-        })
-        .collect()
+    (0..t.rows()).map(|r| row_key(t, cols, r)).collect()
+}
+
+/// The text a MinHash rule shingles for row `r`: its values on `cols`, joined by spaces.
+pub(crate) fn minhash_text(t: &Table, cols: &[usize], r: usize) -> Option<String> {
+    let parts: Vec<&str> = cols.iter().filter_map(|c| t.columns[*c].value(r)).collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
 }
 
 impl CompiledRule {
@@ -79,11 +87,8 @@ impl CompiledRule {
                     message: "a minhash rule needs `columns: [...]`".into(),
                 });
             }
-            let text = |r: usize| -> Option<String> {
-                let parts: Vec<&str> = cols.iter().filter_map(|c| t.columns[*c].value(r)).collect();
-                (!parts.is_empty()).then(|| parts.join(" "))
-            };
-            let lsh = crate::minhash::lsh((0..t.rows()).map(text).collect(), spec, seed)?;
+            let texts = (0..t.rows()).map(|r| minhash_text(t, &cols, r)).collect();
+            let lsh = crate::minhash::lsh(texts, spec, seed)?;
             return Ok(CompiledRule {
                 rule: rule.clone(),
                 left: Vec::new(),
@@ -357,7 +362,7 @@ mod tests {
             s.push('\n');
         }
         std::fs::write(&p, s).unwrap();
-        let ds = crate::table::open_as_text(
+        let ds = crate::table::Input::open(
             &[p.display().to_string()],
             &tamis_core::ReadOptions::default(),
         )

@@ -24,68 +24,124 @@ pub struct Clusters {
     pub refused_links: u64,
 }
 
-fn find(parent: &mut [u32], mut x: u32) -> u32 {
-    while parent[x as usize] != x {
-        let p = parent[parent[x as usize] as usize];
-        parent[x as usize] = p;
-        x = p;
-    }
-    x
+/// Union-find over rows with the cluster-size guard; the one clustering
+/// both a full run and incremental matching use.
+#[derive(Debug, Clone, Default)]
+pub struct UnionFind {
+    parent: Vec<u32>,
+    size: Vec<u32>,
+    /// Per root: the smallest row in its cluster.
+    min: Vec<u32>,
+    /// Links refused by the guard so far.
+    pub refused: u64,
 }
 
-/// Clusters `rows` rows from `links` (a, b, probability).
-pub fn cluster(rows: usize, links: &[(u32, u32, f64)], max_size: usize) -> Clusters {
-    let mut parent: Vec<u32> = (0..rows as u32).collect();
-    let mut size: Vec<u32> = vec![1; rows];
-    let mut order: Vec<usize> = (0..links.len()).collect();
-    // Strongest first; ties by row ids so the result does not depend on input order.
-    order.sort_by(|&x, &y| {
-        let (a, b) = (&links[x], &links[y]);
-        b.2.total_cmp(&a.2).then((a.0, a.1).cmp(&(b.0, b.1)))
-    });
-    let mut refused = 0;
-    for i in order {
-        let (a, b, _) = links[i];
-        let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
+impl UnionFind {
+    /// `rows` singletons.
+    pub fn new(rows: usize) -> UnionFind {
+        UnionFind {
+            parent: (0..rows as u32).collect(),
+            size: vec![1; rows],
+            min: (0..rows as u32).collect(),
+            refused: 0,
+        }
+    }
+
+    /// Rows so far.
+    pub fn rows(&self) -> usize {
+        self.parent.len()
+    }
+
+    /// Adds singletons up to `rows` rows.
+    pub fn grow(&mut self, rows: usize) {
+        for r in self.parent.len()..rows {
+            self.parent.push(r as u32);
+            self.size.push(1);
+            self.min.push(r as u32);
+        }
+    }
+
+    /// The root of `x`'s cluster.
+    pub fn find(&mut self, mut x: u32) -> u32 {
+        while self.parent[x as usize] != x {
+            let p = self.parent[self.parent[x as usize] as usize];
+            self.parent[x as usize] = p;
+            x = p;
+        }
+        x
+    }
+
+    /// Joins the clusters of `a` and `b` unless the result would exceed
+    /// `max_size` rows (refused and counted). Returns whether they are joined.
+    pub fn union(&mut self, a: u32, b: u32, max_size: usize) -> bool {
+        let (ra, rb) = (self.find(a), self.find(b));
         if ra == rb {
-            continue;
+            return true;
         }
-        if (size[ra as usize] + size[rb as usize]) as usize > max_size {
-            refused += 1;
-            continue;
+        if (self.size[ra as usize] + self.size[rb as usize]) as usize > max_size {
+            self.refused += 1;
+            return false;
         }
-        let (big, small) = if size[ra as usize] >= size[rb as usize] {
+        let (big, small) = if self.size[ra as usize] >= self.size[rb as usize] {
             (ra, rb)
         } else {
             (rb, ra)
         };
-        parent[small as usize] = big;
-        size[big as usize] += size[small as usize];
+        self.parent[small as usize] = big;
+        self.size[big as usize] += self.size[small as usize];
+        self.min[big as usize] = self.min[big as usize].min(self.min[small as usize]);
+        true
     }
-    // Cluster id = smallest member row.
-    let mut min_of = vec![u32::MAX; rows];
-    for r in 0..rows as u32 {
-        let root = find(&mut parent, r);
-        min_of[root as usize] = min_of[root as usize].min(r);
+
+    /// The cluster id of `x`: the smallest row in its cluster.
+    pub fn cluster_of(&mut self, x: u32) -> u32 {
+        let root = self.find(x);
+        self.min[root as usize]
     }
-    let mut cluster_of = vec![0u32; rows];
-    let (mut clusters, mut in_clusters, mut largest) = (0, 0, 0);
-    for r in 0..rows as u32 {
-        let root = find(&mut parent, r);
-        cluster_of[r as usize] = min_of[root as usize];
-        if root == r && size[r as usize] > 1 {
-            clusters += 1;
-            in_clusters += size[r as usize] as u64;
-            largest = largest.max(size[r as usize] as u64);
+
+    /// Links (a, b, probability), strongest first; ties by row ids so the
+    /// result does not depend on input order.
+    pub fn link_all(&mut self, links: &[(u32, u32, f64)], max_size: usize) {
+        let mut order: Vec<usize> = (0..links.len()).collect();
+        order.sort_by(|&x, &y| {
+            let (a, b) = (&links[x], &links[y]);
+            b.2.total_cmp(&a.2).then((a.0, a.1).cmp(&(b.0, b.1)))
+        });
+        for i in order {
+            let (a, b, _) = links[i];
+            self.union(a, b, max_size);
         }
     }
-    Clusters {
-        cluster_of,
-        clusters,
-        rows_in_clusters: in_clusters,
-        largest,
-        refused_links: refused,
+
+    /// The clusters: each row's id is the smallest row index in its cluster.
+    pub fn clusters(&mut self) -> Clusters {
+        let rows = self.rows();
+        let mut cluster_of = vec![0u32; rows];
+        let (mut clusters, mut in_clusters, mut largest) = (0, 0, 0);
+        for r in 0..rows as u32 {
+            let root = self.find(r);
+            cluster_of[r as usize] = self.min[root as usize];
+            if root == r && self.size[r as usize] > 1 {
+                clusters += 1;
+                in_clusters += self.size[r as usize] as u64;
+                largest = largest.max(self.size[r as usize] as u64);
+            }
+        }
+        Clusters {
+            cluster_of,
+            clusters,
+            rows_in_clusters: in_clusters,
+            largest,
+            refused_links: self.refused,
+        }
     }
+}
+
+/// Clusters `rows` rows from `links` (a, b, probability).
+pub fn cluster(rows: usize, links: &[(u32, u32, f64)], max_size: usize) -> Clusters {
+    let mut uf = UnionFind::new(rows);
+    uf.link_all(links, max_size);
+    uf.clusters()
 }
 
 #[cfg(test)]

@@ -188,6 +188,22 @@ impl Comparator {
         }
     }
 
+    /// Parses the values `col` gained since this comparator was bound (incremental matching).
+    pub fn extend(&mut self, col: &Column) {
+        if let Some(d) = &mut self.days {
+            let from = d.len();
+            d.extend(col.values[from..].iter().map(|v| parse_day(v)));
+        }
+        if let Some(n) = &mut self.numbers {
+            let from = n.len();
+            n.extend(
+                col.values[from..]
+                    .iter()
+                    .map(|v| tamis_core::types::parse_float(v.trim())),
+            );
+        }
+    }
+
     /// Number of levels including null (0) and else (last).
     pub fn n_levels(&self) -> usize {
         self.levels.len() + 2

@@ -22,6 +22,7 @@ pub mod model;
 pub mod output;
 pub mod roles;
 pub mod settings;
+pub mod incremental;
 pub mod table;
 
 use std::sync::Arc;
@@ -36,7 +37,7 @@ use crate::compare::Comparator;
 use crate::model::{FieldParams, MAX_FIELDS, MAX_LEVELS, Model, Scorer, Training, Weights};
 use crate::roles::RoleGuess;
 use crate::settings::{BlockingRule, ComparisonSpec, Role, Settings};
-use crate::table::{LoadSpec, Table};
+use crate::table::{Input, LoadSpec, Table};
 
 /// Errors of matching.
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +136,12 @@ pub struct Config {
     pub threshold: f64,
     /// Whether the settings were chosen automatically (no settings file, no model).
     pub automatic: bool,
+    /// The cluster-size guard.
+    pub max_cluster_size: usize,
+    /// The seed of sampling and MinHash.
+    pub seed: u64,
+    /// Whether two inputs are linked.
+    pub link: bool,
 }
 
 /// A trained model with the settings it was trained under: what `--save-model` writes.
@@ -198,10 +205,28 @@ pub struct Outcome {
     pub quarantined: u64,
     /// Seconds per phase.
     pub timings: Timings,
-    comparators: Vec<(usize, Comparator)>,
+    pub(crate) comparators: Vec<(usize, Comparator)>,
 }
 
 impl Outcome {
+    /// The trained model with the resolved settings it ran under: what
+    /// `--save-model` writes and what reproduces this run's scoring.
+    pub fn saved_model(&self) -> SavedModel {
+        SavedModel {
+            schema: "tamis.dedup-model/1".into(),
+            settings: Settings {
+                id_column: self.config.id_column.clone(),
+                comparisons: self.config.comparisons.clone(),
+                blocking: self.config.blocking.clone(),
+                threshold: Some(self.config.threshold),
+                seed: Some(self.config.seed),
+                max_cluster_size: Some(self.config.max_cluster_size),
+                ..Default::default()
+            },
+            model: self.model.clone(),
+        }
+    }
+
     /// A scorer over this outcome's table.
     pub fn scorer(&self) -> Scorer<'_> {
         Scorer {
@@ -213,6 +238,9 @@ impl Outcome {
 
 /// The default match threshold.
 pub const DEFAULT_THRESHOLD: f64 = 0.5;
+
+/// The default cluster-size guard.
+pub const DEFAULT_MAX_CLUSTER_SIZE: usize = 50;
 
 /// Resolves comparisons: automatic per role, then the settings' overrides.
 fn resolve_comparisons(
@@ -492,26 +520,201 @@ fn choose_rules(
 
 /// Runs a dedupe or link job.
 pub fn run(req: &Request) -> Result<Outcome, DedupError> {
+    let mut inputs = vec![Input::open(&req.inputs, &req.read)?];
+    if let Some(l) = &req.link {
+        inputs.push(Input::open(l, &req.read)?);
+    }
+    run_inputs(&inputs, &req.settings, req.model.as_ref())
+}
+
+/// Matches one input (dedupe) or two (link) under `settings`, or under a
+/// trained model's settings and parameters when `model` is given.
+pub fn run_inputs(
+    inputs: &[Input],
+    settings: &Settings,
+    model: Option<&SavedModel>,
+) -> Result<Outcome, DedupError> {
     let t0 = Instant::now();
-    let ds0 = table::open_as_text(&req.inputs, &req.read)?;
-    let ds1 = match &req.link {
-        Some(l) => Some(table::open_as_text(l, &req.read)?),
-        None => None,
+    let Prepared {
+        settings,
+        roles,
+        comparisons,
+        id_column,
+        table: t,
+        quarantined,
+        link,
+    } = prepare(inputs, settings, model)?;
+    let mut timings = Timings {
+        load: t0.elapsed().as_secs_f64(),
+        ..Timings::default()
+    };
+    let t1 = Instant::now();
+    let n = t.rows() as u64;
+    let per_rule = settings
+        .max_comparisons_per_rule
+        .unwrap_or_else(|| (5 * n).max(250_000));
+    let automatic = model.is_none() && settings == Settings::default();
+    let seed = settings.seed.unwrap_or(42);
+    let (compiled, considered) = if settings.blocking.is_empty() {
+        choose_rules(
+            &t,
+            link,
+            auto_rules(&comparisons),
+            &comparisons,
+            per_rule,
+            seed,
+        )?
+    } else {
+        let given = settings
+            .blocking
+            .iter()
+            .map(|r| CompiledRule::new(r, &t, seed))
+            .collect::<Result<_, _>>()?;
+        (given, Vec::new())
+    };
+    let blocking: Vec<BlockingRule> = compiled.iter().map(|c| c.rule.clone()).collect();
+    let (cands, rule_counts) = block::candidates(&t, &compiled, link);
+    timings.blocking = t1.elapsed().as_secs_f64();
+    tracing::info!(
+        candidates = cands.len(),
+        rules = blocking.len(),
+        "blocking done"
+    );
+
+    let t2 = Instant::now();
+    let comparators = bind_comparators(&comparisons, &t);
+    let scorer = Scorer {
+        table: &t,
+        fields: &comparators,
+    };
+    let gammas: Vec<u64> = par_range(cands.len(), |i| {
+        scorer.gamma(cands[i].0 as usize, cands[i].1 as usize)
+    });
+    let model = match model {
+        Some(m) => m.model.clone(),
+        None => train(
+            &scorer,
+            &comparisons,
+            &cands,
+            &gammas,
+            &compiled,
+            link,
+            &settings,
+        ),
+    };
+    drop(compiled);
+    timings.training = t2.elapsed().as_secs_f64();
+
+    let t3 = Instant::now();
+    let threshold = settings.threshold.unwrap_or(DEFAULT_THRESHOLD);
+    let weights = Weights::new(&model);
+    let matches: Vec<ScoredPair> = par_chunks(cands.len(), |range| {
+        range
+            .filter_map(|i| {
+                let (a, b) = cands[i];
+                let w = weights.weight(&scorer, gammas[i], a as usize);
+                let p = model::probability(w);
+                (p >= threshold).then_some(ScoredPair {
+                    a,
+                    b,
+                    gamma: gammas[i],
+                    weight: w,
+                    probability: p,
+                })
+            })
+            .collect()
+    });
+    timings.scoring = t3.elapsed().as_secs_f64();
+    let t4 = Instant::now();
+    let links: Vec<(u32, u32, f64)> = matches.iter().map(|p| (p.a, p.b, p.probability)).collect();
+    let max_cluster_size = settings
+        .max_cluster_size
+        .unwrap_or(DEFAULT_MAX_CLUSTER_SIZE);
+    let clusters = cluster::cluster(t.rows(), &links, max_cluster_size);
+    timings.clustering = t4.elapsed().as_secs_f64();
+    Ok(Outcome {
+        config: Config {
+            roles,
+            comparisons,
+            blocking,
+            blocking_considered: considered,
+            id_column,
+            threshold,
+            automatic,
+            max_cluster_size,
+            seed,
+            link,
+        },
+        model,
+        candidates: cands.len() as u64,
+        rule_counts,
+        matches,
+        clusters,
+        quarantined,
+        timings,
+        comparators,
+        table: t,
+    })
+}
+
+/// The records loaded and what is compared: everything before blocking.
+pub(crate) struct Prepared {
+    pub settings: Settings,
+    pub roles: Vec<RoleGuess>,
+    pub comparisons: Vec<ComparisonSpec>,
+    pub id_column: Option<String>,
+    pub table: Table,
+    pub quarantined: u64,
+    pub link: bool,
+}
+
+/// Each comparison bound to its loaded column.
+pub(crate) fn bind_comparators(
+    comparisons: &[ComparisonSpec],
+    t: &Table,
+) -> Vec<(usize, Comparator)> {
+    comparisons
+        .iter()
+        .map(|c| {
+            let i = t.column(&c.column).unwrap_or(0);
+            (i, Comparator::new(c.levels(), &t.columns[i]))
+        })
+        .collect()
+}
+
+/// Roles, comparisons and the key column from the settings (or a model's),
+/// then the compared and blocking columns loaded.
+pub(crate) fn prepare(
+    inputs: &[Input],
+    settings: &Settings,
+    model: Option<&SavedModel>,
+) -> Result<Prepared, DedupError> {
+    let (ds0, ds1) = match inputs {
+        [a] => (a, None),
+        [a, b] => (a, Some(b)),
+        _ => {
+            return Err(DedupError::Settings {
+                origin: "inputs".into(),
+                message: format!("matching takes one input or two, not {}", inputs.len()),
+            });
+        }
     };
     let link = ds1.is_some();
-    let settings = match &req.model {
+    let settings = match model {
         Some(m) => m.settings.clone(),
-        None => req.settings.clone(),
+        None => settings.clone(),
     };
-    let mut columns: Vec<String> = ds0.columns().to_vec();
+    let all = ds0.columns();
+    let mut columns: Vec<String> = all.clone();
     if let Some(d) = &ds1 {
-        columns.retain(|c| d.columns().contains(c));
+        let other = d.columns();
+        columns.retain(|c| other.contains(c));
     }
     let sample = ds0.sample_text(2000)?;
     let roles: Vec<RoleGuess> = columns
         .iter()
         .map(|c| {
-            let i = ds0.columns().iter().position(|x| x == c).unwrap_or(0);
+            let i = all.iter().position(|x| x == c).unwrap_or(0);
             roles::guess(c, &sample[i])
         })
         .collect();
@@ -556,125 +759,22 @@ pub fn run(req: &Request) -> Result<Outcome, DedupError> {
         }
     }
     let quarantine = Arc::new(Quarantine::in_memory());
-    let inputs: Vec<&tamis_core::Dataset> = std::iter::once(&ds0).chain(ds1.as_ref()).collect();
     let t = table::load(
-        &inputs,
+        &inputs.iter().collect::<Vec<_>>(),
         &LoadSpec {
             columns: load_cols,
             key: id_column.clone(),
         },
         quarantine.clone(),
     )?;
-    let mut timings = Timings {
-        load: t0.elapsed().as_secs_f64(),
-        ..Timings::default()
-    };
-    let t1 = Instant::now();
-    let n = t.rows() as u64;
-    let per_rule = settings
-        .max_comparisons_per_rule
-        .unwrap_or_else(|| (5 * n).max(250_000));
-    let automatic = req.model.is_none() && settings == Settings::default();
-    let seed = settings.seed.unwrap_or(42);
-    let (compiled, considered) = if settings.blocking.is_empty() {
-        choose_rules(
-            &t,
-            link,
-            auto_rules(&comparisons),
-            &comparisons,
-            per_rule,
-            seed,
-        )?
-    } else {
-        let given = settings
-            .blocking
-            .iter()
-            .map(|r| CompiledRule::new(r, &t, seed))
-            .collect::<Result<_, _>>()?;
-        (given, Vec::new())
-    };
-    let blocking: Vec<BlockingRule> = compiled.iter().map(|c| c.rule.clone()).collect();
-    let (cands, rule_counts) = block::candidates(&t, &compiled, link);
-    timings.blocking = t1.elapsed().as_secs_f64();
-    tracing::info!(
-        candidates = cands.len(),
-        rules = blocking.len(),
-        "blocking done"
-    );
-
-    let t2 = Instant::now();
-    let comparators: Vec<(usize, Comparator)> = comparisons
-        .iter()
-        .map(|c| {
-            let i = t.column(&c.column).unwrap_or(0);
-            (i, Comparator::new(c.levels(), &t.columns[i]))
-        })
-        .collect();
-    let scorer = Scorer {
-        table: &t,
-        fields: &comparators,
-    };
-    let gammas: Vec<u64> = par_range(cands.len(), |i| {
-        scorer.gamma(cands[i].0 as usize, cands[i].1 as usize)
-    });
-    let model = match &req.model {
-        Some(m) => m.model.clone(),
-        None => train(
-            &scorer,
-            &comparisons,
-            &cands,
-            &gammas,
-            &compiled,
-            link,
-            &settings,
-        ),
-    };
-    drop(compiled);
-    timings.training = t2.elapsed().as_secs_f64();
-
-    let t3 = Instant::now();
-    let threshold = settings.threshold.unwrap_or(DEFAULT_THRESHOLD);
-    let weights = Weights::new(&model);
-    let matches: Vec<ScoredPair> = par_chunks(cands.len(), |range| {
-        range
-            .filter_map(|i| {
-                let (a, b) = cands[i];
-                let w = weights.weight(&scorer, gammas[i], a as usize);
-                let p = model::probability(w);
-                (p >= threshold).then_some(ScoredPair {
-                    a,
-                    b,
-                    gamma: gammas[i],
-                    weight: w,
-                    probability: p,
-                })
-            })
-            .collect()
-    });
-    timings.scoring = t3.elapsed().as_secs_f64();
-    let t4 = Instant::now();
-    let links: Vec<(u32, u32, f64)> = matches.iter().map(|p| (p.a, p.b, p.probability)).collect();
-    let clusters = cluster::cluster(t.rows(), &links, settings.max_cluster_size.unwrap_or(50));
-    timings.clustering = t4.elapsed().as_secs_f64();
-    Ok(Outcome {
-        config: Config {
-            roles,
-            comparisons,
-            blocking,
-            blocking_considered: considered,
-            id_column,
-            threshold,
-            automatic,
-        },
-        model,
-        candidates: cands.len() as u64,
-        rule_counts,
-        matches,
-        clusters,
-        quarantined: quarantine.summary().rows,
-        timings,
-        comparators,
+    Ok(Prepared {
+        settings,
+        roles,
+        comparisons,
+        id_column,
         table: t,
+        quarantined: quarantine.summary().rows,
+        link,
     })
 }
 

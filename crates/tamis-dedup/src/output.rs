@@ -11,15 +11,27 @@ use tamis_core::datafusion::arrow::array::{
 use tamis_core::datafusion::arrow::datatypes::{DataType, Field, Schema};
 use tamis_core::datafusion::arrow::record_batch::RecordBatch;
 
-use crate::model::{Weights, level_of};
-use crate::{DedupError, Outcome, SavedModel};
+use crate::model::{Model, Scorer, Weights, level_of};
+use crate::table::Table;
+use crate::{DedupError, Outcome, SavedModel, ScoredPair};
 
 /// The matched pairs: `rec_id_l, rec_id_r, row_id_l, row_id_r, score,
 /// match_weight`, and with `explain`, per compared column its level and its
 /// weight (log2 Bayes factor, term frequency included) — the sum of the
 /// weights plus the prior is the match weight.
 pub fn pairs_batch(o: &Outcome, explain: bool) -> Result<RecordBatch, DedupError> {
-    let t = &o.table;
+    pairs_of(&o.scorer(), &o.model, &o.matches, explain)
+}
+
+/// [`pairs_batch`] for any matches scored over `s`'s table with `model`
+/// (a run's, or the pairs an incremental add found).
+pub fn pairs_of(
+    s: &Scorer,
+    model: &Model,
+    matches: &[ScoredPair],
+    explain: bool,
+) -> Result<RecordBatch, DedupError> {
+    let t = s.table;
     let mut fields = vec![
         Field::new("rec_id_l", DataType::Utf8, false),
         Field::new("rec_id_r", DataType::Utf8, false),
@@ -31,7 +43,7 @@ pub fn pairs_batch(o: &Outcome, explain: bool) -> Result<RecordBatch, DedupError
     let (mut kl, mut kr) = (StringBuilder::new(), StringBuilder::new());
     let (mut rl, mut rr) = (Vec::new(), Vec::new());
     let (mut sc, mut mw) = (Float64Builder::new(), Float64Builder::new());
-    for p in &o.matches {
+    for p in matches {
         let (a, b) = (p.a as usize, p.b as usize);
         kl.append_value(t.keys.value(a));
         kr.append_value(t.keys.value(b));
@@ -49,16 +61,15 @@ pub fn pairs_batch(o: &Outcome, explain: bool) -> Result<RecordBatch, DedupError
         Arc::new(mw.finish()),
     ];
     if explain {
-        let s = o.scorer();
-        let w = Weights::new(&o.model);
+        let w = Weights::new(model);
         for (k, (c, cmp)) in s.fields.iter().enumerate() {
             let name = &t.columns[*c].name;
             let labels: Vec<String> = (0..cmp.n_levels()).map(|l| cmp.level_label(l)).collect();
             let mut lv = StringBuilder::new();
             let mut wt = Float64Builder::new();
-            for p in &o.matches {
+            for p in matches {
                 lv.append_value(&labels[level_of(p.gamma, k)]);
-                wt.append_value(w.field_weight(&s, p.gamma, k, p.a as usize));
+                wt.append_value(w.field_weight(s, p.gamma, k, p.a as usize));
             }
             fields.push(Field::new(format!("{name}_level"), DataType::Utf8, false));
             fields.push(Field::new(
@@ -76,8 +87,11 @@ pub fn pairs_batch(o: &Outcome, explain: bool) -> Result<RecordBatch, DedupError
 /// One row per record: `row_id, rec_id, [source,] cluster_id, cluster_size`.
 /// `cluster_id` is the key of the cluster's first row (in input order).
 pub fn clusters_batch(o: &Outcome, link: bool) -> Result<RecordBatch, DedupError> {
-    let t = &o.table;
-    let c = &o.clusters.cluster_of;
+    clusters_of(&o.table, &o.clusters.cluster_of, link)
+}
+
+/// [`clusters_batch`] for any table and cluster assignment.
+pub fn clusters_of(t: &Table, c: &[u32], link: bool) -> Result<RecordBatch, DedupError> {
     let mut size = vec![0u64; t.rows()];
     for &x in c {
         size[x as usize] += 1;
@@ -128,17 +142,7 @@ pub fn summary(o: &Outcome) -> serde_json::Value {
 
 /// Writes the trained model and the settings it was trained under.
 pub fn save_model(o: &Outcome, path: &Path) -> Result<(), DedupError> {
-    let saved = SavedModel {
-        schema: "tamis.dedup-model/1".into(),
-        settings: crate::settings::Settings {
-            id_column: o.config.id_column.clone(),
-            comparisons: o.config.comparisons.clone(),
-            blocking: o.config.blocking.clone(),
-            threshold: Some(o.config.threshold),
-            ..Default::default()
-        },
-        model: o.model.clone(),
-    };
+    let saved = o.saved_model();
     let text = serde_json::to_vec_pretty(&saved).map_err(|e| DedupError::Write {
         path: path.display().to_string(),
         message: e.to_string(),

@@ -14,6 +14,7 @@ use foldhash::HashMap;
 use tamis_core::datafusion::arrow::array::{Array, AsArray, LargeStringArray, LargeStringBuilder};
 use tamis_core::datafusion::arrow::compute::cast;
 use tamis_core::datafusion::arrow::datatypes::DataType;
+use tamis_core::datafusion::arrow::record_batch::RecordBatch;
 use tamis_core::{ColumnType, Dataset, Quarantine, ReadOptions, SchemaSpec};
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -89,6 +90,8 @@ pub struct Column {
     pub non_null: u64,
     index: HashMap<Box<str>, u32>,
     norm: Norm,
+    /// Whether `values` is filled (new values then go to both).
+    sealed: bool,
 }
 
 impl Column {
@@ -102,6 +105,7 @@ impl Column {
             non_null: 0,
             index: HashMap::default(),
             norm,
+            sealed: false,
         }
     }
 
@@ -120,6 +124,9 @@ impl Column {
                 self.hashes.push(xxh3_64(normalized.as_bytes()) | 1);
                 self.counts.push(0);
                 self.index.insert(normalized.into(), id);
+                if self.sealed {
+                    self.values.push(normalized.into());
+                }
                 id
             }
         };
@@ -156,6 +163,21 @@ impl Column {
             values[id as usize] = v;
         }
         self.values = values;
+        self.sealed = true;
+    }
+
+    /// Rebuilds the lookup index of a sealed column so more rows can be
+    /// interned (a copy of each distinct value, kept from then on).
+    fn reopen(&mut self) {
+        if self.sealed && self.index.is_empty() {
+            self.index = self
+                .values
+                .iter()
+                .enumerate()
+                .skip(1)
+                .map(|(id, v)| (v.clone(), id as u32))
+                .collect();
+        }
     }
 }
 
@@ -172,6 +194,8 @@ pub struct Table {
     pub keys: LargeStringArray,
     /// Rows per source.
     pub rows_per_source: [u64; 2],
+    /// The column the keys come from (`None`: row ids).
+    pub key_column: Option<String>,
 }
 
 impl Table {
@@ -201,6 +225,107 @@ pub fn open_as_text(spec: &[String], read: &ReadOptions) -> Result<Dataset, Dedu
     Ok(Dataset::open(spec, opts)?)
 }
 
+/// Records to match: files read by tamis, or batches already in memory (a
+/// cleaning plan's rows, a batch sent to an index). Memory batches carry the
+/// [`tamis_core::ROW_ID`] column as every tamis batch does.
+#[derive(Debug)]
+pub enum Input {
+    /// A dataset on disk or at a URL, every column read as text.
+    Dataset(Dataset),
+    /// Batches in memory.
+    Memory {
+        /// What to call the input in messages.
+        name: String,
+        /// The batches, all of one schema.
+        batches: Vec<RecordBatch>,
+    },
+}
+
+impl Input {
+    /// Opens files as an input (every column as text).
+    pub fn open(spec: &[String], read: &ReadOptions) -> Result<Input, DedupError> {
+        Ok(Input::Dataset(open_as_text(spec, read)?))
+    }
+
+    /// Column names, without the row-id column.
+    pub fn columns(&self) -> Vec<String> {
+        match self {
+            Input::Dataset(d) => d.columns().to_vec(),
+            Input::Memory { batches, .. } => batches
+                .first()
+                .map(|b| {
+                    b.schema()
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().clone())
+                        .filter(|n| n != tamis_core::ROW_ID)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The input's name in messages.
+    pub fn name(&self) -> String {
+        match self {
+            Input::Dataset(d) => d.files().first().map(|f| f.name.clone()).unwrap_or_default(),
+            Input::Memory { name, .. } => name.clone(),
+        }
+    }
+
+    /// Up to `n` non-empty trimmed values per column (in [`Input::columns`] order).
+    pub fn sample_text(&self, n: usize) -> Result<Vec<Vec<String>>, DedupError> {
+        match self {
+            Input::Dataset(d) => Ok(d.sample_text(n)?),
+            Input::Memory { batches, .. } => {
+                let cols = self.columns();
+                let mut out: Vec<Vec<String>> = vec![Vec::new(); cols.len()];
+                for b in batches {
+                    for (s, c) in out.iter_mut().zip(&cols) {
+                        if s.len() >= n {
+                            continue;
+                        }
+                        let Some(a) = b.column_by_name(c) else {
+                            continue;
+                        };
+                        let a = cast(a, &DataType::Utf8)?;
+                        s.extend(
+                            a.as_string::<i32>()
+                                .iter()
+                                .flatten()
+                                .map(str::trim)
+                                .filter(|v| !v.is_empty())
+                                .take(n - s.len())
+                                .map(String::from),
+                        );
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Every row, in memory; rows the reader quarantines are counted in `quarantine`.
+    pub fn read_all(&self, quarantine: Arc<Quarantine>) -> Result<Vec<RecordBatch>, DedupError> {
+        self.batches(quarantine)?.collect()
+    }
+
+    /// Every row, in order, as batches; rows the reader quarantines are counted in `quarantine`.
+    fn batches(
+        &self,
+        quarantine: Arc<Quarantine>,
+    ) -> Result<Box<dyn Iterator<Item = Result<RecordBatch, DedupError>> + Send>, DedupError>
+    {
+        match self {
+            Input::Dataset(d) => Ok(Box::new(
+                d.batches(quarantine, Arc::new(AtomicU64::new(0)))?
+                    .map(|b| b.map_err(DedupError::from)),
+            )),
+            Input::Memory { batches, .. } => Ok(Box::new(batches.clone().into_iter().map(Ok))),
+        }
+    }
+}
+
 /// What to load: the compared columns with their normalisation, and the key column.
 #[derive(Debug, Clone)]
 pub struct LoadSpec {
@@ -210,10 +335,10 @@ pub struct LoadSpec {
     pub key: Option<String>,
 }
 
-/// Loads one or two datasets into a [`Table`]. Rows the reader quarantines
+/// Loads one or two inputs into a [`Table`]. Rows the reader quarantines
 /// are counted in `quarantine` and skipped; nothing else is dropped.
 pub fn load(
-    inputs: &[&Dataset],
+    inputs: &[&Input],
     spec: &LoadSpec,
     quarantine: Arc<Quarantine>,
 ) -> Result<Table, DedupError> {
@@ -227,31 +352,23 @@ pub fn load(
         row_ids: Vec::new(),
         keys: LargeStringArray::from(Vec::<&str>::new()),
         rows_per_source: [0; 2],
+        key_column: spec.key.clone(),
     };
-    let mut buf = String::new();
     let mut keys = LargeStringBuilder::new();
-    for (source, ds) in inputs.iter().enumerate() {
-        let names = ds.columns();
-        let pos = |n: &str| -> Result<usize, DedupError> {
-            names.iter().position(|c| c == n).ok_or_else(|| {
-                DedupError::unknown_column(
+    for (source, input) in inputs.iter().enumerate() {
+        // Fail on a missing column before reading a row.
+        let names = input.columns();
+        for n in spec.columns.iter().map(|(n, _)| n).chain(&spec.key) {
+            if !names.contains(n) {
+                return Err(DedupError::unknown_column(
                     n,
-                    ds.files()
-                        .first()
-                        .map(|f| f.name.clone())
-                        .unwrap_or_default(),
+                    input.name(),
                     names.iter().map(String::as_str),
-                )
-            })
-        };
-        let idx: Vec<usize> = spec
-            .columns
-            .iter()
-            .map(|(n, _)| pos(n))
-            .collect::<Result<_, _>>()?;
-        let key_idx = spec.key.as_deref().map(pos).transpose()?;
+                ));
+            }
+        }
         // The reader parses on its own thread while this one interns.
-        let batches = ds.batches(quarantine.clone(), Arc::new(AtomicU64::new(0)))?;
+        let batches = input.batches(quarantine.clone())?;
         let (tx, rx) = std::sync::mpsc::sync_channel(4);
         let outcome: Result<(), DedupError> = std::thread::scope(|scope| {
             scope.spawn(move || {
@@ -262,39 +379,7 @@ pub fn load(
                 }
             });
             for b in rx {
-                let b = b?;
-                let rid = tamis_core::row_ids(&b)?;
-                for (c, &i) in t.columns.iter_mut().zip(&idx) {
-                    let a = cast(b.column(i), &DataType::Utf8)?;
-                    let norm = c.norm;
-                    for v in a.as_string::<i32>().iter() {
-                        match v {
-                            Some(v) => {
-                                normalize(v, norm, &mut buf);
-                                c.push(&buf);
-                            }
-                            None => c.push(""),
-                        }
-                    }
-                }
-                match key_idx {
-                    Some(k) => {
-                        let a = cast(b.column(k), &DataType::Utf8)?;
-                        let a = a.as_string::<i32>();
-                        for r in 0..a.len() {
-                            keys.append_value(if a.is_null(r) { "" } else { a.value(r).trim() });
-                        }
-                    }
-                    None => {
-                        for r in rid.values() {
-                            keys.append_value(r.to_string());
-                        }
-                    }
-                }
-                t.row_ids.extend_from_slice(rid.values());
-                t.source
-                    .extend(std::iter::repeat_n(source as u8, b.num_rows()));
-                t.rows_per_source[source] += b.num_rows() as u64;
+                t.push_batch(&b?, source as u8, &mut keys)?;
             }
             Ok(())
         });
@@ -305,6 +390,108 @@ pub fn load(
     }
     t.keys = keys.finish();
     Ok(t)
+}
+
+impl Table {
+    /// Normalises, interns and appends the rows of one batch from input `source`.
+    fn push_batch(
+        &mut self,
+        b: &RecordBatch,
+        source: u8,
+        keys: &mut LargeStringBuilder,
+    ) -> Result<(), DedupError> {
+        let mut buf = String::new();
+        let rid = tamis_core::row_ids(b)?;
+        let get = |name: &str| {
+            b.column_by_name(name).ok_or_else(|| {
+                DedupError::unknown_column(
+                    name,
+                    "a batch to match",
+                    b.schema()
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .collect::<Vec<_>>(),
+                )
+            })
+        };
+        for c in self.columns.iter_mut() {
+            let a = cast(get(&c.name)?, &DataType::Utf8)?;
+            let norm = c.norm;
+            for v in a.as_string::<i32>().iter() {
+                match v {
+                    Some(v) => {
+                        normalize(v, norm, &mut buf);
+                        c.push(&buf);
+                    }
+                    None => c.push(""),
+                }
+            }
+        }
+        match &self.key_column {
+            Some(k) => {
+                let a = cast(get(k)?, &DataType::Utf8)?;
+                let a = a.as_string::<i32>();
+                for r in 0..a.len() {
+                    keys.append_value(if a.is_null(r) { "" } else { a.value(r).trim() });
+                }
+            }
+            None => {
+                for r in rid.values() {
+                    keys.append_value(r.to_string());
+                }
+            }
+        }
+        self.row_ids.extend_from_slice(rid.values());
+        self.source.extend(std::iter::repeat_n(source, b.num_rows()));
+        self.rows_per_source[source as usize] += b.num_rows() as u64;
+        Ok(())
+    }
+
+    /// Appends rows to a loaded table (incremental matching): values are
+    /// interned into the existing dictionaries, so term frequencies include
+    /// them. Returns the range of the new rows.
+    pub fn append(
+        &mut self,
+        batches: &[RecordBatch],
+        source: u8,
+    ) -> Result<std::ops::Range<usize>, DedupError> {
+        let start = self.rows();
+        for c in &mut self.columns {
+            c.reopen();
+        }
+        let mut keys = LargeStringBuilder::new();
+        for b in batches {
+            // A failed batch leaves the table as it was.
+            if let Err(e) = self.push_batch(b, source, &mut keys) {
+                self.truncate(start);
+                return Err(e);
+            }
+        }
+        let added = keys.finish();
+        self.keys = tamis_core::datafusion::arrow::compute::concat(&[&self.keys, &added])?
+            .as_string::<i64>()
+            .clone();
+        Ok(start..self.rows())
+    }
+
+    /// Drops rows from `rows` on (undoing a failed append).
+    fn truncate(&mut self, rows: usize) {
+        for c in &mut self.columns {
+            for &id in &c.ids[rows.min(c.ids.len())..] {
+                if id != 0 {
+                    c.counts[id as usize] -= 1;
+                    c.non_null -= 1;
+                }
+            }
+            c.ids.truncate(rows);
+        }
+        for &s in &self.source[rows.min(self.source.len())..] {
+            self.rows_per_source[s as usize] -= 1;
+        }
+        self.source.truncate(rows);
+        self.row_ids.truncate(rows);
+    }
 }
 
 #[cfg(test)]

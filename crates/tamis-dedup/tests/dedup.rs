@@ -435,3 +435,146 @@ fn minhash_blocking_finds_duplicates_whatever_field_differs() {
     let score = f1(&pairs_of(&o), &truth);
     assert!(score >= 0.9, "minhash F1 {score}");
 }
+
+/// The CSV's header plus the rows in `range` (data rows, 0-based).
+fn slice_csv(csv: &str, range: std::ops::Range<usize>) -> String {
+    let mut lines = csv.lines();
+    let mut out = format!("{}\n", lines.next().unwrap());
+    for l in lines.skip(range.start).take(range.len()) {
+        out.push_str(l);
+        out.push('\n');
+    }
+    out
+}
+
+fn batches_of(path: &str) -> Vec<tamis_core::datafusion::arrow::record_batch::RecordBatch> {
+    tamis_dedup::table::Input::open(&[path.to_string()], &Default::default())
+        .unwrap()
+        .read_all(std::sync::Arc::new(tamis_core::Quarantine::in_memory()))
+        .unwrap()
+}
+
+#[test]
+fn incremental_matching_gives_the_clusters_of_a_full_rerun() {
+    use tamis_dedup::incremental::Index;
+    use tamis_dedup::table::Input;
+    let dir = tempfile::tempdir().unwrap();
+    let (csv, truth) = people(2500, 400, 19);
+    let total = csv.lines().count() - 1;
+    let split = total - 60;
+    let base = write(dir.path(), "base.csv", &slice_csv(&csv, 0..split));
+    let one_by_one = write(dir.path(), "new1.csv", &slice_csv(&csv, split..split + 10));
+    let batch = write(dir.path(), "new2.csv", &slice_csv(&csv, split + 10..total));
+    let all = write(dir.path(), "all.csv", &csv);
+
+    let o = run(&Request {
+        inputs: vec![base.clone()],
+        ..Default::default()
+    })
+    .unwrap();
+    let saved = o.saved_model();
+    let clusters_file = dir.path().join("clusters.parquet");
+    output::write(&clusters_file, &output::clusters_batch(&o, false).unwrap()).unwrap();
+    let mut index = Index::new(o).unwrap();
+
+    // Ten records one at a time, then fifty as one batch.
+    let mut new_pairs = BTreeSet::new();
+    let key = |i: &Index, r: u32| i.table().keys.value(r as usize).to_string();
+    let mut collect = |index: &Index, added: &tamis_dedup::incremental::Added| {
+        for p in &added.matches {
+            let (a, b) = (key(index, p.a), key(index, p.b));
+            new_pairs.insert(if a < b { (a, b) } else { (b, a) });
+        }
+    };
+    let first = batches_of(&one_by_one);
+    let mut rows_added = 0;
+    for b in &first {
+        for i in 0..b.num_rows() {
+            let added = index.add(&[b.slice(i, 1)], 0).unwrap();
+            assert_eq!(added.rows.len(), 1);
+            rows_added += 1;
+            collect(&index, &added);
+        }
+    }
+    let added = index
+        .add_input(
+            &Input::open(&[batch.clone()], &Default::default()).unwrap(),
+            0,
+        )
+        .unwrap();
+    rows_added += added.rows.len();
+    collect(&index, &added);
+    assert_eq!(rows_added, 60);
+    assert_eq!(index.table().rows(), total);
+    // The new records found their duplicates (the test is not vacuous).
+    let with_new: BTreeSet<(String, String)> = truth
+        .iter()
+        .filter(|(a, b)| new_pairs.contains(&(a.clone(), b.clone())))
+        .cloned()
+        .collect();
+    assert!(with_new.len() >= 5, "{} true pairs found", with_new.len());
+
+    // A full rerun with the same model over all the records.
+    let full = run(&Request {
+        inputs: vec![all],
+        model: Some(saved.clone()),
+        ..Default::default()
+    })
+    .unwrap();
+    let incremental = index.clusters();
+    assert_eq!(incremental.cluster_of, full.clusters.cluster_of);
+    assert_eq!(incremental.clusters, full.clusters.clusters);
+    // The pairs the full run finds with a new record are the incremental ones.
+    let full_new: BTreeSet<(String, String)> = full
+        .matches
+        .iter()
+        .filter(|p| p.b as usize >= split)
+        .map(|p| {
+            let (a, b) = (
+                full.table.keys.value(p.a as usize).to_string(),
+                full.table.keys.value(p.b as usize).to_string(),
+            );
+            if a < b { (a, b) } else { (b, a) }
+        })
+        .collect();
+    assert_eq!(new_pairs, full_new);
+    // Row ids continue the base's.
+    assert_eq!(index.table().row_ids, full.table.row_ids);
+
+    // From files: the base, the model and its cluster table; nothing rescored.
+    let mut reopened = Index::open(
+        &[Input::open(&[base.clone()], &Default::default()).unwrap()],
+        &saved,
+        &clusters_file,
+        &Default::default(),
+    )
+    .unwrap();
+    reopened
+        .add_input(&Input::open(&[all_new(dir.path(), &csv, split, total)], &Default::default()).unwrap(), 0)
+        .unwrap();
+    assert_eq!(reopened.clusters().cluster_of, full.clusters.cluster_of);
+
+    // A cluster table of other data is refused, naming the file.
+    let other = write(dir.path(), "other.csv", &slice_csv(&csv, 0..100));
+    let small = run(&Request {
+        inputs: vec![other],
+        ..Default::default()
+    })
+    .unwrap();
+    let wrong = dir.path().join("wrong.parquet");
+    output::write(&wrong, &output::clusters_batch(&small, false).unwrap()).unwrap();
+    let e = Index::open(
+        &[Input::open(&[base], &Default::default()).unwrap()],
+        &saved,
+        &wrong,
+        &Default::default(),
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(e.contains("wrong.parquet") && e.contains("other data"), "{e}");
+}
+
+fn all_new(dir: &Path, csv: &str, split: usize, total: usize) -> String {
+    write(dir, "new_all.csv", &slice_csv(csv, split..total))
+}
