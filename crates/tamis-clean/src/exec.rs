@@ -54,6 +54,8 @@ pub struct CleanRequest {
     pub today: chrono::NaiveDate,
     /// The token vault for `pii` steps that tokenize (file and keys).
     pub vault: Option<(PathBuf, tamis_privacy::anonymize::Keys)>,
+    /// Finds near duplicates for `dedupe_fuzzy` steps.
+    pub matcher: Option<Arc<dyn crate::merge::Matcher>>,
 }
 
 /// What one step did.
@@ -147,7 +149,11 @@ impl CleanOutcome {
                 m.insert("id".into(), json!(s.id));
                 m.insert("type".into(), json!(s.ty));
                 m.insert("params".into(), s.params.clone());
-                if s.rows_removed > 0 || s.ty == "dedupe_exact" || s.ty == "filter" {
+                if s.rows_removed > 0
+                    || s.ty == "dedupe_exact"
+                    || s.ty == "dedupe_fuzzy"
+                    || s.ty == "filter"
+                {
                     m.insert("rows_removed".into(), json!(s.rows_removed));
                 } else {
                     m.insert("rows_modified".into(), json!(s.rows_modified));
@@ -186,6 +192,7 @@ pub fn cells_schema() -> SchemaRef {
         Field::new("step", DataType::Utf8, false),
         Field::new("confidence", DataType::Float64, false),
         Field::new("source", DataType::Utf8, false),
+        Field::new("detail", DataType::Utf8, true),
     ]))
 }
 
@@ -626,6 +633,7 @@ struct CellRecorder {
     step: StringBuilder,
     confidence: Float64Builder,
     source: StringBuilder,
+    detail: StringBuilder,
     len: usize,
 }
 
@@ -641,6 +649,7 @@ impl CellRecorder {
             step: StringBuilder::new(),
             confidence: Float64Builder::new(),
             source: StringBuilder::new(),
+            detail: StringBuilder::new(),
             len: 0,
         }
     }
@@ -658,6 +667,7 @@ impl CellRecorder {
                 Arc::new(self.step.finish()),
                 Arc::new(self.confidence.finish()),
                 Arc::new(self.source.finish()),
+                Arc::new(self.detail.finish()),
             ],
         )?)
     }
@@ -731,6 +741,7 @@ fn record_cells(
             None => vec![None; idx.len()],
         };
         let conf = out.confidence.get(c);
+        let detail = out.details.get(c);
         let pii = rec.pii.contains(c);
         for ((i, o), n) in idx.values().iter().zip(olds).zip(news) {
             let i = *i as usize;
@@ -747,6 +758,9 @@ fn record_cells(
                     .unwrap_or(rec.confidence),
             );
             cells.source.append_value(rec.source);
+            cells
+                .detail
+                .append_option(detail.and_then(|d| d.get(i).cloned().flatten()));
             cells.len += 1;
         }
         *summary.cells_by_column.entry(c.clone()).or_default() += idx.len() as u64;
@@ -858,7 +872,15 @@ pub fn clean(req: CleanRequest) -> Result<CleanOutcome, CleanError> {
         .plan
         .steps
         .iter()
-        .map(|s| ops::build(s, req.contract.as_ref(), &req.secret, vault.as_ref()))
+        .map(|s| {
+            ops::build(
+                s,
+                req.contract.as_ref(),
+                &req.secret,
+                vault.as_ref(),
+                req.matcher.as_ref(),
+            )
+        })
         .collect();
     let mut typing = Typing::new(
         &columns,

@@ -10,6 +10,7 @@
 
 pub mod check;
 pub mod exec;
+pub mod merge;
 pub mod ops;
 pub mod plan;
 pub mod provenance;
@@ -20,6 +21,7 @@ pub mod udf;
 use std::path::PathBuf;
 
 pub use exec::{CleanOutcome, CleanRequest, clean};
+pub use merge::{Matched, Matcher};
 pub use plan::{Plan, Step, StepKind};
 
 /// Errors of cleaning, checking and reverting.

@@ -76,16 +76,20 @@ pub struct StepOutput {
     pub confidence: HashMap<String, Vec<f64>>,
     /// Which cells of a written column changed, when the op knows (saves a comparison).
     pub changed: HashMap<String, BooleanArray>,
+    /// Per row of a written column: where a changed cell's value came from, recorded in provenance.
+    pub details: HashMap<String, Vec<Option<String>>>,
 }
 
 impl StepOutput {
-    fn same_rows(batch: RecordBatch) -> StepOutput {
+    /// The batch unchanged, every row kept.
+    pub(crate) fn same_rows(batch: RecordBatch) -> StepOutput {
         StepOutput {
             batch,
             keep: None,
             reasons: Vec::new(),
             confidence: HashMap::new(),
             changed: HashMap::new(),
+            details: HashMap::new(),
         }
     }
 }
@@ -171,8 +175,13 @@ pub fn build(
     contract: Option<&Contract>,
     secret: &[u8],
     vault: Option<&Arc<TokenVault>>,
+    matcher: Option<&Arc<dyn crate::merge::Matcher>>,
 ) -> Box<dyn Op> {
     match &step.kind {
+        StepKind::DedupeFuzzy(spec) => Box::new(crate::merge::FuzzyDedupe::new(
+            spec.clone(),
+            matcher.cloned(),
+        )),
         StepKind::DedupeExact { columns, keep } => Box::new(Dedupe {
             columns: columns.clone(),
             keep: *keep,
@@ -303,7 +312,8 @@ pub fn build(
 
 // ---------------------------------------------------------------- helpers
 
-fn data_columns(schema: &Schema) -> Vec<String> {
+/// The columns of a schema without the row id.
+pub(crate) fn data_columns(schema: &Schema) -> Vec<String> {
     schema
         .fields()
         .iter()
@@ -602,6 +612,7 @@ impl Op for Dedupe {
             reasons,
             confidence: HashMap::new(),
             changed: HashMap::new(),
+            details: HashMap::new(),
         })
     }
 }
@@ -1342,6 +1353,7 @@ impl Op for Parse {
             reasons: Vec::new(),
             confidence: conf,
             changed: HashMap::new(),
+            details: HashMap::new(),
         })
     }
 }
@@ -1717,6 +1729,7 @@ impl Op for Filter {
             reasons,
             confidence: HashMap::new(),
             changed: HashMap::new(),
+            details: HashMap::new(),
         })
     }
 }

@@ -97,9 +97,93 @@ pub enum OutlierAction {
     Null,
 }
 
+/// Which row of a cluster of near duplicates survives (and the order in
+/// which the others are consulted for field values).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Survivor {
+    /// The row with the most non-null cells.
+    MostComplete,
+    /// The row with the greatest `recency` value.
+    MostRecent,
+    /// The row whose `source` value comes first in `priority`.
+    SourcePriority,
+    /// The first row in input order.
+    First,
+}
+
+/// Where a surviving row takes each field's value from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldRule {
+    /// The survivor's own value, even when null.
+    Survivor,
+    /// The first non-null value in survivor order.
+    Coalesce,
+    /// The non-null value of the most recent row (by `recency`).
+    MostRecent,
+    /// The non-null value of the row with the best `source` (by `priority`).
+    SourcePriority,
+    /// The most frequent non-null value (ties: survivor order).
+    MostFrequent,
+    /// The longest non-null value as text (ties: survivor order).
+    Longest,
+    /// The greatest non-null value.
+    Max,
+    /// The least non-null value.
+    Min,
+}
+
+impl FieldRule {
+    /// Every rule by name.
+    pub const ALL: [(&'static str, FieldRule); 8] = [
+        ("survivor", FieldRule::Survivor),
+        ("coalesce", FieldRule::Coalesce),
+        ("most_recent", FieldRule::MostRecent),
+        ("source_priority", FieldRule::SourcePriority),
+        ("most_frequent", FieldRule::MostFrequent),
+        ("longest", FieldRule::Longest),
+        ("max", FieldRule::Max),
+        ("min", FieldRule::Min),
+    ];
+
+    /// The rule's name.
+    pub fn name(self) -> &'static str {
+        FieldRule::ALL
+            .iter()
+            .find(|(_, r)| *r == self)
+            .map_or("coalesce", |(n, _)| n)
+    }
+}
+
+/// A `dedupe_fuzzy` step: how rows are matched and merged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FuzzySpec {
+    /// Columns compared (`None`: every column, by role).
+    pub columns: Option<Vec<String>>,
+    /// Match probability at or above which rows are the same entity.
+    pub threshold: Option<f64>,
+    /// A matching settings file (as `tamis dedup --settings`).
+    pub settings: Option<String>,
+    /// A saved model (as `tamis dedup --model`).
+    pub model: Option<String>,
+    /// Which row survives.
+    pub survivor: Survivor,
+    /// The column that says how recent a row is.
+    pub recency: Option<String>,
+    /// The column that says where a row comes from.
+    pub source: Option<String>,
+    /// Sources, best first.
+    pub priority: Vec<String>,
+    /// Per column: where the survivor takes its value from.
+    pub fields: BTreeMap<String, FieldRule>,
+    /// The rule for columns not in `fields`.
+    pub default_field: FieldRule,
+}
+
 /// One step's operation and parameters.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepKind {
+    /// Merge near-duplicate rows: one survivor per cluster, fields chosen by rule.
+    DedupeFuzzy(FuzzySpec),
     /// Drop exact duplicate rows.
     DedupeExact {
         /// Columns compared (`None`: the whole row).
@@ -239,6 +323,7 @@ impl Step {
     pub fn type_name(&self) -> &'static str {
         match &self.kind {
             StepKind::DedupeExact { .. } => "dedupe_exact",
+            StepKind::DedupeFuzzy(_) => "dedupe_fuzzy",
             StepKind::Impute { .. } => "impute",
             StepKind::NormalizeText { .. } => "normalize_text",
             StepKind::Canonicalize { .. } => "canonicalize",
@@ -258,6 +343,7 @@ impl Step {
         matches!(
             self.kind,
             StepKind::Canonicalize { .. }
+                | StepKind::DedupeFuzzy(_)
                 | StepKind::Outliers { .. }
                 | StepKind::Impute { .. }
                 | StepKind::Parse { .. }
@@ -376,6 +462,20 @@ impl Plan {
                 StepKind::DedupeExact { columns, .. } => {
                     for c in columns.iter().flatten() {
                         find(&cols, c, "columns")?;
+                    }
+                }
+                StepKind::DedupeFuzzy(f) => {
+                    for c in f.columns.iter().flatten() {
+                        find(&cols, c, "columns")?;
+                    }
+                    for c in f.fields.keys() {
+                        find(&cols, c, "fields")?;
+                    }
+                    if let Some(c) = &f.recency {
+                        find(&cols, c, "recency")?;
+                    }
+                    if let Some(c) = &f.source {
+                        find(&cols, c, "source")?;
                     }
                 }
                 StepKind::Impute {
@@ -613,11 +713,18 @@ fn parse_step(v: &Value, i: usize) -> Result<Step, String> {
         "rename" => &["mapping"],
         "drop" => &["columns"],
         "cast" => &["types"],
-        "dedupe_fuzzy" => {
-            return Err(format!(
-                "{at}: `dedupe_fuzzy` arrives with near-duplicate detection (tamis dedup); use `dedupe_exact` for exact copies"
-            ));
-        }
+        "dedupe_fuzzy" => &[
+            "columns",
+            "threshold",
+            "settings",
+            "model",
+            "survivor",
+            "recency",
+            "source",
+            "priority",
+            "fields",
+            "default",
+        ],
         other => {
             return Err(format!(
                 "{at}: unknown step type `{other}`{}; types are {}",
@@ -727,6 +834,7 @@ fn parse_kind(ty: &str, p: Fields) -> Result<StepKind, String> {
             keep: choice(p, "keep", &[("first", Keep::First), ("last", Keep::Last)])?
                 .unwrap_or(Keep::First),
         },
+        "dedupe_fuzzy" => StepKind::DedupeFuzzy(parse_fuzzy(p)?),
         "impute" => {
             let m = word(p, "method")?
                 .ok_or("`method` is missing (mean, median, mode, constant, ffill)")?;
@@ -927,5 +1035,83 @@ fn parse_kind(ty: &str, p: Fields) -> Result<StepKind, String> {
             }
         }
         _ => return Err(format!("unknown step type `{ty}`")),
+    })
+}
+
+fn parse_fuzzy(p: Fields) -> Result<FuzzySpec, String> {
+    let threshold = number(p, "threshold")?;
+    if let Some(t) = threshold
+        && !(0.0..=1.0).contains(&t)
+    {
+        return Err(format!(
+            "`threshold: {t}` must be a probability between 0 and 1"
+        ));
+    }
+    let survivor = choice(
+        p,
+        "survivor",
+        &[
+            ("most_complete", 0),
+            ("most_recent", 1),
+            ("source_priority", 2),
+            ("first", 3),
+        ],
+    )?
+    .map_or(Survivor::MostComplete, |i| match i {
+        1 => Survivor::MostRecent,
+        2 => Survivor::SourcePriority,
+        3 => Survivor::First,
+        _ => Survivor::MostComplete,
+    });
+    let default_field = choice(p, "default", &FieldRule::ALL)?.unwrap_or(FieldRule::Coalesce);
+    let mut fields = BTreeMap::new();
+    match p.get("fields") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => {
+            for (c, v) in m {
+                let w = v.as_str().unwrap_or_default();
+                let rule = FieldRule::ALL
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(w))
+                    .map(|(_, r)| *r)
+                    .ok_or_else(|| {
+                        format!(
+                            "`fields.{c}: {v}` is not one of {}{}",
+                            FieldRule::ALL.map(|r| r.0).join(", "),
+                            did_you_mean(w, FieldRule::ALL.map(|r| r.0))
+                        )
+                    })?;
+                fields.insert(c.clone(), rule);
+            }
+        }
+        Some(v) => return Err(format!("`fields` must map columns to rules, not {v}")),
+    }
+    let recency = word(p, "recency")?.map(String::from);
+    let source = word(p, "source")?.map(String::from);
+    let priority = strings(p, "priority")?.unwrap_or_default();
+    let uses = |r: FieldRule| default_field == r || fields.values().any(|x| *x == r);
+    if (survivor == Survivor::MostRecent || uses(FieldRule::MostRecent)) && recency.is_none() {
+        return Err(
+            "`most_recent` needs `recency: COLUMN` (a date, time or number that grows)".into(),
+        );
+    }
+    if (survivor == Survivor::SourcePriority || uses(FieldRule::SourcePriority))
+        && (source.is_none() || priority.is_empty())
+    {
+        return Err(
+            "`source_priority` needs `source: COLUMN` and `priority: [best, next, ...]`".into(),
+        );
+    }
+    Ok(FuzzySpec {
+        columns: strings(p, "columns")?.filter(|c| !c.is_empty()),
+        threshold,
+        settings: word(p, "settings")?.map(String::from),
+        model: word(p, "model")?.map(String::from),
+        survivor,
+        recency,
+        source,
+        priority,
+        fields,
+        default_field,
     })
 }

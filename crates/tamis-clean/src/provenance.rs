@@ -62,6 +62,9 @@ pub struct CellChange {
     pub confidence: f64,
     /// deterministic | heuristic.
     pub source: String,
+    /// Where the value came from, when the step says (`from row 17 (most_recent)`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// A filter for [`query`].
@@ -147,6 +150,8 @@ pub fn query(output: &Path, q: &Query) -> Result<QueryResult, CleanError> {
                 step: s(6).value(i).to_string(),
                 confidence: conf.value(i),
                 source: s(8).value(i).to_string(),
+                // Outputs cleaned before details were recorded have 9 columns.
+                detail: (b.num_columns() > 9).then(|| opt(s(9))).flatten(),
             });
         }
     }

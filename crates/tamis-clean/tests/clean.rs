@@ -61,6 +61,7 @@ fn request(
         passes: Arc::new(AtomicU64::new(0)),
         today: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
         vault: None,
+        matcher: None,
     })
 }
 
@@ -941,6 +942,7 @@ fn tokenized_pii_reverts_in_clear_only_with_the_vault_key() {
     assert!(e.to_string().contains("TAMIS_ENCRYPTION_KEYS"), "{e}");
     clean(CleanRequest {
         vault: Some((vault_path.clone(), keys.clone())),
+        matcher: None,
         ..request(&input, plan, None, &out).unwrap()
     })
     .unwrap();

@@ -265,11 +265,11 @@ fn dp_histogram_refuses_to_overspend() {
     assert!(text(&o.stderr).contains("overspent"));
 }
 
-#[test]
-fn dedup_writes_pairs_clusters_and_a_reusable_model() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("people.csv");
-    let mut csv = String::from("id,first_name,last_name,email,phone,city\n");
+/// 400 distinct people as CSV (id, names, e-mail, phone, city, and with
+/// `updated` a date), without a trailing duplicate.
+fn people(updated: bool) -> String {
+    let mut csv = String::from("id,first_name,last_name,email,phone,city");
+    csv.push_str(if updated { ",updated\n" } else { "\n" });
     let first = [
         "anna", "ben", "carla", "dmitri", "elif", "farah", "goran", "hana",
     ];
@@ -280,11 +280,22 @@ fn dedup_writes_pairs_clusters_and_a_reusable_model() {
     for i in 0..400 {
         let (f, l) = (first[i % 8], last[(i / 8) % 8]);
         csv.push_str(&format!(
-            "{i},{f},{l},{f}.{l}{i}@mail.test,555-01{:04},{}\n",
-            i,
+            "{i},{f},{l},{f}.{l}{i}@mail.test,555-01{i:04},{}",
             city[(i / 64) % 4]
         ));
+        if updated {
+            csv.push_str(&format!(",2024-01-{:02}", 1 + i % 28));
+        }
+        csv.push('\n');
     }
+    csv
+}
+
+#[test]
+fn dedup_writes_pairs_clusters_and_a_reusable_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("people.csv");
+    let mut csv = people(false);
     // Three near duplicates: a typo, a reformatted phone, an upper-cased name.
     csv.push_str("400,anna,itoo,anna.ito0@mail.test,(555) 010-000,oslo\n");
     csv.push_str("401,ben,ito,ben.ito1@mail.test,555 010 001,oslo\n");
@@ -364,10 +375,17 @@ fn dedup_writes_pairs_clusters_and_a_reusable_model() {
         p(&new_pairs),
     ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    assert!(text(&o.stdout).contains("added 2 records"), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains("added 2 records"),
+        "{}",
+        text(&o.stdout)
+    );
     let np = std::fs::read_to_string(&new_pairs).unwrap();
     assert_eq!(np.lines().count(), 2, "{np}");
-    assert!(np.lines().nth(1).unwrap().starts_with("3,500,3,403,"), "{np}");
+    assert!(
+        np.lines().nth(1).unwrap().starts_with("3,500,3,403,"),
+        "{np}"
+    );
     let c2 = std::fs::read_to_string(&clusters2).unwrap();
     assert_eq!(c2.lines().count(), 406);
     assert!(c2.contains("403,500,3,2"), "{c2}");
@@ -388,4 +406,107 @@ fn dedup_writes_pairs_clusters_and_a_reusable_model() {
         text(&o.stderr)
     );
     assert!(!bad.exists());
+}
+
+#[test]
+fn dedupe_fuzzy_merges_near_duplicates_with_provenance() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("people.csv");
+    let mut csv = people(true);
+    // Near duplicates of rows 0, 1 and 2, each missing or changing something.
+    csv.push_str("400,anna,itoo,anna.ito0@mail.test,,oslo,2025-05-01\n");
+    csv.push_str("401,ben,ito,ben.ito1@mail.test,555 010 001,oslo,2023-01-01\n");
+    csv.push_str("402,CARLA,ITO,carla.ito2@mail.test,555-010002,,2025-02-02\n");
+    std::fs::write(&input, csv).unwrap();
+    let plan = dir.path().join("plan.yaml");
+    std::fs::write(
+        &plan,
+        "steps:\n  - type: dedupe_fuzzy\n    columns: [first_name, last_name, email, phone, city]\n    survivor: most_recent\n    recency: updated\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out.csv");
+    let o = run(&[
+        "clean",
+        p(&input),
+        "--plan",
+        p(&plan),
+        "-o",
+        p(&out),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["rows_in"], 403);
+    assert_eq!(summary["rows_out"], 400, "{summary}");
+    let got = std::fs::read_to_string(&out).unwrap();
+    // The newest record survives and takes the phone it lacked from row 0.
+    assert!(
+        got.contains("400,anna,itoo,anna.ito0@mail.test,555-010000,oslo,2025-05-01"),
+        "{got}"
+    );
+    assert!(!got.lines().any(|l| l.starts_with("0,")), "{got}");
+    // Row 1 is newer than 401 and complete: kept as it was.
+    assert!(got.contains("\n1,ben,ito,ben.ito1@mail.test,555-010001,oslo,2024-01-02\n"));
+    assert!(!got.contains("\n401,"));
+    // 402 survives with row 2's city.
+    assert!(got.contains("402,CARLA,ITO,carla.ito2@mail.test,555-010002,oslo,2025-02-02"));
+
+    // Provenance: every merged row with its survivor, every taken field with its source.
+    let o = run(&["provenance", p(&out), "--step", "dedupe_fuzzy", "--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let q: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let cells = q["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 2, "{q}");
+    let phone = cells.iter().find(|c| c["column"] == "phone").unwrap();
+    assert_eq!(phone["row_id"], 400);
+    assert_eq!(phone["new_value"], "555-010000");
+    assert_eq!(phone["detail"], "from row 0 (coalesce)");
+    assert_eq!(phone["source"], "heuristic");
+    let dropped = q["dropped"].as_array().unwrap();
+    assert_eq!(dropped.len(), 3, "{q}");
+    let reasons: Vec<&str> = dropped
+        .iter()
+        .map(|d| d["reason"].as_str().unwrap())
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("merged into row 400 ")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.starts_with("merged into row 1 ")),
+        "{reasons:?}"
+    );
+
+    // Revert brings back every input row as read.
+    let back = dir.path().join("back.csv");
+    let o = run(&["revert", p(&out), "-o", p(&back)]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let b = std::fs::read_to_string(&back).unwrap();
+    assert_eq!(b.lines().count(), 404);
+    assert!(
+        b.contains("400,anna,itoo,anna.ito0@mail.test,,oslo,2025-05-01"),
+        "{b}"
+    );
+
+    // Determinism: the same input and plan give the same bytes.
+    let out2 = dir.path().join("out2.csv");
+    let o = run(&["clean", p(&input), "--plan", p(&plan), "-o", p(&out2)]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&out2).unwrap());
+
+    // A bad rule names the field and the choices.
+    std::fs::write(
+        &plan,
+        "steps:\n  - type: dedupe_fuzzy\n    fields: {email: newest}\n",
+    )
+    .unwrap();
+    let o = run(&["clean", p(&input), "--plan", p(&plan), "-o", p(&out2)]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(
+        text(&o.stderr).contains("most_recent"),
+        "{}",
+        text(&o.stderr)
+    );
 }

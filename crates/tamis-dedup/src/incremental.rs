@@ -375,7 +375,8 @@ impl Index {
                 }
             }
         }
-        let links: Vec<(u32, u32, f64)> = matches.iter().map(|p| (p.a, p.b, p.probability)).collect();
+        let links: Vec<(u32, u32, f64)> =
+            matches.iter().map(|p| (p.a, p.b, p.probability)).collect();
         self.uf.link_all(&links, self.max_cluster_size);
         matches.sort_unstable_by_key(|p| (p.a, p.b));
         Ok(Added {
@@ -482,10 +483,7 @@ fn read_clusters(t: &Table, path: &Path, read: &ReadOptions) -> Result<UnionFind
         }
     }
     if q.summary().rows > 0 {
-        return Err(bad(format!(
-            "{} rows could not be read",
-            q.summary().rows
-        )));
+        return Err(bad(format!("{} rows could not be read", q.summary().rows)));
     }
     if seen != t.rows() {
         return Err(bad(format!(

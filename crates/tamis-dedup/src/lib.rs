@@ -17,12 +17,12 @@
 pub mod block;
 pub mod cluster;
 pub mod compare;
+pub mod incremental;
 pub mod minhash;
 pub mod model;
 pub mod output;
 pub mod roles;
 pub mod settings;
-pub mod incremental;
 pub mod table;
 
 use std::sync::Arc;

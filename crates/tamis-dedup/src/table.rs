@@ -268,7 +268,11 @@ impl Input {
     /// The input's name in messages.
     pub fn name(&self) -> String {
         match self {
-            Input::Dataset(d) => d.files().first().map(|f| f.name.clone()).unwrap_or_default(),
+            Input::Dataset(d) => d
+                .files()
+                .first()
+                .map(|f| f.name.clone())
+                .unwrap_or_default(),
             Input::Memory { name, .. } => name.clone(),
         }
     }
@@ -314,8 +318,7 @@ impl Input {
     fn batches(
         &self,
         quarantine: Arc<Quarantine>,
-    ) -> Result<Box<dyn Iterator<Item = Result<RecordBatch, DedupError>> + Send>, DedupError>
-    {
+    ) -> Result<Box<dyn Iterator<Item = Result<RecordBatch, DedupError>> + Send>, DedupError> {
         match self {
             Input::Dataset(d) => Ok(Box::new(
                 d.batches(quarantine, Arc::new(AtomicU64::new(0)))?
@@ -443,7 +446,8 @@ impl Table {
             }
         }
         self.row_ids.extend_from_slice(rid.values());
-        self.source.extend(std::iter::repeat_n(source, b.num_rows()));
+        self.source
+            .extend(std::iter::repeat_n(source, b.num_rows()));
         self.rows_per_source[source as usize] += b.num_rows() as u64;
         Ok(())
     }

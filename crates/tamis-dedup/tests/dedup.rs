@@ -498,7 +498,7 @@ fn incremental_matching_gives_the_clusters_of_a_full_rerun() {
     }
     let added = index
         .add_input(
-            &Input::open(&[batch.clone()], &Default::default()).unwrap(),
+            &Input::open(std::slice::from_ref(&batch), &Default::default()).unwrap(),
             0,
         )
         .unwrap();
@@ -543,14 +543,21 @@ fn incremental_matching_gives_the_clusters_of_a_full_rerun() {
 
     // From files: the base, the model and its cluster table; nothing rescored.
     let mut reopened = Index::open(
-        &[Input::open(&[base.clone()], &Default::default()).unwrap()],
+        &[Input::open(std::slice::from_ref(&base), &Default::default()).unwrap()],
         &saved,
         &clusters_file,
         &Default::default(),
     )
     .unwrap();
     reopened
-        .add_input(&Input::open(&[all_new(dir.path(), &csv, split, total)], &Default::default()).unwrap(), 0)
+        .add_input(
+            &Input::open(
+                &[all_new(dir.path(), &csv, split, total)],
+                &Default::default(),
+            )
+            .unwrap(),
+            0,
+        )
         .unwrap();
     assert_eq!(reopened.clusters().cluster_of, full.clusters.cluster_of);
 
@@ -572,7 +579,10 @@ fn incremental_matching_gives_the_clusters_of_a_full_rerun() {
     .err()
     .unwrap()
     .to_string();
-    assert!(e.contains("wrong.parquet") && e.contains("other data"), "{e}");
+    assert!(
+        e.contains("wrong.parquet") && e.contains("other data"),
+        "{e}"
+    );
 }
 
 fn all_new(dir: &Path, csv: &str, split: usize, total: usize) -> String {

@@ -109,6 +109,7 @@ pub async fn clean(job: CleanJob) -> Result<CleanOutcome, ServiceError> {
         passes: job.passes.clone(),
         today: job.today,
         vault: job.vault.clone(),
+        matcher: Some(Arc::new(crate::dedup::DedupMatcher)),
     };
     let outcome = tokio::task::spawn_blocking(move || tamis_clean::clean(req))
         .await
@@ -148,7 +149,7 @@ pub fn clean_report(
     let dedup: u64 = o
         .steps
         .iter()
-        .filter(|s| s.ty == "dedupe_exact")
+        .filter(|s| s.ty == "dedupe_exact" || s.ty == "dedupe_fuzzy")
         .map(|s| s.rows_removed)
         .sum();
     json!({

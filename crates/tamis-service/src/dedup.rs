@@ -49,12 +49,13 @@ fn incremental(job: &DedupJob, add: &[String]) -> Result<serde_json::Value, Serv
     use tamis_dedup::incremental::Index;
     use tamis_dedup::table::Input;
     let req = &job.request;
-    let model = req.model.as_ref().ok_or_else(|| {
-        tamis_dedup::DedupError::Settings {
+    let model = req
+        .model
+        .as_ref()
+        .ok_or_else(|| tamis_dedup::DedupError::Settings {
             origin: "--add".into(),
             message: "incremental matching scores with a trained model: give --model M".into(),
-        }
-    })?;
+        })?;
     let t0 = std::time::Instant::now();
     let base = [Input::open(&req.inputs, &req.read)?];
     let (mut index, rematched) = match &job.clusters_in {
@@ -96,4 +97,74 @@ fn incremental(job: &DedupJob, add: &[String]) -> Result<serde_json::Value, Serv
         },
         "clusters": clusters,
     }))
+}
+
+/// The matcher `dedupe_fuzzy` cleaning steps use: tamis-dedup over the rows
+/// the step sees, automatic unless the step names settings or a model.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DedupMatcher;
+
+impl tamis_clean::Matcher for DedupMatcher {
+    fn cluster(
+        &self,
+        rows: &[tamis_core::datafusion::arrow::record_batch::RecordBatch],
+        spec: &tamis_clean::plan::FuzzySpec,
+    ) -> Result<tamis_clean::Matched, String> {
+        let mut settings = match &spec.settings {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| format!("cannot read settings `{p}`: {e}"))?;
+                tamis_dedup::settings::Settings::from_text(&text, p).map_err(|e| e.to_string())?
+            }
+            None => Default::default(),
+        };
+        let mut model = match &spec.model {
+            Some(p) => Some(
+                tamis_dedup::output::load_model(std::path::Path::new(p))
+                    .map_err(|e| e.to_string())?,
+            ),
+            None => None,
+        };
+        if let Some(t) = spec.threshold {
+            settings.threshold = Some(t);
+            if let Some(m) = &mut model {
+                m.settings.threshold = Some(t);
+            }
+        }
+        let n: usize = rows.iter().map(|b| b.num_rows()).sum();
+        let o = tamis_dedup::run_inputs(
+            &[tamis_dedup::table::Input::Memory {
+                name: "the rows reaching dedupe_fuzzy".into(),
+                batches: rows.to_vec(),
+            }],
+            &settings,
+            model.as_ref(),
+        )
+        .map_err(|e| e.to_string())?;
+        if o.table.rows() != n {
+            return Err(format!("matched {} rows of {n}", o.table.rows()));
+        }
+        let c = &o.clusters.cluster_of;
+        // Each row's strongest link inside its cluster (a link the size guard
+        // refused joins nothing, so it does not count).
+        let mut confidence = vec![1.0; n];
+        let mut best = vec![0.0f64; n];
+        for p in &o.matches {
+            let (a, b) = (p.a as usize, p.b as usize);
+            if c[a] == c[b] {
+                best[a] = best[a].max(p.probability);
+                best[b] = best[b].max(p.probability);
+            }
+        }
+        for r in 0..n {
+            if best[r] > 0.0 {
+                confidence[r] = best[r];
+            }
+        }
+        Ok(tamis_clean::Matched {
+            cluster_of: c.clone(),
+            confidence,
+            summary: tamis_dedup::output::summary(&o),
+        })
+    }
 }
