@@ -97,15 +97,5 @@ for s in "${SIZES[@]}"; do
   "$PY" "$ROOT/bench/compare_dedup.py" "$s" "$O" >> "$SEC" || log "$s: some targets not met (see $OUT)"
 done
 
-{
-  echo
-  echo "## Commands"
-  echo
-  echo '```bash'
-  echo "PY=\$(bash ../shared/bench/setup.sh)"
-  echo "D=\${TAMIS_BENCH_DATA:-\$HOME/.cache/tamis-bench/data} O=\$(mktemp -d)"
-  echo "\$PY ../shared/bench/dedup/export_febrl.py \$D/febrl"
-  cat "$WORK/cmds.txt"
-  echo '```'
-} >> "$SEC"
+commands_block "$WORK/cmds.txt" "\$PY ../shared/bench/dedup/export_febrl.py \$D/febrl"
 write_section

@@ -93,6 +93,24 @@ commands_head() {
   echo "python3 ../shared/bench/timeit.py -r $RUNS -w $WARMUP -n $1 -n $2 -n tamis --json \\"
 }
 
+# commands_block CMDS [LINE...]: the section's "Commands" block, appended to $SEC: the kit's
+# Python and the data directory, the LINEs (set-up commands), then the file CMDS.
+commands_block() {
+  local cmds="$1"; shift
+  {
+    echo
+    echo "## Commands"
+    echo
+    echo '```bash'
+    echo "PY=\$(bash ../shared/bench/setup.sh)"
+    echo "D=\${TAMIS_BENCH_DATA:-\$HOME/.cache/tamis-bench/data} O=\$(mktemp -d)"
+    local l
+    for l in "$@"; do echo "$l"; done
+    sed 's/ *$//' "$cmds"
+    echo '```'
+  } >> "$SEC"
+}
+
 # Ends the section (load average at end) and splices it into $OUT in place of the old one.
 write_section() {
   {

@@ -146,14 +146,5 @@ for spec in "${SIZES[@]}"; do
   } >> "$CMDS"
 done
 
-{
-  echo
-  echo "## Commands"
-  echo
-  echo '```bash'
-  echo "PY=\$(bash ../shared/bench/setup.sh)"
-  echo "D=\${TAMIS_BENCH_DATA:-\$HOME/.cache/tamis-bench/data} O=\$(mktemp -d)"
-  sed 's/ *$//' "$CMDS"
-  echo '```'
-} >> "$SEC"
+commands_block "$CMDS"
 write_section

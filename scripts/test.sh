@@ -3,14 +3,30 @@
 #
 #   scripts/test.sh            # from anywhere inside the checkout
 #
-# Needs only the Rust toolchain (rustup's cargo, with rustfmt and clippy). Crates come
-# from crates.io on the first run. Later issues add services (PostgreSQL, Redis, ...)
-# that this script installs and starts on loopback.
+# Needs the Rust toolchain (rustup's cargo, with rustfmt and clippy); crates come from
+# crates.io on the first run. Services the tests talk to are installed here when missing
+# (Debian packages) and started by the tests themselves on loopback, in throwaway
+# directories: PostgreSQL for the metadata store's conformance suite. Set
+# TAMIS_TEST_POSTGRES_URL=postgres://USER@HOST:PORT/postgres to use a running server.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 step() { printf '\n==> %s\n' "$*" >&2; }
+
+# Debian packages the tests need, installed once.
+need_packages() {
+  local missing=()
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+  [ ${#missing[@]} -eq 0 ] && return
+  if [ -n "${TAMIS_TEST_POSTGRES_URL:-}" ]; then return; fi
+  step "installing ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+need_packages
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

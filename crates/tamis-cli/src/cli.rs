@@ -53,6 +53,16 @@ pub enum Command {
     /// counts are measured first), u comes from random pairs and m from EM.
     /// A settings file (YAML/JSON) overrides any part.
     Dedup(DedupArgs),
+    /// Create or update the metadata database (SQLite file or PostgreSQL) to this version's schema.
+    Migrate(MigrateArgs),
+}
+
+/// Flags of `tamis migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// sqlite://PATH (created if missing) or postgres://USER@HOST:PORT/DB.
+    #[arg(long, env = "TAMIS_DATABASE_URL", default_value = tamis_service::platform::DEFAULT_DATABASE_URL)]
+    pub database_url: String,
 }
 
 /// Flags of `tamis dedup`.

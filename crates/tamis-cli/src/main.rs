@@ -82,5 +82,31 @@ fn run(args: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Pii(cli::PiiCommand::Apply(a)) => clean_cmds::pii_apply(a),
         cli::Command::Pii(cli::PiiCommand::DpHistogram(a)) => clean_cmds::dp_histogram(a),
         cli::Command::Dedup(a) => clean_cmds::dedup(a),
+        cli::Command::Migrate(a) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let store = rt.block_on(tamis_service::platform::open_store(&a.database_url))?;
+            println!(
+                "{} is up to date ({:?})",
+                redact_url(&a.database_url),
+                store.backend()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// A database URL without its password, for messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
     }
 }

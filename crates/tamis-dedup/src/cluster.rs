@@ -52,6 +52,13 @@ impl UnionFind {
         self.parent.len()
     }
 
+    /// Room for `more` rows without reallocating.
+    pub fn reserve(&mut self, more: usize) {
+        self.parent.reserve(more);
+        self.size.reserve(more);
+        self.min.reserve(more);
+    }
+
     /// Adds singletons up to `rows` rows.
     pub fn grow(&mut self, rows: usize) {
         for r in self.parent.len()..rows {

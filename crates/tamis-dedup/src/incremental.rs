@@ -119,7 +119,7 @@ impl Index {
     }
 
     fn build(
-        table: Table,
+        mut table: Table,
         comparators: Vec<(usize, Comparator)>,
         saved: &SavedModel,
         uf: UnionFind,
@@ -127,6 +127,8 @@ impl Index {
     ) -> Result<Index, DedupError> {
         let settings = saved.settings.clone();
         let seed = settings.seed.unwrap_or(42);
+        // Lookups for new values are built now, so an addition costs what its records do.
+        table.reopen();
         let idx = |c: &str| {
             table.column(c).ok_or_else(|| {
                 DedupError::unknown_column(
@@ -184,6 +186,17 @@ impl Index {
             };
             rules.push(r);
         }
+        // Headroom in the maps and the clusters, as in the columns.
+        let extra = table.rows() / 4 + 1024;
+        for r in &mut rules {
+            match r {
+                RuleMap::On { map, .. }
+                | RuleMap::Swapped { map, .. }
+                | RuleMap::MinHash { map, .. } => map.reserve(extra),
+            }
+        }
+        let mut uf = uf;
+        uf.reserve(extra);
         let mut next_row_id = [0u64; 2];
         for (s, id) in table.source.iter().zip(&table.row_ids) {
             next_row_id[*s as usize] = next_row_id[*s as usize].max(id + 1);

@@ -170,13 +170,22 @@ impl Column {
     /// interned (a copy of each distinct value, kept from then on).
     fn reopen(&mut self) {
         if self.sealed && self.index.is_empty() {
-            self.index = self
-                .values
-                .iter()
-                .enumerate()
-                .skip(1)
-                .map(|(id, v)| (v.clone(), id as u32))
-                .collect();
+            // Headroom, so the first additions do not rehash or copy everything.
+            let extra = self.values.len() / 4 + 1024;
+            let mut index = HashMap::default();
+            index.reserve(self.values.len() + extra);
+            index.extend(
+                self.values
+                    .iter()
+                    .enumerate()
+                    .skip(1)
+                    .map(|(id, v)| (v.clone(), id as u32)),
+            );
+            self.index = index;
+            self.values.reserve(extra);
+            self.hashes.reserve(extra);
+            self.counts.reserve(extra);
+            self.ids.reserve(self.ids.len() / 4 + 1024);
         }
     }
 }
@@ -452,6 +461,17 @@ impl Table {
         Ok(())
     }
 
+    /// Makes every column ready to intern more values (a one-time cost,
+    /// linear in the distinct values, paid when an incremental index is built).
+    pub(crate) fn reopen(&mut self) {
+        for c in &mut self.columns {
+            c.reopen();
+        }
+        let extra = self.rows() / 4 + 1024;
+        self.row_ids.reserve(extra);
+        self.source.reserve(extra);
+    }
+
     /// Appends rows to a loaded table (incremental matching): values are
     /// interned into the existing dictionaries, so term frequencies include
     /// them. Returns the range of the new rows.
@@ -461,9 +481,7 @@ impl Table {
         source: u8,
     ) -> Result<std::ops::Range<usize>, DedupError> {
         let start = self.rows();
-        for c in &mut self.columns {
-            c.reopen();
-        }
+        self.reopen();
         let mut keys = LargeStringBuilder::new();
         for b in batches {
             // A failed batch leaves the table as it was.

@@ -3,6 +3,7 @@
 
 pub mod clean;
 pub mod dedup;
+pub mod platform;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,6 +30,9 @@ pub enum ServiceError {
     /// Matching failed.
     #[error(transparent)]
     Dedup(#[from] tamis_dedup::DedupError),
+    /// The metadata store failed.
+    #[error(transparent)]
+    Store(#[from] tamis_store::StoreError),
     /// An output could not be written.
     #[error("cannot write `{path}`: {source}")]
     Write {
@@ -55,6 +59,7 @@ impl ServiceError {
                 tamis_dedup::DedupError::UnknownColumn { .. }
                 | tamis_dedup::DedupError::Settings { .. },
             ) => true,
+            ServiceError::Store(tamis_store::StoreError::BadUrl(_)) => true,
             _ => false,
         }
     }
