@@ -36,26 +36,51 @@ use crate::settings::Settings;
 use crate::table::{Input, Table};
 use crate::{DedupError, Outcome, SavedModel, ScoredPair};
 
+/// Rows by blocking key: the indexed rows as one sorted array (16 bytes a
+/// row, no allocation per key), the rows added since in a small map.
+#[derive(Debug, Default)]
+struct Blocks {
+    sorted: Vec<(u64, u32)>,
+    added: HashMap<u64, Vec<u32>>,
+}
+
+impl Blocks {
+    fn new(mut pairs: Vec<(u64, u32)>) -> Blocks {
+        pairs.sort_unstable();
+        Blocks {
+            sorted: pairs,
+            added: HashMap::default(),
+        }
+    }
+
+    /// The rows holding key `k`, appended to `out`; returns how many.
+    fn rows(&self, k: u64, out: &mut Vec<u32>) -> usize {
+        let lo = self.sorted.partition_point(|p| p.0 < k);
+        let hi = lo + self.sorted[lo..].partition_point(|p| p.0 == k);
+        out.extend(self.sorted[lo..hi].iter().map(|p| p.1));
+        let added = self.added.get(&k).map_or(&[][..], |v| v.as_slice());
+        out.extend_from_slice(added);
+        hi - lo + added.len()
+    }
+
+    fn push(&mut self, k: u64, row: u32) {
+        self.added.entry(k).or_default().push(row);
+    }
+}
+
 /// One blocking rule as a lookup: key → rows holding it.
 #[derive(Debug)]
 enum RuleMap {
     /// `l.x = r.x AND …`: rows by their key on the columns.
-    On {
-        cols: Vec<usize>,
-        map: HashMap<u64, Vec<u32>>,
-    },
+    On { cols: Vec<usize>, blocks: Blocks },
     /// `l.a = r.b AND l.b = r.a`: rows by their (a, b) key, looked up with a
     /// new row's (b, a) key.
-    Swapped {
-        a: usize,
-        b: usize,
-        map: HashMap<u64, Vec<u32>>,
-    },
+    Swapped { a: usize, b: usize, blocks: Blocks },
     /// MinHash: rows by band key.
     MinHash {
         cols: Vec<usize>,
         spec: MinHashSpec,
-        map: HashMap<u64, Vec<u32>>,
+        blocks: Blocks,
     },
 }
 
@@ -139,8 +164,15 @@ impl Index {
             })
         };
         let mut rules = Vec::new();
+        let keyed = |cols: &[usize]| {
+            (0..table.rows())
+                .filter_map(|r| {
+                    let k = row_key(&table, cols, r);
+                    (k != 0).then_some((k, r as u32))
+                })
+                .collect::<Vec<_>>()
+        };
         for rule in &settings.blocking {
-            let mut map: HashMap<u64, Vec<u32>> = HashMap::default();
             let r = if let Some(spec) = &rule.minhash {
                 let cols = spec
                     .columns
@@ -151,52 +183,39 @@ impl Index {
                     .map(|r| minhash_text(&table, &cols, r))
                     .collect();
                 let lsh = crate::minhash::lsh(texts, spec, seed)?;
-                for (i, &k) in lsh.keys.iter().enumerate() {
-                    if k != 0 {
-                        map.entry(k).or_default().push((i / lsh.bands) as u32);
-                    }
-                }
+                let pairs = lsh
+                    .keys
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, k)| **k != 0)
+                    .map(|(i, k)| (*k, (i / lsh.bands) as u32))
+                    .collect();
                 RuleMap::MinHash {
                     cols,
                     spec: spec.clone(),
-                    map,
+                    blocks: Blocks::new(pairs),
                 }
             } else if let Some([a, b]) = &rule.swapped {
                 let (a, b) = (idx(a)?, idx(b)?);
-                for r in 0..table.rows() {
-                    let k = row_key(&table, &[a, b], r);
-                    if k != 0 {
-                        map.entry(k).or_default().push(r as u32);
-                    }
+                RuleMap::Swapped {
+                    a,
+                    b,
+                    blocks: Blocks::new(keyed(&[a, b])),
                 }
-                RuleMap::Swapped { a, b, map }
             } else {
                 let cols = rule
                     .on
                     .iter()
                     .map(|c| idx(c))
                     .collect::<Result<Vec<_>, _>>()?;
-                for r in 0..table.rows() {
-                    let k = row_key(&table, &cols, r);
-                    if k != 0 {
-                        map.entry(k).or_default().push(r as u32);
-                    }
-                }
-                RuleMap::On { cols, map }
+                let blocks = Blocks::new(keyed(&cols));
+                RuleMap::On { cols, blocks }
             };
             rules.push(r);
         }
-        // Headroom in the maps and the clusters, as in the columns.
-        let extra = table.rows() / 4 + 1024;
-        for r in &mut rules {
-            match r {
-                RuleMap::On { map, .. }
-                | RuleMap::Swapped { map, .. }
-                | RuleMap::MinHash { map, .. } => map.reserve(extra),
-            }
-        }
+        // Headroom in the clusters, as in the columns.
         let mut uf = uf;
-        uf.reserve(extra);
+        uf.reserve(table.rows() / 4 + 1024);
         let mut next_row_id = [0u64; 2];
         for (s, id) in table.source.iter().zip(&table.row_ids) {
             next_row_id[*s as usize] = next_row_id[*s as usize].max(id + 1);
@@ -325,39 +344,36 @@ impl Index {
             found.clear();
             for (rule, bands) in self.rules.iter_mut().zip(&bands) {
                 match rule {
-                    RuleMap::On { cols, map } => {
+                    RuleMap::On { cols, blocks } => {
                         let k = row_key(&self.table, cols, r);
                         if k != 0 {
-                            let rows = map.entry(k).or_default();
-                            found.extend_from_slice(rows);
-                            rows.push(r as u32);
+                            blocks.rows(k, &mut found);
+                            blocks.push(k, r as u32);
                         }
                     }
-                    RuleMap::Swapped { a, b, map } => {
+                    RuleMap::Swapped { a, b, blocks } => {
                         let probe = row_key(&self.table, &[*b, *a], r);
-                        if probe != 0
-                            && let Some(rows) = map.get(&probe)
-                        {
-                            found.extend_from_slice(rows);
+                        if probe != 0 {
+                            blocks.rows(probe, &mut found);
                         }
                         let k = row_key(&self.table, &[*a, *b], r);
                         if k != 0 {
-                            map.entry(k).or_default().push(r as u32);
+                            blocks.push(k, r as u32);
                         }
                     }
-                    RuleMap::MinHash { spec, map, .. } => {
+                    RuleMap::MinHash { spec, blocks, .. } => {
                         let Some((n, keys)) = bands else { continue };
                         let i = r - range.start;
                         for &k in &keys[i * n..(i + 1) * n] {
                             if k == 0 {
                                 continue;
                             }
-                            let rows = map.entry(k).or_default();
                             // A full run skips buckets past the limit.
-                            if rows.len() < spec.max_bucket {
-                                found.extend_from_slice(rows);
+                            let before = found.len();
+                            if blocks.rows(k, &mut found) >= spec.max_bucket {
+                                found.truncate(before);
                             }
-                            rows.push(r as u32);
+                            blocks.push(k, r as u32);
                         }
                     }
                 }

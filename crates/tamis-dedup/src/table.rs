@@ -90,8 +90,12 @@ pub struct Column {
     pub non_null: u64,
     index: HashMap<Box<str>, u32>,
     norm: Norm,
-    /// Whether `values` is filled (new values then go to both).
+    /// Whether `values` is filled (the loading index is gone).
     sealed: bool,
+    /// After sealing, for incremental additions: value hash → id.
+    by_hash: HashMap<u64, u32>,
+    /// Values whose hash another value already has (practically never).
+    collided: HashMap<Box<str>, u32>,
 }
 
 impl Column {
@@ -106,6 +110,8 @@ impl Column {
             index: HashMap::default(),
             norm,
             sealed: false,
+            by_hash: HashMap::default(),
+            collided: HashMap::default(),
         }
     }
 
@@ -115,19 +121,20 @@ impl Column {
             self.ids.push(0);
             return;
         }
-        let id = match self.index.get(normalized) {
-            Some(&id) => id,
-            None => {
-                // The string lives in the index while loading and moves to
-                // `values` when the column is sealed: one copy, not two.
-                let id = self.hashes.len() as u32;
-                self.hashes.push(xxh3_64(normalized.as_bytes()) | 1);
-                self.counts.push(0);
-                self.index.insert(normalized.into(), id);
-                if self.sealed {
-                    self.values.push(normalized.into());
+        let id = if self.sealed {
+            self.sealed_id(normalized)
+        } else {
+            match self.index.get(normalized) {
+                Some(&id) => id,
+                None => {
+                    // The string lives in the index while loading and moves to
+                    // `values` when the column is sealed: one copy, not two.
+                    let id = self.hashes.len() as u32;
+                    self.hashes.push(xxh3_64(normalized.as_bytes()) | 1);
+                    self.counts.push(0);
+                    self.index.insert(normalized.into(), id);
+                    id
                 }
-                id
             }
         };
         self.counts[id as usize] += 1;
@@ -169,24 +176,51 @@ impl Column {
     /// Rebuilds the lookup index of a sealed column so more rows can be
     /// interned (a copy of each distinct value, kept from then on).
     fn reopen(&mut self) {
-        if self.sealed && self.index.is_empty() {
-            // Headroom, so the first additions do not rehash or copy everything.
+        if self.sealed && self.by_hash.is_empty() && self.hashes.len() > 1 {
+            // Values by their hash, which every value already has: no copy of
+            // the strings. Headroom, so the first additions do not rehash.
             let extra = self.values.len() / 4 + 1024;
-            let mut index = HashMap::default();
-            index.reserve(self.values.len() + extra);
-            index.extend(
-                self.values
-                    .iter()
-                    .enumerate()
-                    .skip(1)
-                    .map(|(id, v)| (v.clone(), id as u32)),
-            );
-            self.index = index;
+            self.by_hash.reserve(self.values.len() + extra);
+            for id in 1..self.hashes.len() {
+                match self.by_hash.entry(self.hashes[id]) {
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(id as u32);
+                    }
+                    std::collections::hash_map::Entry::Occupied(_) => {
+                        self.collided.insert(self.values[id].clone(), id as u32);
+                    }
+                }
+            }
             self.values.reserve(extra);
             self.hashes.reserve(extra);
             self.counts.reserve(extra);
             self.ids.reserve(self.ids.len() / 4 + 1024);
         }
+    }
+
+    /// The id of a value of a sealed column, interning it when new.
+    fn sealed_id(&mut self, v: &str) -> u32 {
+        let h = xxh3_64(v.as_bytes()) | 1;
+        let known = self.by_hash.get(&h).copied();
+        if let Some(id) = known
+            && &*self.values[id as usize] == v
+        {
+            return id;
+        }
+        if let Some(&id) = self.collided.get(v) {
+            return id;
+        }
+        let id = self.hashes.len() as u32;
+        self.hashes.push(h);
+        self.counts.push(0);
+        self.values.push(v.into());
+        if known.is_some() {
+            // Another value has this 64-bit hash: told apart by its text.
+            self.collided.insert(v.into(), id);
+        } else {
+            self.by_hash.insert(h, id);
+        }
+        id
     }
 }
 
@@ -534,6 +568,30 @@ mod tests {
         assert_eq!(s, "john.smith@example.com");
         normalize("ÉLODIE", Norm::Text, &mut s);
         assert_eq!(s, "élodie");
+    }
+
+    #[test]
+    fn a_sealed_column_interns_more_values_and_tells_hash_twins_apart() {
+        let mut c = Column::new("x", Norm::Text);
+        for v in ["a", "b", "a"] {
+            c.push(v);
+        }
+        c.seal();
+        c.reopen();
+        c.push("b");
+        c.push("c");
+        assert_eq!(c.ids, vec![1, 2, 1, 2, 3]);
+        assert_eq!(c.value(4), Some("c"));
+        assert_eq!(c.counts[2], 2);
+        // A value whose hash another value has (forced: real 64-bit twins are
+        // too rare to find) still gets its own id, and keeps it.
+        let h = xxh3_64(b"twin") | 1;
+        c.by_hash.insert(h, 1);
+        c.push("twin");
+        c.push("twin");
+        c.push("a");
+        assert_eq!(&c.ids[5..], &[4, 4, 1]);
+        assert_eq!(c.value(5), Some("twin"));
     }
 
     #[test]
