@@ -55,6 +55,28 @@ pub enum Command {
     Dedup(DedupArgs),
     /// Create or update the metadata database (SQLite file or PostgreSQL) to this version's schema.
     Migrate(MigrateArgs),
+    /// Run queued jobs (profile, clean, dedup) from the metadata database until stopped.
+    ///
+    /// Many workers, in many processes, share one PostgreSQL queue. A worker that
+    /// dies loses its lease and its job is retried by another.
+    Worker(WorkerArgs),
+}
+
+/// Flags of `tamis worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The metadata database (as `tamis migrate`).
+    #[arg(long, env = "TAMIS_DATABASE_URL", default_value = tamis_service::platform::DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+    /// Where job outputs are written (DIR/artifacts/TENANT/JOB/).
+    #[arg(long, env = "TAMIS_DATA_DIR", default_value = "./tamis-data")]
+    pub data_dir: PathBuf,
+    /// The worker's name in leases and logs (default: worker-PID).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Lease length in milliseconds; heartbeats come every third of it.
+    #[arg(long, default_value_t = 30_000)]
+    pub lease_ms: i64,
 }
 
 /// Flags of `tamis migrate`.

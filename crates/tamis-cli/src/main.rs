@@ -94,6 +94,31 @@ fn run(args: cli::Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        cli::Command::Worker(a) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let store = tamis_service::platform::open_store(&a.database_url).await?;
+                let mut cfg = tamis_service::worker::WorkerConfig::new(
+                    a.id.unwrap_or_else(|| format!("worker-{}", std::process::id())),
+                    a.data_dir,
+                );
+                cfg.lease_ms = a.lease_ms.max(300);
+                cfg.heartbeat_ms = (cfg.lease_ms / 3) as u64;
+                let (tx, rx) = tokio::sync::watch::channel(false);
+                tokio::spawn(async move {
+                    let _ = tokio::signal::ctrl_c().await;
+                    let _ = tx.send(true);
+                });
+                eprintln!(
+                    "worker {} running; Ctrl-C stops it after the current job",
+                    cfg.id
+                );
+                tamis_service::worker::run(store, cfg, rx).await?;
+                Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
+            })
+        }
     }
 }
 

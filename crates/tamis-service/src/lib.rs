@@ -4,6 +4,7 @@
 pub mod clean;
 pub mod dedup;
 pub mod platform;
+pub mod worker;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -33,6 +34,9 @@ pub enum ServiceError {
     /// The metadata store failed.
     #[error(transparent)]
     Store(#[from] tamis_store::StoreError),
+    /// A job's parameters do not make sense (it fails without a retry).
+    #[error("{0}")]
+    BadJob(String),
     /// An output could not be written.
     #[error("cannot write `{path}`: {source}")]
     Write {
@@ -59,7 +63,9 @@ impl ServiceError {
                 tamis_dedup::DedupError::UnknownColumn { .. }
                 | tamis_dedup::DedupError::Settings { .. },
             ) => true,
-            ServiceError::Store(tamis_store::StoreError::BadUrl(_)) => true,
+            ServiceError::Store(tamis_store::StoreError::BadUrl(_)) | ServiceError::BadJob(_) => {
+                true
+            }
             _ => false,
         }
     }

@@ -736,9 +736,11 @@ impl Store {
 
     // ------------------------------------------------------------ artifacts, audit, usage
 
-    /// Records an artifact.
+    /// Records an artifact; recording one with the same id again (a retried
+    /// job rewriting its output) updates it rather than adding a second.
     pub async fn add_artifact(&self, a: &Artifact) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO artifacts (id, tenant_id, job_id, dataset_id, kind, path, bytes, sha256, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+        sqlx::query("INSERT INTO artifacts (id, tenant_id, job_id, dataset_id, kind, path, bytes, sha256, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                     ON CONFLICT (id) DO UPDATE SET path = excluded.path, bytes = excluded.bytes, sha256 = excluded.sha256, created_at = excluded.created_at")
             .bind(&a.id)
             .bind(&a.tenant_id)
             .bind(&a.job_id)

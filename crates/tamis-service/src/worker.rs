@@ -1,0 +1,407 @@
+//! Workers: lease jobs from the store's queue, run them through the same use
+//! cases the CLI calls, heartbeat while they run, and record their outputs.
+//!
+//! A job's outputs go to `DATA_DIR/artifacts/TENANT/JOB/`, each written to a
+//! temporary name and renamed, and are recorded under ids derived from the job
+//! and the file name: a job retried after its worker died rewrites the same
+//! files and the same artifact rows, never a second copy or a half-written one.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tamis_store::{Artifact, Heartbeat, Job, JobState, Progress, Store, now_ms};
+
+use crate::{ProfileRequest, ServiceError};
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Its name in leases and logs (unique among running workers).
+    pub id: String,
+    /// Where artifacts are written (`DATA_DIR/artifacts/…`).
+    pub data_dir: PathBuf,
+    /// How long a lease lasts without a heartbeat (ms).
+    pub lease_ms: i64,
+    /// How often it heartbeats (ms; a third of the lease is safe).
+    pub heartbeat_ms: u64,
+    /// How long it sleeps when the queue is empty (ms).
+    pub poll_ms: u64,
+}
+
+impl WorkerConfig {
+    /// Defaults: a 30 s lease, heartbeats every 10 s, polls every 500 ms.
+    pub fn new(id: impl Into<String>, data_dir: impl Into<PathBuf>) -> WorkerConfig {
+        WorkerConfig {
+            id: id.into(),
+            data_dir: data_dir.into(),
+            lease_ms: 30_000,
+            heartbeat_ms: 10_000,
+            poll_ms: 500,
+        }
+    }
+}
+
+/// The job kinds a worker runs.
+pub const JOB_KINDS: [&str; 3] = ["profile", "clean", "dedup"];
+
+/// What a job produced: its result summary, metrics and files.
+struct Produced {
+    result: Value,
+    metrics: Value,
+    files: Vec<(String, PathBuf)>,
+}
+
+fn bad(message: impl Into<String>) -> ServiceError {
+    ServiceError::BadJob(message.into())
+}
+
+fn inputs_of(job: &Job) -> Result<Vec<String>, ServiceError> {
+    let inputs: Vec<String> = job
+        .params
+        .get("inputs")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    if inputs.is_empty() {
+        return Err(bad(format!(
+            "job {}: params need `inputs`: [paths]",
+            job.id
+        )));
+    }
+    Ok(inputs)
+}
+
+/// Runs a job's use case, reporting bytes read to `progress` (of `total`).
+async fn execute(
+    job: &Job,
+    dir: &Path,
+    progress: Arc<AtomicU64>,
+    total: Arc<AtomicU64>,
+) -> Result<Produced, ServiceError> {
+    let inputs = inputs_of(job)?;
+    match job.kind.as_str() {
+        "profile" => {
+            let mut opened = crate::open_profile(ProfileRequest {
+                inputs,
+                ..Default::default()
+            })?;
+            total.store(opened.total_bytes().unwrap_or(0), Ordering::Relaxed);
+            opened.progress = progress;
+            let p = opened.run().await?;
+            let path = dir.join("profile.json");
+            let text = serde_json::to_vec_pretty(&p).map_err(|e| bad(e.to_string()))?;
+            crate::write_atomic(&path, &text)?;
+            Ok(Produced {
+                result: json!({
+                    "rows": p.dataset.rows,
+                    "columns": p.dataset.columns,
+                    "quality": p.quality,
+                    "issues": p.issues.len(),
+                }),
+                metrics: json!({"rows_processed": p.dataset.rows}),
+                files: vec![("profile".into(), path)],
+            })
+        }
+        "dedup" => {
+            let settings = match job.params.get("settings") {
+                Some(v) if !v.is_null() => {
+                    tamis_dedup::settings::Settings::from_text(&v.to_string(), "params.settings")?
+                }
+                _ => Default::default(),
+            };
+            let pairs = dir.join("pairs.parquet");
+            let clusters = dir.join("clusters.parquet");
+            let d = crate::dedup::DedupJob {
+                request: tamis_dedup::Request {
+                    inputs,
+                    settings,
+                    ..Default::default()
+                },
+                pairs: pairs.clone(),
+                clusters: Some(clusters.clone()),
+                explain: true,
+                save_model: None,
+                add: None,
+                clusters_in: None,
+            };
+            let s = tokio::task::spawn_blocking(move || crate::dedup::dedup(&d))
+                .await
+                .map_err(|e| ServiceError::BadJob(format!("the dedup task stopped: {e}")))??;
+            Ok(Produced {
+                metrics: json!({
+                    "rows_processed": s["rows"],
+                    "duplicates_found": s["matched_pairs"],
+                }),
+                result: s,
+                files: vec![("pairs".into(), pairs), ("clusters".into(), clusters)],
+            })
+        }
+        "clean" => {
+            let plan = job
+                .params
+                .get("plan")
+                .filter(|v| !v.is_null())
+                .ok_or_else(|| bad(format!("job {}: params need `plan`", job.id)))?;
+            let plan_path = dir.join("plan.json");
+            let plan_text = match plan {
+                Value::String(s) => s.clone(),
+                v => v.to_string(),
+            };
+            crate::write_atomic(&plan_path, plan_text.as_bytes())?;
+            let output = dir.join("clean.parquet");
+            let o = crate::clean::clean(crate::clean::CleanJob {
+                inputs,
+                read: Default::default(),
+                plan: plan_path,
+                contract: None,
+                output: output.clone(),
+                provenance: true,
+                secret: std::env::var("TAMIS_PII_KEY")
+                    .unwrap_or_default()
+                    .into_bytes(),
+                actor: job.created_by.clone(),
+                quarantine: Some(dir.join("quarantine.jsonl")),
+                report: None,
+                today: chrono::Utc::now().date_naive(),
+                progress,
+                passes: Arc::new(AtomicU64::new(0)),
+                vault: None,
+            })
+            .await?;
+            let imputations: u64 = o
+                .steps
+                .iter()
+                .filter(|s| s.ty == "impute")
+                .map(|s| s.cells_modified)
+                .sum();
+            let removed: u64 = o
+                .steps
+                .iter()
+                .filter(|s| s.ty.starts_with("dedupe"))
+                .map(|s| s.rows_removed)
+                .sum();
+            Ok(Produced {
+                metrics: json!({
+                    "rows_processed": o.rows_in,
+                    "imputations_applied": imputations,
+                    "duplicates_found": removed,
+                }),
+                result: json!({
+                    "rows_in": o.rows_in,
+                    "rows_out": o.rows_out,
+                    "quarantined": o.quarantined,
+                    "transformations": o.transformations(),
+                }),
+                files: vec![("output".into(), output)],
+            })
+        }
+        other => Err(bad(format!(
+            "job {}: unknown kind `{other}`; kinds are {}",
+            job.id,
+            JOB_KINDS.join(", ")
+        ))),
+    }
+}
+
+fn sha256_file(p: &Path) -> Result<(String, i64), ServiceError> {
+    let bytes = std::fs::read(p).map_err(|source| ServiceError::Write {
+        path: p.to_path_buf(),
+        source,
+    })?;
+    Ok((hex::encode(Sha256::digest(&bytes)), bytes.len() as i64))
+}
+
+/// Leases one runnable job, runs it and records the outcome. Returns the job
+/// id and its state after, or `None` when nothing was runnable.
+pub async fn run_once(
+    store: &Store,
+    cfg: &WorkerConfig,
+) -> Result<Option<(String, JobState)>, ServiceError> {
+    let Some(job) = store.lease(&cfg.id, cfg.lease_ms).await? else {
+        return Ok(None);
+    };
+    let dir = cfg
+        .data_dir
+        .join("artifacts")
+        .join(&job.tenant_id)
+        .join(&job.id);
+    std::fs::create_dir_all(&dir).map_err(|source| ServiceError::Write {
+        path: dir.clone(),
+        source,
+    })?;
+    store
+        .append_log(
+            &job.id,
+            "info",
+            &format!(
+                "attempt {} of {} on worker {}",
+                job.attempts, job.max_attempts, cfg.id
+            ),
+            &json!({"kind": job.kind, "attempt": job.attempts}),
+        )
+        .await?;
+    let progress = Arc::new(AtomicU64::new(0));
+    let total = Arc::new(AtomicU64::new(0));
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let lost = Arc::new(AtomicBool::new(false));
+    let started = now_ms();
+    // The heartbeat: extends the lease and reports progress until the job ends.
+    let beat = {
+        let (store, cfg, id) = (store.clone(), cfg.clone(), job.id.clone());
+        let (progress, total, cancelled, lost) = (
+            progress.clone(),
+            total.clone(),
+            cancelled.clone(),
+            lost.clone(),
+        );
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(cfg.heartbeat_ms)).await;
+                let (done, all) = (
+                    progress.load(Ordering::Relaxed),
+                    total.load(Ordering::Relaxed),
+                );
+                let share = if all > 0 {
+                    done as f64 / all as f64
+                } else {
+                    0.0
+                };
+                let elapsed = now_ms() - started;
+                let eta = (share > 0.01).then(|| ((elapsed as f64) * (1.0 - share) / share) as i64);
+                let p = Progress {
+                    pass: None,
+                    progress: share.min(0.99),
+                    eta_ms: eta,
+                    metrics: Some(json!({"bytes_read": done})),
+                };
+                match store.heartbeat(&id, &cfg.id, cfg.lease_ms, &p).await {
+                    Ok(Heartbeat::Continue) => {}
+                    Ok(Heartbeat::Cancel) => {
+                        cancelled.store(true, Ordering::Relaxed);
+                        break;
+                    }
+                    Err(_) => {
+                        lost.store(true, Ordering::Relaxed);
+                        break;
+                    }
+                }
+            }
+        })
+    };
+    let run = execute(&job, &dir, progress.clone(), total.clone());
+    tokio::pin!(run);
+    // A cancellation stops the run between its awaits (its inputs are
+    // streams); a blocking step finishes in the background, unrecorded.
+    let outcome = loop {
+        tokio::select! {
+            r = &mut run => break Some(r),
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                if cancelled.load(Ordering::Relaxed) || lost.load(Ordering::Relaxed) {
+                    break None;
+                }
+            }
+        }
+    };
+    beat.abort();
+    let state = match outcome {
+        None if lost.load(Ordering::Relaxed) => {
+            tracing::warn!(job = %job.id, "lease lost; another worker has the job");
+            return Ok(Some((job.id.clone(), JobState::Running)));
+        }
+        None => {
+            store.finish_cancelled(&job.id, &cfg.id).await?;
+            store
+                .append_log(&job.id, "warn", "cancelled while running", &json!({}))
+                .await?;
+            JobState::Cancelled
+        }
+        Some(Ok(p)) => {
+            let mut files = Vec::new();
+            for (name, path) in &p.files {
+                if !path.exists() {
+                    continue;
+                }
+                let (sha, bytes) = sha256_file(path)?;
+                store
+                    .add_artifact(&Artifact {
+                        id: format!("art_{}_{name}", job.id),
+                        tenant_id: job.tenant_id.clone(),
+                        job_id: Some(job.id.clone()),
+                        dataset_id: job.dataset_id.clone(),
+                        kind: name.clone(),
+                        path: path.display().to_string(),
+                        bytes,
+                        sha256: sha,
+                        created_at: now_ms(),
+                    })
+                    .await?;
+                files.push(json!({"kind": name, "path": path.display().to_string()}));
+            }
+            let mut result = p.result;
+            if let Value::Object(m) = &mut result {
+                m.insert("artifacts".into(), Value::Array(files));
+            }
+            store
+                .complete(&job.id, &cfg.id, &result, &p.metrics)
+                .await?;
+            store
+                .append_log(&job.id, "info", "succeeded", &p.metrics)
+                .await?;
+            JobState::Succeeded
+        }
+        Some(Err(e)) => {
+            let retry = !e.is_bad_input();
+            let message = e.to_string();
+            let state = store.fail(&job.id, &cfg.id, &message, retry).await?;
+            store
+                .append_log(
+                    &job.id,
+                    "error",
+                    &message,
+                    &json!({"retry": state == JobState::Queued}),
+                )
+                .await?;
+            state
+        }
+    };
+    Ok(Some((job.id.clone(), state)))
+}
+
+/// Runs jobs until `stop` turns true: reaps expired leases, leases, runs,
+/// and sleeps when the queue is empty.
+pub async fn run(
+    store: Store,
+    cfg: WorkerConfig,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), ServiceError> {
+    loop {
+        if *stop.borrow() {
+            return Ok(());
+        }
+        let (requeued, failed) = store.reap_expired().await?;
+        if requeued + failed > 0 {
+            tracing::warn!(requeued, failed, "expired leases reaped");
+        }
+        match run_once(&store, &cfg).await {
+            Ok(Some((id, state))) => tracing::info!(job = %id, state = state.name(), "job done"),
+            Ok(None) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(cfg.poll_ms)) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+            Err(e) => {
+                tracing::error!("worker: {e}");
+                tokio::time::sleep(Duration::from_millis(cfg.poll_ms)).await;
+            }
+        }
+    }
+}
