@@ -134,14 +134,15 @@ pub fn survivorship(
     let mut clusters: Vec<(u32, Vec<usize>)> =
         members.into_iter().filter(|(_, v)| v.len() > 1).collect();
     clusters.sort_unstable_by_key(|(c, _)| *c);
-    // Per-column ordering and text, computed once and only where a rule needs them.
+    // Per-column row encodings (ordering, and exact equality for "did it
+    // change") and text lengths, computed once and only where needed.
     let rule_of = |name: &str| spec.fields.get(name).copied().unwrap_or(spec.default_field);
-    let mut ordered: HashMap<usize, Rows> = HashMap::new();
+    let mut encoded: HashMap<usize, Rows> = HashMap::new();
     let mut lengths: HashMap<usize, Vec<usize>> = HashMap::new();
     for (i, name) in names.iter().enumerate() {
         match rule_of(name) {
             FieldRule::Max | FieldRule::Min | FieldRule::MostFrequent => {
-                ordered.insert(i, order_rows(&columns[i])?);
+                encoded.insert(i, order_rows(&columns[i])?);
             }
             FieldRule::Longest => {
                 let t = cast(&columns[i], &DataType::Utf8)?;
@@ -162,8 +163,6 @@ pub fn survivorship(
             _ => {}
         }
     }
-    // Equality of values for "did it change": the row encoding, which is exact for every type.
-    let mut equal_rows: HashMap<usize, Rows> = HashMap::new();
     let mut out = Merge::default();
     for (_, rows) in clusters {
         // Survivor order: the rule's key, then completeness, then row order.
@@ -238,7 +237,7 @@ pub fn survivorship(
                     None => non_null().next(),
                 },
                 FieldRule::MostFrequent => {
-                    let o = &ordered[&i];
+                    let o = &encoded[&i];
                     let mut best: Option<(usize, usize)> = None;
                     for r in non_null() {
                         let count = non_null().filter(|&x| o.row(x) == o.row(r)).count();
@@ -256,7 +255,7 @@ pub fn survivorship(
                     })
                 }
                 FieldRule::Max | FieldRule::Min => {
-                    let o = &ordered[&i];
+                    let o = &encoded[&i];
                     non_null().fold(None, |best: Option<usize>, r| match best {
                         Some(b) => {
                             let better = if rule == FieldRule::Max {
@@ -275,7 +274,7 @@ pub fn survivorship(
                 continue;
             }
             let same = col.is_valid(survivor) && {
-                let e = match equal_rows.entry(i) {
+                let e = match encoded.entry(i) {
                     std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                     std::collections::hash_map::Entry::Vacant(v) => v.insert(order_rows(col)?),
                 };

@@ -45,6 +45,46 @@ pub fn row_ids(
         .ok_or_else(|| CoreError::Internal(format!("the batch has no `{ROW_ID}` column")))
 }
 
+/// Up to `n` non-empty values (trimmed, as text) of each of `columns`, by
+/// name, from the start of `batches`; it stops reading once every column has
+/// `n`.
+pub fn sample_text<E>(
+    batches: impl IntoIterator<Item = std::result::Result<RecordBatch, E>>,
+    columns: &[String],
+    n: usize,
+) -> std::result::Result<Vec<Vec<String>>, E>
+where
+    E: From<datafusion::arrow::error::ArrowError>,
+{
+    use datafusion::arrow::array::AsArray;
+    let mut out: Vec<Vec<String>> = vec![Vec::new(); columns.len()];
+    for b in batches {
+        let b = b?;
+        for (s, c) in out.iter_mut().zip(columns) {
+            if s.len() >= n {
+                continue;
+            }
+            let Some(a) = b.column_by_name(c) else {
+                continue;
+            };
+            let a = datafusion::arrow::compute::cast(a, &DataType::Utf8)?;
+            s.extend(
+                a.as_string::<i32>()
+                    .iter()
+                    .flatten()
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .take(n - s.len())
+                    .map(String::from),
+            );
+        }
+        if out.iter().all(|s| s.len() >= n) {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 /// A file format tamis reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -549,33 +589,14 @@ impl Dataset {
     /// Up to `n` non-empty values per column (trimmed, as text), from the
     /// start of the data; rows the reader quarantines are skipped.
     pub fn sample_text(&self, n: usize) -> Result<Vec<Vec<String>>> {
-        use datafusion::arrow::array::AsArray;
-        let mut out: Vec<Vec<String>> = vec![Vec::new(); self.columns.len()];
-        for b in self.batches(
-            Arc::new(Quarantine::in_memory()),
-            Arc::new(AtomicU64::new(0)),
-        )? {
-            let b = b?;
-            for (i, s) in out.iter_mut().enumerate() {
-                if s.len() >= n {
-                    continue;
-                }
-                let a = datafusion::arrow::compute::cast(b.column(i), &DataType::Utf8)?;
-                s.extend(
-                    a.as_string::<i32>()
-                        .iter()
-                        .flatten()
-                        .map(str::trim)
-                        .filter(|v| !v.is_empty())
-                        .take(n - s.len())
-                        .map(String::from),
-                );
-            }
-            if out.iter().all(|s| s.len() >= n) {
-                break;
-            }
-        }
-        Ok(out)
+        sample_text(
+            self.batches(
+                Arc::new(Quarantine::in_memory()),
+                Arc::new(AtomicU64::new(0)),
+            )?,
+            &self.columns,
+            n,
+        )
     }
 
     /// Streams every row of every file, in order, as batches.

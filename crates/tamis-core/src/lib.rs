@@ -21,7 +21,9 @@ pub mod source;
 pub mod types;
 pub mod writer;
 
-pub use dataset::{Dataset, FileInfo, Format, ROW_ID, ReadOptions, SchemaSpec, row_ids};
+pub use dataset::{
+    Dataset, FileInfo, Format, ROW_ID, ReadOptions, SchemaSpec, row_ids, sample_text,
+};
 pub use error::{CoreError, Result};
 pub use quarantine::{Quarantine, QuarantineSummary, QuarantinedRow};
 pub use types::{ColumnType, NullTokens};

@@ -324,31 +324,11 @@ impl Input {
     pub fn sample_text(&self, n: usize) -> Result<Vec<Vec<String>>, DedupError> {
         match self {
             Input::Dataset(d) => Ok(d.sample_text(n)?),
-            Input::Memory { batches, .. } => {
-                let cols = self.columns();
-                let mut out: Vec<Vec<String>> = vec![Vec::new(); cols.len()];
-                for b in batches {
-                    for (s, c) in out.iter_mut().zip(&cols) {
-                        if s.len() >= n {
-                            continue;
-                        }
-                        let Some(a) = b.column_by_name(c) else {
-                            continue;
-                        };
-                        let a = cast(a, &DataType::Utf8)?;
-                        s.extend(
-                            a.as_string::<i32>()
-                                .iter()
-                                .flatten()
-                                .map(str::trim)
-                                .filter(|v| !v.is_empty())
-                                .take(n - s.len())
-                                .map(String::from),
-                        );
-                    }
-                }
-                Ok(out)
-            }
+            Input::Memory { batches, .. } => Ok(tamis_core::sample_text(
+                batches.iter().cloned().map(Ok::<_, DedupError>),
+                &self.columns(),
+                n,
+            )?),
         }
     }
 

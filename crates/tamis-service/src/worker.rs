@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use tamis_store::{Artifact, Heartbeat, Job, JobState, Progress, Store, now_ms};
 
 use crate::{ProfileRequest, ServiceError};
@@ -211,12 +210,14 @@ async fn execute(
     }
 }
 
+/// An output's SHA-256 (streamed, as lineage hashes files) and size.
 fn sha256_file(p: &Path) -> Result<(String, i64), ServiceError> {
-    let bytes = std::fs::read(p).map_err(|source| ServiceError::Write {
+    let sha = tamis_lineage::sha256_file(p).map_err(tamis_clean::CleanError::from)?;
+    let bytes = std::fs::metadata(p).map_err(|source| ServiceError::Write {
         path: p.to_path_buf(),
         source,
     })?;
-    Ok((hex::encode(Sha256::digest(&bytes)), bytes.len() as i64))
+    Ok((sha, bytes.len() as i64))
 }
 
 /// Leases one runnable job, runs it and records the outcome. Returns the job
