@@ -6,8 +6,9 @@
 # Needs the Rust toolchain (rustup's cargo, with rustfmt and clippy); crates come from
 # crates.io on the first run. Services the tests talk to are installed here when missing
 # (Debian packages) and started by the tests themselves on loopback, in throwaway
-# directories: PostgreSQL for the metadata store's conformance suite. Set
-# TAMIS_TEST_POSTGRES_URL=postgres://USER@HOST:PORT/postgres to use a running server.
+# directories: PostgreSQL for the metadata store's conformance suite, redis-server for
+# the shared rate-limit counters. Set TAMIS_TEST_POSTGRES_URL=postgres://USER@HOST:PORT/postgres
+# to use a running PostgreSQL.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -17,9 +18,11 @@ step() { printf '\n==> %s\n' "$*" >&2; }
 # Debian packages the tests need, installed once.
 need_packages() {
   local missing=()
-  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+  if [ -z "${TAMIS_TEST_POSTGRES_URL:-}" ]; then
+    ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+  fi
+  command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
   [ ${#missing[@]} -eq 0 ] && return
-  if [ -n "${TAMIS_TEST_POSTGRES_URL:-}" ]; then return; fi
   step "installing ${missing[*]}"
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -35,6 +38,8 @@ step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test"
+# Tests that need a service fail (rather than skip) when it is missing here.
+export TAMIS_REQUIRE_REDIS=1
 cargo test --workspace --locked
 
 step "all checks passed"

@@ -60,6 +60,65 @@ pub enum Command {
     /// Many workers, in many processes, share one PostgreSQL queue. A worker that
     /// dies loses its lease and its job is retried by another.
     Worker(WorkerArgs),
+    /// Run the platform: REST + WebSocket API, web UI and workers in one process.
+    ///
+    /// Zero setup: an SQLite database and artifacts under ./tamis-data, token
+    /// keys generated on first start. `--demo` seeds a demo admin and the
+    /// example dataset and prints the URL and the login.
+    Serve(ServeArgs),
+}
+
+/// Flags of `tamis serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "TAMIS_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: std::net::SocketAddr,
+    /// The metadata database (as `tamis migrate`).
+    #[arg(long, env = "TAMIS_DATABASE_URL", default_value = tamis_service::platform::DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+    /// Where uploads and job outputs live.
+    #[arg(long, env = "TAMIS_DATA_DIR", default_value = "./tamis-data")]
+    pub data_dir: PathBuf,
+    /// Workers in this process (0: API only; run `tamis worker` elsewhere).
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+    /// Share rate-limit counters between servers through this Redis (redis://HOST:PORT/).
+    #[arg(long, env = "TAMIS_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Requests per window on expensive endpoints (uploads, jobs), per tier.
+    #[arg(long, default_value = "free=100,premium=1000")]
+    pub rate_limit: String,
+    /// The rate-limit window in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub rate_window_secs: u64,
+    /// The rate-limit tier of users logged in with a session token.
+    #[arg(long, default_value = "free")]
+    pub user_tier: String,
+    /// The largest upload, in MiB.
+    #[arg(long, default_value_t = 10240)]
+    pub max_upload_mib: u64,
+    /// Directories `POST /api/v1/datasets/ingest` may read files from.
+    #[arg(long, value_name = "DIR")]
+    pub ingest_root: Vec<PathBuf>,
+    /// Ed25519 private key (PKCS#8 PEM) for session tokens (default: generated under DATA_DIR/keys).
+    #[arg(long, requires = "jwt_public_key", env = "TAMIS_JWT_PRIVATE_KEY")]
+    pub jwt_private_key: Option<PathBuf>,
+    /// Its public key (SPKI PEM).
+    #[arg(long, requires = "jwt_private_key", env = "TAMIS_JWT_PUBLIC_KEY")]
+    pub jwt_public_key: Option<PathBuf>,
+    /// Seed a demo tenant, an admin and the example dataset (once), and print the login.
+    #[arg(long)]
+    pub demo: bool,
+    /// The demo admin's email.
+    #[arg(long, default_value = "admin@demo.tamis")]
+    pub demo_email: String,
+    /// The demo admin's password.
+    #[arg(long, default_value = "tamis-demo-admin")]
+    pub demo_password: String,
+    /// Log format: json (one object per line, with request ids) or text.
+    #[arg(long, default_value = "json", value_parser = ["json", "text"])]
+    pub log_format: String,
 }
 
 /// Flags of `tamis worker`.

@@ -17,13 +17,21 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TAMIS_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // The server logs requests at info, as JSON lines by default; commands warn.
+    let (level, json) = match &args.command {
+        cli::Command::Serve(a) => ("info", a.log_format == "json"),
+        _ => ("warn", false),
+    };
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("TAMIS_LOG").unwrap_or_else(|_| level.into());
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        fmt.json().flatten_event(true).init();
+    } else {
+        fmt.init();
+    }
     match run(args) {
         Ok(code) => code,
         Err(err) => {
@@ -94,6 +102,7 @@ fn run(args: cli::Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        cli::Command::Serve(a) => serve(a),
         cli::Command::Worker(a) => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -120,6 +129,58 @@ fn run(args: cli::Cli) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+/// The example dataset, in the binary so `serve --demo` works from any directory.
+const EXAMPLE_CSV: &[u8] = include_bytes!("../../../examples/customers.csv");
+
+fn serve(a: cli::ServeArgs) -> anyhow::Result<ExitCode> {
+    let tiers =
+        tamis_server::Tiers::parse(&a.rate_limit, a.rate_window_secs).map_err(cli::UsageError)?;
+    let mut config = tamis_server::ServerConfig::new(&a.data_dir);
+    config.max_upload_bytes = a.max_upload_mib.saturating_mul(1 << 20);
+    config.user_tier = a.user_tier;
+    config.ingest_roots = a.ingest_root;
+    let demo = if a.demo {
+        let dir = a.data_dir.join("demo");
+        std::fs::create_dir_all(&dir)?;
+        let file = dir.join("customers.csv");
+        std::fs::write(&file, EXAMPLE_CSV)?;
+        Some(tamis_server::Demo {
+            email: a.demo_email.clone(),
+            password: a.demo_password.clone(),
+            dataset: Some(file),
+        })
+    } else {
+        None
+    };
+    let opts = tamis_server::ServeOptions {
+        addr: a.addr,
+        database_url: a.database_url.clone(),
+        config,
+        workers: a.workers,
+        redis_url: a.redis_url,
+        tiers,
+        jwt_keys: a.jwt_private_key.zip(a.jwt_public_key),
+        demo,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let (email, password, demo) = (a.demo_email, a.demo_password, a.demo);
+    let db = redact_url(&a.database_url);
+    rt.block_on(tamis_server::serve(opts, move |addr, _| {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "tamis is serving on http://{addr}/ (API docs: http://{addr}/docs, database {db})"
+        );
+        if demo {
+            let _ = writeln!(out, "demo login: {email} / {password}");
+        }
+        let _ = out.flush();
+    }))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A database URL without its password, for messages.

@@ -114,7 +114,9 @@ fn a_killed_workers_job_is_retried_and_completes_once() {
     assert_eq!(done.result.as_ref().unwrap()["rows"], rows);
     assert_eq!(done.metrics["rows_processed"], rows);
     let arts = rt.block_on(store.artifacts(&tenant, &job_id)).unwrap();
-    assert_eq!(arts.len(), 1, "{arts:?}");
+    // One profile and one log, however many attempts wrote them.
+    let kinds: Vec<&str> = arts.iter().map(|a| a.kind.as_str()).collect();
+    assert_eq!(kinds, ["profile", "log"], "{arts:?}");
     let profile: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&arts[0].path).unwrap()).unwrap();
     assert_eq!(profile["dataset"]["rows"], rows);
@@ -132,9 +134,122 @@ fn a_killed_workers_job_is_retried_and_completes_once() {
     );
     assert_eq!(text.last(), Some(&"succeeded"));
     // No half-written file is left beside the output.
-    let files: Vec<_> = std::fs::read_dir(std::path::Path::new(&arts[0].path).parent().unwrap())
+    let mut files: Vec<_> =
+        std::fs::read_dir(std::path::Path::new(&arts[0].path).parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+    files.sort();
+    assert_eq!(files, ["logs.jsonl", "profile.json"]);
+}
+
+/// One HTTP/1.1 request over a plain socket (the test needs no HTTP client).
+fn http(addr: &str, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out[9..12].parse().unwrap();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    // Chunked bodies: keep the JSON object.
+    let body = match (body.find('{'), body.rfind('}')) {
+        (Some(a), Some(b)) => body[a..=b].to_string(),
+        _ => body,
+    };
+    (status, body)
+}
+
+/// `tamis serve --demo`: one command gives a working platform: it prints the
+/// URL and the login, the demo admin logs in, the example dataset is profiled
+/// by the in-process worker, and Ctrl-C stops it cleanly.
+#[test]
+fn serve_demo_comes_up_and_profiles_the_example() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let url = format!("sqlite://{}", dir.path().join("meta/tamis.db").display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tamis"))
+        .args([
+            "serve",
+            "--demo",
+            "--addr",
+            "127.0.0.1:0",
+            "--database-url",
+            &url,
+            "--data-dir",
+        ])
+        .arg(&data)
+        .env_remove("TAMIS_DATABASE_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
         .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(files, vec!["profile.json".to_string()]);
+        .to_string();
+    let login = lines.next().unwrap().unwrap();
+    assert!(
+        login.contains("admin@demo.tamis / tamis-demo-admin"),
+        "{login}"
+    );
+    let (st, body) = http(&addr, "GET", "/ready", None, "");
+    assert_eq!(st, 200, "{body}");
+    let (st, body) = http(
+        &addr,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        r#"{"email":"admin@demo.tamis","password":"tamis-demo-admin"}"#,
+    );
+    assert_eq!(st, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let token = v["token"].as_str().unwrap().to_string();
+    let mut profiled = false;
+    for _ in 0..300 {
+        let (_, body) = http(&addr, "GET", "/api/v1/jobs?kind=profile", Some(&token), "");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if v["jobs"][0]["state"] == "succeeded" {
+            profiled = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(profiled, "the demo dataset was not profiled");
+    let (st, body) = http(&addr, "GET", "/api/v1/datasets", Some(&token), "");
+    assert_eq!(st, 200);
+    assert!(body.contains("\"customers\""), "{body}");
+    // A second start seeds nothing new (the admin exists).
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    // Structured JSON logs with request ids; no token or password in them.
+    let req = err
+        .lines()
+        .find(|l| l.contains("\"route\":\"/api/v1/auth/login\""))
+        .unwrap_or_else(|| panic!("no request log line: {err}"));
+    let v: serde_json::Value = serde_json::from_str(req).unwrap();
+    assert!(v["request_id"].as_str().unwrap().starts_with("req_"));
+    assert!(!err.contains(&token) && !err.contains("tamis-demo-admin"));
 }

@@ -211,3 +211,8 @@ pub fn verify_lineage(chain: &Path, data: Option<&Path>) -> Result<Verdict, Serv
         None => c.verify(),
     })
 }
+
+/// Reads a plan document (YAML or JSON text), checking every step.
+pub fn parse_plan(text: &str) -> Result<Plan, ServiceError> {
+    Ok(Plan::parse(text, "the plan")?)
+}

@@ -151,6 +151,27 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ServiceError> {
     })
 }
 
+/// What an export wrote.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Exported {
+    /// Rows written.
+    pub rows: u64,
+    /// Rows that could not be read (quarantined, not written).
+    pub quarantined: u64,
+}
+
+/// Converts a dataset to `out` (Parquet, or CSV by extension), streaming.
+pub fn export(inputs: &[String], out: &Path) -> Result<Exported, ServiceError> {
+    let ds = Dataset::open(inputs, ReadOptions::default())?;
+    let q = Arc::new(Quarantine::in_memory());
+    let batches = ds.batches(q.clone(), Arc::new(AtomicU64::new(0)))?;
+    let rows = tamis_core::writer::write_stream(out, ds.schema(), batches)?;
+    Ok(Exported {
+        rows,
+        quarantined: q.summary().rows,
+    })
+}
+
 /// Renders and writes the HTML report of a profile.
 pub fn write_html_report(profile: &Profile, path: &Path) -> Result<(), ServiceError> {
     write_atomic(path, tamis_report::render_html(profile).as_bytes())

@@ -17,7 +17,7 @@ use tamis_store::{Artifact, Heartbeat, Job, JobState, Progress, Store, now_ms};
 use crate::{ProfileRequest, ServiceError};
 
 /// How a worker runs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WorkerConfig {
     /// Its name in leases and logs (unique among running workers).
     pub id: String,
@@ -29,7 +29,12 @@ pub struct WorkerConfig {
     pub heartbeat_ms: u64,
     /// How long it sleeps when the queue is empty (ms).
     pub poll_ms: u64,
+    /// Called with each job a worker finishes (the server counts them for `/metrics`).
+    pub on_finish: Option<FinishHook>,
 }
+
+/// A callback told of every job a worker finishes, with its final record.
+pub type FinishHook = Arc<dyn Fn(&Job) + Send + Sync>;
 
 impl WorkerConfig {
     /// Defaults: a 30 s lease, heartbeats every 10 s, polls every 500 ms.
@@ -40,12 +45,26 @@ impl WorkerConfig {
             lease_ms: 30_000,
             heartbeat_ms: 10_000,
             poll_ms: 500,
+            on_finish: None,
         }
     }
 }
 
+impl std::fmt::Debug for WorkerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerConfig")
+            .field("id", &self.id)
+            .field("data_dir", &self.data_dir)
+            .field("lease_ms", &self.lease_ms)
+            .field("heartbeat_ms", &self.heartbeat_ms)
+            .field("poll_ms", &self.poll_ms)
+            .field("on_finish", &self.on_finish.is_some())
+            .finish()
+    }
+}
+
 /// The job kinds a worker runs.
-pub const JOB_KINDS: [&str; 3] = ["profile", "clean", "dedup"];
+pub const JOB_KINDS: [&str; 4] = ["profile", "suggest", "clean", "dedup"];
 
 /// What a job produced: its result summary, metrics and files.
 struct Produced {
@@ -80,6 +99,7 @@ fn inputs_of(job: &Job) -> Result<Vec<String>, ServiceError> {
 
 /// Runs a job's use case, reporting bytes read to `progress` (of `total`).
 async fn execute(
+    store: &Store,
     job: &Job,
     dir: &Path,
     progress: Arc<AtomicU64>,
@@ -96,8 +116,27 @@ async fn execute(
             opened.progress = progress;
             let p = opened.run().await?;
             let path = dir.join("profile.json");
-            let text = serde_json::to_vec_pretty(&p).map_err(|e| bad(e.to_string()))?;
+            let value = serde_json::to_value(&p).map_err(|e| bad(e.to_string()))?;
+            let text = serde_json::to_vec_pretty(&value).map_err(|e| bad(e.to_string()))?;
             crate::write_atomic(&path, &text)?;
+            // A profile of a dataset version is kept with the version.
+            if let Some(version) = job.params.get("version_id").and_then(Value::as_str) {
+                let schema = json!(
+                    p.columns
+                        .iter()
+                        .map(|c| json!({"name": c.name, "type": c.inferred_type}))
+                        .collect::<Vec<_>>()
+                );
+                store
+                    .set_profile(
+                        &job.tenant_id,
+                        version,
+                        &schema,
+                        &value,
+                        p.dataset.rows as i64,
+                    )
+                    .await?;
+            }
             Ok(Produced {
                 result: json!({
                     "rows": p.dataset.rows,
@@ -107,6 +146,26 @@ async fn execute(
                 }),
                 metrics: json!({"rows_processed": p.dataset.rows}),
                 files: vec![("profile".into(), path)],
+            })
+        }
+        "suggest" => {
+            let plan = crate::clean::suggest(ProfileRequest {
+                inputs,
+                ..Default::default()
+            })
+            .await?;
+            let value = plan.to_value();
+            let path = dir.join("plan.json");
+            let text = serde_json::to_vec_pretty(&value).map_err(|e| bad(e.to_string()))?;
+            crate::write_atomic(&path, &text)?;
+            let steps = value
+                .get("steps")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            Ok(Produced {
+                result: json!({"steps": steps, "plan": value}),
+                metrics: json!({}),
+                files: vec![("plan".into(), path)],
             })
         }
         "dedup" => {
@@ -220,6 +279,31 @@ fn sha256_file(p: &Path) -> Result<(String, i64), ServiceError> {
     Ok((sha, bytes.len() as i64))
 }
 
+/// Records an output under the id derived from the job and its name (a retry
+/// overwrites the row, never adds one).
+async fn record_artifact(
+    store: &Store,
+    job: &Job,
+    name: &str,
+    path: &Path,
+) -> Result<(), ServiceError> {
+    let (sha, bytes) = sha256_file(path)?;
+    store
+        .add_artifact(&Artifact {
+            id: format!("art_{}_{name}", job.id),
+            tenant_id: job.tenant_id.clone(),
+            job_id: Some(job.id.clone()),
+            dataset_id: job.dataset_id.clone(),
+            kind: name.to_string(),
+            path: path.display().to_string(),
+            bytes,
+            sha256: sha,
+            created_at: now_ms(),
+        })
+        .await?;
+    Ok(())
+}
+
 /// Leases one runnable job, runs it and records the outcome. Returns the job
 /// id and its state after, or `None` when nothing was runnable.
 pub async fn run_once(
@@ -284,7 +368,17 @@ pub async fn run_once(
                     metrics: Some(json!({"bytes_read": done})),
                 };
                 match store.heartbeat(&id, &cfg.id, cfg.lease_ms, &p).await {
-                    Ok(Heartbeat::Continue) => {}
+                    Ok(Heartbeat::Continue) => {
+                        // The live console shows progress as log lines too.
+                        let _ = store
+                            .append_log(
+                                &id,
+                                "progress",
+                                &format!("{:.0}% read", p.progress * 100.0),
+                                &json!({"progress": p.progress, "eta_ms": p.eta_ms, "bytes_read": done}),
+                            )
+                            .await;
+                    }
                     Ok(Heartbeat::Cancel) => {
                         cancelled.store(true, Ordering::Relaxed);
                         break;
@@ -297,7 +391,7 @@ pub async fn run_once(
             }
         })
     };
-    let run = execute(&job, &dir, progress.clone(), total.clone());
+    let run = execute(store, &job, &dir, progress.clone(), total.clone());
     tokio::pin!(run);
     // A cancellation stops the run between its awaits (its inputs are
     // streams); a blocking step finishes in the background, unrecorded.
@@ -330,20 +424,7 @@ pub async fn run_once(
                 if !path.exists() {
                     continue;
                 }
-                let (sha, bytes) = sha256_file(path)?;
-                store
-                    .add_artifact(&Artifact {
-                        id: format!("art_{}_{name}", job.id),
-                        tenant_id: job.tenant_id.clone(),
-                        job_id: Some(job.id.clone()),
-                        dataset_id: job.dataset_id.clone(),
-                        kind: name.clone(),
-                        path: path.display().to_string(),
-                        bytes,
-                        sha256: sha,
-                        created_at: now_ms(),
-                    })
-                    .await?;
+                record_artifact(store, &job, name, path).await?;
                 files.push(json!({"kind": name, "path": path.display().to_string()}));
             }
             let mut result = p.result;
@@ -373,6 +454,39 @@ pub async fn run_once(
             state
         }
     };
+    if state.is_final() {
+        // The log goes with the job's outputs, as JSON lines.
+        let lines = store
+            .logs_since(&job.tenant_id, &job.id, 0, i64::MAX)
+            .await?;
+        let mut text = String::new();
+        for l in &lines {
+            text.push_str(&serde_json::to_string(l).map_err(|e| bad(e.to_string()))?);
+            text.push('\n');
+        }
+        let path = dir.join("logs.jsonl");
+        crate::write_atomic(&path, text.as_bytes())?;
+        record_artifact(store, &job, "log", &path).await?;
+    }
+    if state == JobState::Succeeded {
+        // Rows count towards the tenant's monthly quota.
+        let rows = store
+            .job(&job.tenant_id, &job.id)
+            .await?
+            .metrics
+            .get("rows_processed")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        if rows > 0 {
+            let month = chrono::Utc::now().format("%Y-%m").to_string();
+            store.add_usage(&job.tenant_id, &month, rows).await?;
+        }
+    }
+    if let Some(hook) = &cfg.on_finish
+        && state.is_final()
+    {
+        hook(&store.job(&job.tenant_id, &job.id).await?);
+    }
     Ok(Some((job.id.clone(), state)))
 }
 

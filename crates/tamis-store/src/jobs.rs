@@ -487,6 +487,7 @@ impl Store {
                     // Leased in between: flag it instead.
                     return Box::pin(self.cancel(tenant_id, job_id)).await;
                 }
+                self.changed();
                 Ok(JobState::Cancelled)
             }
             JobState::Running => {
@@ -580,7 +581,10 @@ impl Store {
                 .fetch_one(&self.pool)
                 .await;
             match r {
-                Ok(r) => return Ok(r.try_get("seq")?),
+                Ok(r) => {
+                    self.changed();
+                    return Ok(r.try_get("seq")?);
+                }
                 Err(sqlx::Error::Database(d)) if d.is_unique_violation() => continue,
                 Err(e) => return Err(e.into()),
             }

@@ -200,6 +200,25 @@ pub struct Artifact {
     pub created_at: i64,
 }
 
+/// A saved cleaning plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedPlan {
+    /// Id.
+    pub id: String,
+    /// Tenant.
+    pub tenant_id: String,
+    /// The dataset it was made for, if any.
+    pub dataset_id: Option<String>,
+    /// Label.
+    pub name: String,
+    /// The plan document (as `tamis clean --plan` reads it).
+    pub plan: Value,
+    /// Who saved it.
+    pub created_by: String,
+    /// Saved (ms).
+    pub created_at: i64,
+}
+
 /// One audit entry: who did what to what, when.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEntry {
@@ -224,6 +243,9 @@ pub struct AuditEntry {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Bumped by every job log line and job state change made through this
+    /// store (this process); watchers wake at once instead of polling.
+    changes: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
     /// Jobs that may wait in the queue at once (enqueue beyond it is refused).
     pub max_queue_depth: i64,
 }
@@ -321,6 +343,18 @@ fn artifact_of(r: &AnyRow) -> Result<Artifact, StoreError> {
     })
 }
 
+fn plan_of(r: &AnyRow) -> Result<SavedPlan, StoreError> {
+    Ok(SavedPlan {
+        id: r.try_get("id")?,
+        tenant_id: r.try_get("tenant_id")?,
+        dataset_id: r.try_get("dataset_id")?,
+        name: r.try_get("name")?,
+        plan: parse_json("plans.plan", &r.try_get::<String, _>("plan")?)?,
+        created_by: r.try_get("created_by")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
 /// A unique-constraint violation becomes a conflict that names what is taken.
 fn unique(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
     match &e {
@@ -371,6 +405,7 @@ impl Store {
         Ok(Store {
             pool,
             backend,
+            changes: std::sync::Arc::new(tokio::sync::watch::channel(0).0),
             max_queue_depth: 10_000,
         })
     }
@@ -392,6 +427,16 @@ impl Store {
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
         }
         Ok(())
+    }
+
+    /// Wakes on every job log line or job state change written through this
+    /// store in this process (other processes' writes are seen by polling).
+    pub fn watch_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    pub(crate) fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Whether the database answers.
@@ -850,5 +895,99 @@ impl Store {
                 .transpose()?
                 .unwrap_or(0),
         )
+    }
+
+    /// The tenant's users, by email.
+    pub async fn users(&self, tenant_id: &str) -> Result<Vec<User>, StoreError> {
+        sqlx::query("SELECT * FROM users WHERE tenant_id = $1 ORDER BY email")
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(user_of)
+            .collect()
+    }
+
+    /// The tenant's API keys (never their secrets), newest first.
+    pub async fn api_keys(&self, tenant_id: &str) -> Result<Vec<ApiKey>, StoreError> {
+        sqlx::query("SELECT * FROM api_keys WHERE tenant_id = $1 ORDER BY created_at DESC, id")
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(key_of)
+            .collect()
+    }
+
+    /// One artifact of the tenant.
+    pub async fn artifact(&self, tenant_id: &str, id: &str) -> Result<Artifact, StoreError> {
+        let r = sqlx::query("SELECT * FROM artifacts WHERE id = $1 AND tenant_id = $2")
+            .bind(id)
+            .bind(tenant_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("artifact {id}")))?;
+        artifact_of(&r)
+    }
+
+    /// Saves a plan.
+    pub async fn save_plan(
+        &self,
+        tenant_id: &str,
+        dataset_id: Option<&str>,
+        name: &str,
+        plan: &Value,
+        created_by: &str,
+    ) -> Result<SavedPlan, StoreError> {
+        if let Some(d) = dataset_id {
+            self.dataset(tenant_id, d).await?;
+        }
+        let p = SavedPlan {
+            id: new_id("plan"),
+            tenant_id: tenant_id.to_string(),
+            dataset_id: dataset_id.map(String::from),
+            name: name.to_string(),
+            plan: plan.clone(),
+            created_by: created_by.to_string(),
+            created_at: now_ms(),
+        };
+        sqlx::query("INSERT INTO plans (id, tenant_id, dataset_id, name, plan, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(&p.id)
+            .bind(&p.tenant_id)
+            .bind(&p.dataset_id)
+            .bind(&p.name)
+            .bind(json_text(&p.plan))
+            .bind(&p.created_by)
+            .bind(p.created_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(p)
+    }
+
+    /// One saved plan of the tenant.
+    pub async fn plan(&self, tenant_id: &str, id: &str) -> Result<SavedPlan, StoreError> {
+        let r = sqlx::query("SELECT * FROM plans WHERE id = $1 AND tenant_id = $2")
+            .bind(id)
+            .bind(tenant_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("plan {id}")))?;
+        plan_of(&r)
+    }
+
+    /// The tenant's saved plans, newest first (of one dataset, if given).
+    pub async fn plans(
+        &self,
+        tenant_id: &str,
+        dataset_id: Option<&str>,
+    ) -> Result<Vec<SavedPlan>, StoreError> {
+        sqlx::query("SELECT * FROM plans WHERE tenant_id = $1 AND ($2 IS NULL OR dataset_id = $2) ORDER BY created_at DESC, id")
+            .bind(tenant_id)
+            .bind(dataset_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(plan_of)
+            .collect()
     }
 }

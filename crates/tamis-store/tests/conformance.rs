@@ -123,6 +123,30 @@ async fn suite(url: &str) {
         Err(StoreError::Conflict(_))
     ));
     let db = s.create_dataset(&b.id, "customers", &ub.id).await.unwrap();
+
+    // Saved plans, users and keys are listed per tenant.
+    let plan = json!({"steps": [{"id": "trim_1", "type": "trim", "columns": ["name"]}]});
+    let pa = s
+        .save_plan(&a.id, Some(&d.id), "first", &plan, &ua.id)
+        .await
+        .unwrap();
+    s.save_plan(&a.id, None, "loose", &plan, &ua.id)
+        .await
+        .unwrap();
+    assert_eq!(s.plan(&a.id, &pa.id).await.unwrap(), pa);
+    assert!(matches!(
+        s.plan(&b.id, &pa.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.save_plan(&b.id, Some(&d.id), "x", &plan, &ub.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(s.plans(&a.id, None).await.unwrap().len(), 2);
+    assert_eq!(s.plans(&a.id, Some(&d.id)).await.unwrap(), vec![pa]);
+    assert!(s.plans(&b.id, None).await.unwrap().is_empty());
+    assert_eq!(s.users(&a.id).await.unwrap().len(), 1);
+    assert_eq!(s.users(&b.id).await.unwrap()[0].id, ub.id);
     assert!(matches!(
         s.dataset(&b.id, &d.id).await,
         Err(StoreError::NotFound(_))
