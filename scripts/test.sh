@@ -7,8 +7,8 @@
 # crates.io on the first run. Services the tests talk to are installed here when missing
 # (Debian packages) and started by the tests themselves on loopback, in throwaway
 # directories: PostgreSQL for the metadata store's conformance suite, redis-server for
-# the shared rate-limit counters. Set TAMIS_TEST_POSTGRES_URL=postgres://USER@HOST:PORT/postgres
-# to use a running PostgreSQL.
+# the shared rate-limit counters, headless Chromium for the web UI's end-to-end test.
+# Set TAMIS_TEST_POSTGRES_URL=postgres://USER@HOST:PORT/postgres to use a running PostgreSQL.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -22,6 +22,7 @@ need_packages() {
     ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
   fi
   command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
   [ ${#missing[@]} -eq 0 ] && return
   step "installing ${missing[*]}"
   local sudo=""
@@ -39,7 +40,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test"
 # Tests that need a service fail (rather than skip) when it is missing here.
-export TAMIS_REQUIRE_REDIS=1
+export TAMIS_REQUIRE_REDIS=1 TAMIS_REQUIRE_CHROMIUM=1
 cargo test --workspace --locked
 
 step "all checks passed"

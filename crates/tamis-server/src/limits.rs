@@ -169,11 +169,11 @@ impl Limiter {
     }
 
     fn limit_of(&self, tier: &str) -> Option<u64> {
-        if let Some(n) = self.tiers.per_window.get(tier) {
-            return Some(*n);
-        }
         if tier == "unlimited" {
             return None;
+        }
+        if let Some(n) = self.tiers.per_window.get(tier) {
+            return Some(*n);
         }
         self.tiers.per_window.values().min().copied()
     }
