@@ -9,6 +9,7 @@
 use std::path::{Path as FsPath, PathBuf};
 
 use axum::extract::{Multipart, Path, Query, State};
+use axum::handler::Handler;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -24,13 +25,16 @@ use crate::error::ApiError;
 use crate::{AppState, Principal, json_status};
 
 pub(crate) fn routes() -> axum::Router<AppState> {
+    // Uploads stream to disk and are held to `max_upload_bytes` as they arrive,
+    // so the framework's limit on buffered bodies is lifted on those two only.
+    let streamed = axum::extract::DefaultBodyLimit::disable;
     Router::new()
-        .route("/datasets", get(list).post(upload))
+        .route("/datasets", get(list).post(upload.layer(streamed())))
         .route("/datasets/ingest", post(ingest))
         .route("/datasets/{id}", get(one))
         .route(
             "/datasets/{id}/versions",
-            get(versions).post(upload_version),
+            get(versions).post(upload_version.layer(streamed())),
         )
         .route("/datasets/{id}/profile", get(profile))
         .route("/datasets/{id}/issues", get(issues))

@@ -155,13 +155,10 @@ pub fn app(state: AppState) -> Router {
             dirs.push(d);
         }
     }
-    let upload_limit = usize::try_from(state.config().max_upload_bytes)
-        .unwrap_or(usize::MAX)
-        .saturating_add(1 << 20);
     let api = Router::new()
         .merge(admin::routes())
         .merge(jobs::routes())
-        .merge(datasets::routes().layer(DefaultBodyLimit::max(upload_limit)));
+        .merge(datasets::routes());
     Router::new()
         .nest("/api/v1", api)
         .merge(ws::routes())
@@ -172,7 +169,8 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             request_context,
         ))
-        .layer(DefaultBodyLimit::max(1 << 20))
+        // JSON bodies (plans, settings) are buffered: at most 8 MiB.
+        .layer(DefaultBodyLimit::max(8 << 20))
         .with_state(state)
 }
 

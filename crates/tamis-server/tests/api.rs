@@ -463,12 +463,30 @@ async fn upload_profile_suggest_clean_and_download() {
     // Listing with filters.
     let all = h.get("/api/v1/jobs", &eng).await.json();
     assert_eq!(all["jobs"].as_array().unwrap().len(), 3);
+    let all_datasets = h.get("/api/v1/datasets", &eng).await.json();
+    assert_eq!(all_datasets["datasets"].as_array().unwrap().len(), 1);
     let cleans = h
         .get("/api/v1/jobs?kind=clean&state=succeeded", &eng)
         .await
         .json();
     assert_eq!(cleans["jobs"].as_array().unwrap().len(), 1);
     assert_eq!(h.get("/api/v1/jobs?state=melted", &eng).await.status, 400);
+
+    // Uploads stream past the 8 MiB limit on buffered JSON bodies; JSON does not.
+    let mut big = b"a,b\n".to_vec();
+    while big.len() < 9 << 20 {
+        big.extend_from_slice(b"12345,67890\n");
+    }
+    let r = h.upload(&eng, "big.csv", &big, None).await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    assert_eq!(r.json()["bytes"], big.len());
+    let huge = json!({"name": "x", "plan": {"steps": [], "pad": "x".repeat(9 << 20)}});
+    let r = h
+        .call("POST", "/api/v1/plans", Some(&eng), Some(huge))
+        .await;
+    assert_eq!(r.status, 413);
+    assert_eq!(r.error_code(), "payload_too_large");
+    h.drain().await;
 
     // A second upload of the same name is version 2.
     let r = h

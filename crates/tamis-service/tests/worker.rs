@@ -67,7 +67,7 @@ async fn every_kind_runs_and_bad_jobs_fail_once() {
     let arts = store.artifacts(&t.id, &ids[1]).await.unwrap();
     let mut kinds: Vec<&str> = arts.iter().map(|a| a.kind.as_str()).collect();
     kinds.sort();
-    assert_eq!(kinds, vec!["clusters", "pairs"]);
+    assert_eq!(kinds, vec!["clusters", "log", "pairs"]);
 
     let profile = get(2).await.unwrap();
     assert_eq!(profile.state, JobState::Succeeded);

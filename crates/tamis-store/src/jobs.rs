@@ -9,7 +9,7 @@ use serde_json::Value;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::{Backend, Store, StoreError, json_text, new_id, now_ms, parse_json};
+use crate::{Backend, Store, StoreError, json_text, now_ms, parse_json};
 
 /// Where a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -246,7 +246,7 @@ impl Store {
             return Err(StoreError::QueueFull(depth));
         }
         let now = now_ms();
-        let id = new_id("job");
+        let id = crate::new_ordered_id("job");
         let inserted = sqlx::query("INSERT INTO jobs (id, tenant_id, kind, dataset_id, params, state, idempotency_key, max_attempts, run_after, created_by, created_at) VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10)")
             .bind(&id)
             .bind(&j.tenant_id)

@@ -74,6 +74,21 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", secret::random_hex(16))
 }
 
+/// A new id that sorts in creation order within this process (then by time
+/// across processes): milliseconds and a counter in hex, then 48 random bits.
+/// Jobs get these, so the queue's `ORDER BY created_at, id` is first in, first
+/// out even for jobs submitted in the same millisecond.
+pub fn new_ordered_id(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed) & 0xffff;
+    format!(
+        "{prefix}_{:012x}{n:04x}{}",
+        now_ms().max(0),
+        secret::random_hex(6)
+    )
+}
+
 /// A tenant: the unit of isolation, limits and quotas.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tenant {
