@@ -235,9 +235,9 @@ fn serve_demo_comes_up_and_profiles_the_example() {
     let (st, body) = http(&addr, "GET", "/api/v1/datasets", Some(&token), "");
     assert_eq!(st, 200);
     assert!(body.contains("\"customers\""), "{body}");
-    // A second start seeds nothing new (the admin exists).
+    // SIGTERM (as a service manager stops it): a clean exit.
     Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     let status = child.wait().unwrap();

@@ -552,7 +552,7 @@ fn version_view(v: &Version, with_profile: bool) -> Value {
         "id": v.id, "version": v.version, "checksum": v.checksum, "bytes": v.bytes,
         "rows": v.rows, "schema": v.schema, "created_at": v.created_at,
         "file": v.artifact.rsplit('/').next(),
-        "profiled": v.profile.is_some(),
+        "profiled": v.profile.is_some() || v.rows.is_some(),
     });
     if with_profile && let Value::Object(m) = &mut o {
         m.insert("profile".into(), v.profile.clone().unwrap_or(Value::Null));
@@ -569,7 +569,7 @@ pub async fn list(State(st): State<AppState>, p: Principal) -> Result<Json<Value
         if p.may_use_dataset(&d.id).is_err() {
             continue;
         }
-        let vs = st.store().versions(&p.tenant_id, &d.id).await?;
+        let vs = st.store().versions_brief(&p.tenant_id, &d.id).await?;
         out.push(json!({"dataset": d, "versions": vs.len(), "latest": vs.last().map(|v| version_view(v, false))}));
     }
     Ok(Json(json!({"datasets": out})))
@@ -582,7 +582,7 @@ async fn dataset_of(
 ) -> Result<(tamis_store::Dataset, Vec<Version>), ApiError> {
     let d = st.store().dataset(&p.tenant_id, id).await?;
     p.may_on("read", id)?;
-    let vs = st.store().versions(&p.tenant_id, id).await?;
+    let vs = st.store().versions_brief(&p.tenant_id, id).await?;
     Ok((d, vs))
 }
 
@@ -633,15 +633,17 @@ pub async fn versions(
     ))
 }
 
-async fn profile_of(
+/// A version's profile as stored JSON text (not parsed: the profile answer
+/// passes it through).
+async fn profile_text(
     st: &AppState,
     p: &Principal,
     id: &str,
     version: Option<i64>,
-) -> Result<(Version, Value), ApiError> {
+) -> Result<(Version, String), ApiError> {
     let (_, vs) = dataset_of(st, p, id).await?;
     let v = pick(&vs, version)?.clone();
-    let Some(profile) = v.profile.clone() else {
+    let Some(text) = st.store().profile_text(&p.tenant_id, &v.id).await? else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "not_ready",
@@ -651,7 +653,7 @@ async fn profile_of(
             ),
         ));
     };
-    Ok((v, profile))
+    Ok((v, text))
 }
 
 /// The profile of a version (default: the latest).
@@ -663,9 +665,17 @@ pub async fn profile(
     p: Principal,
     Path(id): Path<String>,
     Query(q): Query<VersionQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let (v, profile) = profile_of(&st, &p, &id, q.version).await?;
-    Ok(Json(json!({"version": v.version, "profile": profile})))
+) -> Result<Response, ApiError> {
+    let (v, text) = profile_text(&st, &p, &id, q.version).await?;
+    // `{"version": N, "profile": …}` around the stored text, which was
+    // written by serde_json and is valid JSON.
+    let body = format!("{{\"version\":{},\"profile\":{text}}}", v.version);
+    let mut r = Response::new(axum::body::Body::from(body));
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    Ok(r)
 }
 
 /// The issues found in a version's profile.
@@ -677,7 +687,8 @@ pub async fn issues(
     Path(id): Path<String>,
     Query(q): Query<VersionQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let (v, profile) = profile_of(&st, &p, &id, q.version).await?;
+    let (v, text) = profile_text(&st, &p, &id, q.version).await?;
+    let profile: Value = serde_json::from_str(&text).map_err(ApiError::internal)?;
     Ok(Json(json!({
         "version": v.version,
         "quality": profile.get("quality"),

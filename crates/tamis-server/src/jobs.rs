@@ -177,7 +177,7 @@ pub async fn create(
     p.require(role)?;
     let ds = st.store().dataset(&p.tenant_id, &r.dataset_id).await?;
     p.may_on(&r.kind, &ds.id)?;
-    let vs = st.store().versions(&p.tenant_id, &ds.id).await?;
+    let vs = st.store().versions_brief(&p.tenant_id, &ds.id).await?;
     let v = match r.version {
         Some(n) => vs.iter().find(|v| v.version == n),
         None => vs.last(),

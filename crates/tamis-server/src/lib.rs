@@ -458,8 +458,21 @@ pub async fn serve(
     }
     ready(addr, &state);
     let router = app(state);
+    // Ctrl-C or SIGTERM (a service manager, a container stop): stop taking
+    // requests and jobs, finish the ones in hand, exit 0.
     let shutdown = async move {
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+            }
+        }
+        #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
         let _ = stop_tx.send(true);
     };
     axum::serve(listener, router)

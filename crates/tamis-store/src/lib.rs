@@ -794,6 +794,43 @@ impl Store {
             .collect()
     }
 
+    /// The versions of a dataset of the tenant, oldest first, without their
+    /// profiles (`profile` is `None`; `rows` is set once a version is profiled):
+    /// what listings need, without reading and parsing every profile.
+    pub async fn versions_brief(
+        &self,
+        tenant_id: &str,
+        dataset_id: &str,
+    ) -> Result<Vec<Version>, StoreError> {
+        self.dataset(tenant_id, dataset_id).await?;
+        sqlx::query("SELECT id, dataset_id, version, artifact, checksum, bytes, schema_json, CAST(NULL AS TEXT) AS profile_json, rows, created_at FROM dataset_versions WHERE dataset_id = $1 AND tenant_id = $2 ORDER BY version")
+            .bind(dataset_id)
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(version_of)
+            .collect()
+    }
+
+    /// A version's profile as the JSON text it was stored as (`None`: not
+    /// profiled yet), for answers that pass it through without parsing.
+    pub async fn profile_text(
+        &self,
+        tenant_id: &str,
+        version_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let r = sqlx::query(
+            "SELECT profile_json FROM dataset_versions WHERE id = $1 AND tenant_id = $2",
+        )
+        .bind(version_id)
+        .bind(tenant_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("version {version_id}")))?;
+        Ok(r.try_get("profile_json")?)
+    }
+
     // ------------------------------------------------------------ artifacts, audit, usage
 
     /// Records an artifact; recording one with the same id again (a retried

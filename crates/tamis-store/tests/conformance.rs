@@ -181,6 +181,17 @@ async fn suite(url: &str) {
     assert_eq!(vs[1].profile, Some(json!({"rows": 3})));
     assert_eq!(vs[1].rows, Some(3));
     assert!(s.versions(&b.id, &d.id).await.is_err());
+    let brief = s.versions_brief(&a.id, &d.id).await.unwrap();
+    assert_eq!((brief[1].profile.as_ref(), brief[1].rows), (None, Some(3)));
+    assert_eq!(brief[1].checksum, vs[1].checksum);
+    let text = s.profile_text(&a.id, &vs[1].id).await.unwrap().unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+        json!({"rows": 3})
+    );
+    assert_eq!(s.profile_text(&a.id, &vs[0].id).await.unwrap(), None);
+    assert!(s.profile_text(&b.id, &vs[1].id).await.is_err());
+    assert!(s.versions_brief(&b.id, &d.id).await.is_err());
 
     // Audit and usage.
     s.audit(
