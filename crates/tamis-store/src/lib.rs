@@ -783,15 +783,8 @@ impl Store {
         tenant_id: &str,
         dataset_id: &str,
     ) -> Result<Vec<Version>, StoreError> {
-        self.dataset(tenant_id, dataset_id).await?;
-        sqlx::query("SELECT * FROM dataset_versions WHERE dataset_id = $1 AND tenant_id = $2 ORDER BY version")
-            .bind(dataset_id)
-            .bind(tenant_id)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(version_of)
-            .collect()
+        self.versions_of(tenant_id, dataset_id, "profile_json")
+            .await
     }
 
     /// The versions of a dataset of the tenant, oldest first, without their
@@ -802,8 +795,22 @@ impl Store {
         tenant_id: &str,
         dataset_id: &str,
     ) -> Result<Vec<Version>, StoreError> {
+        self.versions_of(tenant_id, dataset_id, "CAST(NULL AS TEXT)")
+            .await
+    }
+
+    async fn versions_of(
+        &self,
+        tenant_id: &str,
+        dataset_id: &str,
+        profile: &str,
+    ) -> Result<Vec<Version>, StoreError> {
         self.dataset(tenant_id, dataset_id).await?;
-        sqlx::query("SELECT id, dataset_id, version, artifact, checksum, bytes, schema_json, CAST(NULL AS TEXT) AS profile_json, rows, created_at FROM dataset_versions WHERE dataset_id = $1 AND tenant_id = $2 ORDER BY version")
+        let sql = format!(
+            "SELECT id, dataset_id, version, artifact, checksum, bytes, schema_json, {profile} AS profile_json, rows, created_at \
+             FROM dataset_versions WHERE dataset_id = $1 AND tenant_id = $2 ORDER BY version"
+        );
+        sqlx::query(&sql)
             .bind(dataset_id)
             .bind(tenant_id)
             .fetch_all(&self.pool)
