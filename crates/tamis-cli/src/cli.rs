@@ -66,6 +66,36 @@ pub enum Command {
     /// keys generated on first start. `--demo` seeds a demo admin and the
     /// example dataset and prints the URL and the login.
     Serve(ServeArgs),
+    /// Tenants of the platform.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+}
+
+/// `tamis tenant …`.
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant and its first admin (the password comes from
+    /// TAMIS_ADMIN_PASSWORD or, when that is unset, the first line of standard input).
+    Create(TenantCreateArgs),
+}
+
+/// Flags of `tamis tenant create`.
+#[derive(Debug, Args)]
+pub struct TenantCreateArgs {
+    /// Unique tenant name.
+    pub name: String,
+    /// The first admin's email.
+    #[arg(long)]
+    pub admin_email: String,
+    /// Jobs the tenant may run at once.
+    #[arg(long, default_value_t = 2)]
+    pub max_concurrent_jobs: i64,
+    /// Rows the tenant may process per month (default: unlimited).
+    #[arg(long)]
+    pub rows_per_month: Option<i64>,
+    /// The metadata database (as `tamis migrate`).
+    #[arg(long, env = "TAMIS_DATABASE_URL", default_value = tamis_service::platform::DEFAULT_DATABASE_URL)]
+    pub database_url: String,
 }
 
 /// Flags of `tamis serve`.

@@ -103,6 +103,36 @@ fn run(args: cli::Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         cli::Command::Serve(a) => serve(a),
+        cli::Command::Tenant(cli::TenantCommand::Create(a)) => {
+            let password = match std::env::var("TAMIS_ADMIN_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let (t, u) = rt.block_on(async {
+                let store = tamis_service::platform::open_store(&a.database_url).await?;
+                tamis_service::platform::create_tenant(
+                    &store,
+                    &a.name,
+                    a.max_concurrent_jobs,
+                    a.rows_per_month,
+                    &a.admin_email,
+                    &password,
+                )
+                .await
+            })?;
+            println!(
+                "tenant {} ({}) created; admin {} ({})",
+                t.name, t.id, u.email, u.id
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         cli::Command::Worker(a) => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -253,3 +253,53 @@ fn serve_demo_comes_up_and_profiles_the_example() {
     assert!(v["request_id"].as_str().unwrap().starts_with("req_"));
     assert!(!err.contains(&token) && !err.contains("tamis-demo-admin"));
 }
+
+/// `tamis tenant create`: a tenant and its first admin, who can log in; a
+/// taken name and a short password are refused.
+#[test]
+fn tenant_create_makes_a_tenant_and_its_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("m/tamis.db").display());
+    let create = |name: &str, password: &str| {
+        Command::new(env!("CARGO_BIN_EXE_tamis"))
+            .args([
+                "tenant",
+                "create",
+                name,
+                "--admin-email",
+                "Boss@Acme.test",
+                "--rows-per-month",
+                "1000",
+            ])
+            .args(["--database-url", &url])
+            .env("TAMIS_ADMIN_PASSWORD", password)
+            .output()
+            .unwrap()
+    };
+    let o = create("acme", "long-enough-1");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("tenant acme"));
+    let o = create("acme", "long-enough-1");
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("acme"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = create("other", "short");
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt.block_on(tamis_store::Store::connect(&url)).unwrap();
+    let u = rt
+        .block_on(store.login("boss@acme.test", "long-enough-1"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(u.role, "admin");
+    let t = rt.block_on(store.tenant(&u.tenant_id)).unwrap();
+    assert_eq!((t.name.as_str(), t.rows_per_month), ("acme", Some(1000)));
+}

@@ -12,3 +12,40 @@ pub async fn open_store(url: &str) -> Result<tamis_store::Store, ServiceError> {
     store.migrate().await?;
     Ok(store)
 }
+
+/// Creates a tenant and its first admin (audited as a system action).
+pub async fn create_tenant(
+    store: &tamis_store::Store,
+    name: &str,
+    max_concurrent_jobs: i64,
+    rows_per_month: Option<i64>,
+    admin_email: &str,
+    admin_password: &str,
+) -> Result<(tamis_store::Tenant, tamis_store::User), ServiceError> {
+    if admin_password.chars().count() < 8 {
+        return Err(ServiceError::BadJob(
+            "the admin password needs at least 8 characters".into(),
+        ));
+    }
+    if max_concurrent_jobs < 1 {
+        return Err(ServiceError::BadJob(
+            "--max-concurrent-jobs must be at least 1".into(),
+        ));
+    }
+    let t = store
+        .create_tenant(name, max_concurrent_jobs, rows_per_month)
+        .await?;
+    let u = store
+        .create_user(&t.id, admin_email, admin_password, "admin")
+        .await?;
+    store
+        .audit(
+            Some(&t.id),
+            "system",
+            "tenant.create",
+            &t.id,
+            &serde_json::json!({"admin": u.id}),
+        )
+        .await?;
+    Ok((t, u))
+}
