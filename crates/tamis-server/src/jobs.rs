@@ -26,6 +26,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/jobs/{id}/artifacts/{kind}", get(artifact))
         .route("/jobs/{id}/provenance", get(provenance))
         .route("/jobs/{id}/lineage", get(lineage))
+        .route("/jobs/{id}/audit", get(audit))
 }
 
 /// A job as the API shows it: paths inside the data directory are relative.
@@ -548,4 +549,37 @@ pub async fn lineage(
         "verdict": verdict.to_string(),
         "chain": chain,
     })))
+}
+
+/// A job's audit trail: the platform's entries about it (submitted, cancelled,
+/// outputs downloaded, provenance read) and, for a clean job, the run's own
+/// audit log (one entry per step: what it did, to how many cells and rows).
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/audit", tag = "jobs", params(("id" = String, Path)),
+    responses((status = 200, description = "platform entries and the run's log")))]
+pub async fn audit(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let j = job_of(&st, &p, &id).await?;
+    let platform: Vec<_> = st
+        .store()
+        .audit_log(&p.tenant_id, 10_000)
+        .await?
+        .into_iter()
+        .filter(|e| e.target == id || e.target.starts_with(&format!("{id}/")))
+        .collect();
+    let run = match (j.kind.as_str(), artifact_path(&st, &p, &id, "output").await) {
+        ("clean", Ok((_, path))) => {
+            let file = tamis_clean::sidecar_dir(&path).join(tamis_clean::exec::AUDIT);
+            let text = tokio::fs::read_to_string(&file).await.unwrap_or_default();
+            text.lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .collect()
+        }
+        _ => Vec::new(),
+    };
+    Ok(Json(
+        json!({"job_id": id, "platform": platform, "run": run}),
+    ))
 }

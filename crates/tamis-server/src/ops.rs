@@ -63,7 +63,7 @@ impl Modify for Security {
         crate::datasets::one_plan,
         crate::jobs::create, crate::jobs::list, crate::jobs::one, crate::jobs::cancel, crate::jobs::logs,
         crate::jobs::logs_txt, crate::jobs::report, crate::jobs::artifacts, crate::jobs::artifact,
-        crate::jobs::provenance, crate::jobs::lineage,
+        crate::jobs::provenance, crate::jobs::lineage, crate::jobs::audit,
         health, ready, metrics,
     ),
     tags(

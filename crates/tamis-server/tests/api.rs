@@ -437,6 +437,22 @@ async fn upload_profile_suggest_clean_and_download() {
         .json();
     assert_eq!(lin["intact"], true, "{lin}");
 
+    // The job's audit trail: the platform's entries and the run's own log.
+    let trail = h
+        .get(&format!("/api/v1/jobs/{clean}/audit"), &eng)
+        .await
+        .json();
+    let platform: Vec<&str> = trail["platform"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for a in ["job.create", "artifact.download", "provenance.read"] {
+        assert!(platform.contains(&a), "{platform:?}");
+    }
+    assert!(!trail["run"].as_array().unwrap().is_empty(), "{trail}");
+
     // Logs: JSON (paged) and text; also kept as an artifact.
     let logs = h
         .get(&format!("/api/v1/jobs/{clean}/logs"), &eng)
@@ -752,6 +768,7 @@ async fn another_tenants_ids_are_not_found() {
         format!("/api/v1/jobs/{job}/artifacts/output"),
         format!("/api/v1/jobs/{job}/provenance"),
         format!("/api/v1/jobs/{job}/lineage"),
+        format!("/api/v1/jobs/{job}/audit"),
         format!("/ws/jobs/{job}"),
     ];
     for uri in &gets {
