@@ -144,7 +144,9 @@ pub fn sniff(name: &str, ext: &str, head: &[u8]) -> Result<(), ApiError> {
     ))
 }
 
-/// A file on disk under the data directory, not yet a version.
+/// A file written under the staging directory, not yet a version. Dropping
+/// it removes the file, so every refusal or failure before [`commit`] moves it
+/// into place leaves nothing behind (after the move, the removal finds nothing).
 struct Staged {
     tmp: PathBuf,
     name: String,
@@ -152,8 +154,8 @@ struct Staged {
     bytes: u64,
 }
 
-impl Staged {
-    fn discard(&self) {
+impl Drop for Staged {
+    fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.tmp);
     }
 }
@@ -166,16 +168,19 @@ fn staging_dir(st: &AppState) -> PathBuf {
     st.config().data_dir.join("staging")
 }
 
-/// Streams a multipart field to a staging file, hashing and size-checking it.
-async fn stage_field(
+/// Streams `chunks` of a file named `name` to a staging file: the name is
+/// checked, the first bytes must agree with its extension, the bytes are
+/// hashed, and more than `max` bytes (when given) are refused as they arrive.
+/// Uploads and ingests both come through here.
+async fn stage<E>(
     st: &AppState,
-    mut field: axum::extract::multipart::Field<'_>,
+    name: String,
+    max: Option<u64>,
+    chunks: impl futures::Stream<Item = Result<axum::body::Bytes, E>>,
+    chunk_error: impl Fn(E) -> ApiError,
 ) -> Result<Staged, ApiError> {
-    let raw = field
-        .file_name()
-        .map(String::from)
-        .ok_or_else(|| ApiError::bad_request("the `file` part needs a file name"))?;
-    let ext = check_name(&raw)?;
+    use futures::StreamExt;
+    let ext = check_name(&name)?;
     let dir = staging_dir(st);
     tokio::fs::create_dir_all(&dir)
         .await
@@ -184,62 +189,65 @@ async fn stage_field(
     let mut f = tokio::fs::File::create(&tmp)
         .await
         .map_err(|e| io_err("staging file", e))?;
-    let max = st.config().max_upload_bytes;
     let mut staged = Staged {
         tmp,
-        name: raw,
+        name,
         sha256: String::new(),
         bytes: 0,
     };
     let mut hasher = sha2::Sha256::new();
     let mut head: Vec<u8> = Vec::new();
-    let result: Result<(), ApiError> = async {
-        loop {
-            let chunk = match field.chunk().await {
-                Ok(Some(c)) => c,
-                Ok(None) => break,
-                Err(e) => {
-                    let status = e.status();
-                    return Err(if status == StatusCode::PAYLOAD_TOO_LARGE {
-                        too_large(max)
-                    } else {
-                        ApiError::bad_request(format!("the upload stopped: {}", e.body_text()))
-                    });
-                }
-            };
-            if head.len() < 8192 {
-                head.extend_from_slice(&chunk[..chunk.len().min(8192 - head.len())]);
-                if head.len() >= 8192 {
-                    sniff(&staged.name, &ext, &head)?;
-                }
+    let mut chunks = std::pin::pin!(chunks);
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(&chunk_error)?;
+        if head.len() < 8192 {
+            head.extend_from_slice(&chunk[..chunk.len().min(8192 - head.len())]);
+            if head.len() >= 8192 {
+                sniff(&staged.name, &ext, &head)?;
             }
-            staged.bytes += chunk.len() as u64;
-            if staged.bytes > max {
-                return Err(too_large(max));
-            }
-            hasher.update(&chunk);
-            f.write_all(&chunk)
-                .await
-                .map_err(|e| io_err("staging write", e))?;
         }
-        sniff(&staged.name, &ext, &head)?;
-        if staged.bytes == 0 {
-            return Err(ApiError::bad_request(format!(
-                "upload `{}` is empty",
-                staged.name
-            )));
+        staged.bytes += chunk.len() as u64;
+        if let Some(max) = max
+            && staged.bytes > max
+        {
+            return Err(too_large(max));
         }
-        f.flush().await.map_err(|e| io_err("staging flush", e))?;
-        f.sync_all().await.map_err(|e| io_err("staging sync", e))?;
-        Ok(())
+        hasher.update(&chunk);
+        f.write_all(&chunk)
+            .await
+            .map_err(|e| io_err("staging write", e))?;
     }
-    .await;
-    if let Err(e) = result {
-        staged.discard();
-        return Err(e);
+    sniff(&staged.name, &ext, &head)?;
+    if staged.bytes == 0 {
+        return Err(ApiError::bad_request(format!(
+            "upload `{}` is empty",
+            staged.name
+        )));
     }
+    f.flush().await.map_err(|e| io_err("staging flush", e))?;
+    f.sync_all().await.map_err(|e| io_err("staging sync", e))?;
     staged.sha256 = hex::encode(hasher.finalize());
     Ok(staged)
+}
+
+/// Streams a multipart field to a staging file.
+async fn stage_field(
+    st: &AppState,
+    field: axum::extract::multipart::Field<'_>,
+) -> Result<Staged, ApiError> {
+    let name = field
+        .file_name()
+        .map(String::from)
+        .ok_or_else(|| ApiError::bad_request("the `file` part needs a file name"))?;
+    let max = st.config().max_upload_bytes;
+    stage(st, name, Some(max), field, |e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large(max)
+        } else {
+            ApiError::bad_request(format!("the upload stopped: {}", e.body_text()))
+        }
+    })
+    .await
 }
 
 fn too_large(max: u64) -> ApiError {
@@ -289,10 +297,7 @@ async fn commit(
         tokio::fs::rename(&staged.tmp, &dest).await
     }
     .await;
-    if let Err(e) = placed {
-        staged.discard();
-        return Err(io_err("placing upload", e));
-    }
+    placed.map_err(|e| io_err("placing upload", e))?;
     let v = st
         .store()
         .add_version(
@@ -309,7 +314,7 @@ async fn commit(
             tenant_id: tenant.to_string(),
             kind: "profile".into(),
             dataset_id: Some(dataset.id.clone()),
-            params: json!({"inputs": [dest.display().to_string()], "version_id": v.id, "version": v.version}),
+            params: crate::jobs::version_params(st, &v),
             idempotency_key: Some(format!("profile:{}", v.id)),
             max_attempts: None,
             created_by: actor.to_string(),
@@ -351,12 +356,7 @@ async fn read_upload(
         let field = match mp.next_field().await {
             Ok(Some(f)) => f,
             Ok(None) => break,
-            Err(e) => {
-                if let Some(s) = &staged {
-                    s.discard();
-                }
-                return Err(bad_part(e));
-            }
+            Err(e) => return Err(bad_part(e)),
         };
         match field.name() {
             Some("file") if staged.is_none() => staged = Some(stage_field(st, field).await?),
@@ -394,17 +394,8 @@ pub async fn upload(
     st.limiter().check(&p.actor, &p.tier).await?;
     let (staged, name) = read_upload(&st, mp).await?;
     let name = name.unwrap_or_else(|| default_name(&staged.name));
-    let ds = match dataset_named(&st, &p.tenant_id, &p.user_id, &name).await {
-        Ok(d) => d,
-        Err(e) => {
-            staged.discard();
-            return Err(e);
-        }
-    };
-    if let Err(e) = p.may_use_dataset(&ds.id) {
-        staged.discard();
-        return Err(e);
-    }
+    let ds = dataset_named(&st, &p.tenant_id, &p.user_id, &name).await?;
+    p.may_use_dataset(&ds.id)?;
     let body = commit(&st, &p.tenant_id, &p.actor, &ds, staged).await?;
     Ok(json_status(StatusCode::ACCEPTED, body))
 }
@@ -440,66 +431,14 @@ pub async fn ingest_file(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let ext = check_name(&raw)?;
-    let dir = staging_dir(st);
-    tokio::fs::create_dir_all(&dir)
+    let f = tokio::fs::File::open(file)
         .await
-        .map_err(|e| io_err("staging dir", e))?;
-    let tmp = dir.join(tamis_store::new_id("up"));
-    let (src, dst) = (file.to_path_buf(), tmp.clone());
-    let raw2 = raw.clone();
-    let staged = tokio::task::spawn_blocking(move || -> Result<Staged, ApiError> {
-        use std::io::{Read, Write};
-        let mut r = std::fs::File::open(&src)
-            .map_err(|e| ApiError::bad_request(format!("cannot read `{}`: {e}", src.display())))?;
-        let mut w = std::fs::File::create(&dst).map_err(|e| io_err("staging file", e))?;
-        let mut hasher = sha2::Sha256::new();
-        let mut buf = vec![0u8; 256 << 10];
-        let mut bytes = 0u64;
-        let mut first = true;
-        let s = Staged {
-            tmp: dst.clone(),
-            name: raw2.clone(),
-            sha256: String::new(),
-            bytes: 0,
-        };
-        let r = (|| {
-            loop {
-                let n = r.read(&mut buf).map_err(|e| io_err("ingest read", e))?;
-                if n == 0 {
-                    break;
-                }
-                if first {
-                    sniff(&raw2, &ext, &buf[..n])?;
-                    first = false;
-                }
-                hasher.update(&buf[..n]);
-                w.write_all(&buf[..n])
-                    .map_err(|e| io_err("ingest write", e))?;
-                bytes += n as u64;
-            }
-            w.sync_all().map_err(|e| io_err("ingest sync", e))
-        })();
-        if let Err(e) = r {
-            s.discard();
-            return Err(e);
-        }
-        Ok(Staged {
-            sha256: hex::encode(hasher.finalize()),
-            bytes,
-            ..s
-        })
-    })
-    .await
-    .map_err(ApiError::internal)??;
-    let name = name.unwrap_or_else(|| default_name(&raw));
-    let ds = match dataset_named(st, tenant, actor, &name).await {
-        Ok(d) => d,
-        Err(e) => {
-            staged.discard();
-            return Err(e);
-        }
-    };
+        .map_err(|e| ApiError::bad_request(format!("cannot read `{}`: {e}", file.display())))?;
+    // The file is the server's own: no upload limit.
+    let chunks = tokio_util::io::ReaderStream::with_capacity(f, 256 << 10);
+    let staged = stage(st, raw, None, chunks, |e| io_err("ingest read", e)).await?;
+    let name = name.unwrap_or_else(|| default_name(&staged.name));
+    let ds = dataset_named(st, tenant, actor, &name).await?;
     commit(st, tenant, actor, &ds, staged).await
 }
 
@@ -569,7 +508,7 @@ pub async fn list(State(st): State<AppState>, p: Principal) -> Result<Json<Value
         if p.may_use_dataset(&d.id).is_err() {
             continue;
         }
-        let vs = st.store().versions_brief(&p.tenant_id, &d.id).await?;
+        let vs = st.store().versions_brief(&d).await?;
         out.push(json!({"dataset": d, "versions": vs.len(), "latest": vs.last().map(|v| version_view(v, false))}));
     }
     Ok(Json(json!({"datasets": out})))
@@ -582,7 +521,7 @@ async fn dataset_of(
 ) -> Result<(tamis_store::Dataset, Vec<Version>), ApiError> {
     let d = st.store().dataset(&p.tenant_id, id).await?;
     p.may_on("read", id)?;
-    let vs = st.store().versions_brief(&p.tenant_id, id).await?;
+    let vs = st.store().versions_brief(&d).await?;
     Ok((d, vs))
 }
 

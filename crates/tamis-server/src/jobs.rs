@@ -61,6 +61,16 @@ pub fn check_plan(plan: &Value) -> Result<(), ApiError> {
         })
 }
 
+/// The parameters of every job on a dataset version: its file (what workers
+/// read), the version's id (where a profile is kept) and its number.
+pub(crate) fn version_params(st: &AppState, v: &Version) -> Value {
+    json!({
+        "inputs": [st.data_path(&v.artifact).display().to_string()],
+        "version_id": v.id,
+        "version": v.version,
+    })
+}
+
 /// Queues a job of `kind` on a dataset version, after the tenant's monthly
 /// row quota. Returns the job (as stored) and whether it is new.
 pub(crate) async fn submit(
@@ -75,8 +85,10 @@ pub(crate) async fn submit(
     let tenant = st.store().tenant(&p.tenant_id).await?;
     if let Some(limit) = tenant.rows_per_month {
         let now = chrono::Utc::now();
-        let month = now.format("%Y-%m").to_string();
-        let used = st.store().usage(&p.tenant_id, &month).await?;
+        let used = st
+            .store()
+            .usage(&p.tenant_id, &tamis_store::current_month())
+            .await?;
         if used >= limit {
             use chrono::Datelike;
             let (y, m) = if now.month() == 12 {
@@ -96,11 +108,7 @@ pub(crate) async fn submit(
             .with_details(json!({"rows_per_month": limit, "used": used})));
         }
     }
-    let mut params = json!({
-        "inputs": [st.data_path(&v.artifact).display().to_string()],
-        "version_id": v.id,
-        "version": v.version,
-    });
+    let mut params = version_params(st, v);
     if let (Value::Object(m), Value::Object(x)) = (&mut params, extra) {
         m.extend(x);
     }
@@ -178,7 +186,7 @@ pub async fn create(
     p.require(role)?;
     let ds = st.store().dataset(&p.tenant_id, &r.dataset_id).await?;
     p.may_on(&r.kind, &ds.id)?;
-    let vs = st.store().versions_brief(&p.tenant_id, &ds.id).await?;
+    let vs = st.store().versions_brief(&ds).await?;
     let v = match r.version {
         Some(n) => vs.iter().find(|v| v.version == n),
         None => vs.last(),

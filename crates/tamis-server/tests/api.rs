@@ -693,7 +693,7 @@ async fn rate_limits_queue_depth_and_quotas_answer_429() {
     assert!(r.headers.get("retry-after").is_some());
     // Quota: 100 rows a month; run the jobs, then spend the rest.
     h.drain().await;
-    let month = chrono::Utc::now().format("%Y-%m").to_string();
+    let month = tamis_store::current_month();
     h.state
         .store()
         .add_usage(&h.tenant_a, &month, 100)

@@ -434,6 +434,17 @@ pub async fn run_once(
             store
                 .complete(&job.id, &cfg.id, &result, &p.metrics)
                 .await?;
+            // Rows count towards the tenant's monthly quota.
+            let rows = p
+                .metrics
+                .get("rows_processed")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            if rows > 0 {
+                store
+                    .add_usage(&job.tenant_id, &tamis_store::current_month(), rows)
+                    .await?;
+            }
             store
                 .append_log(&job.id, "info", "succeeded", &p.metrics)
                 .await?;
@@ -467,20 +478,6 @@ pub async fn run_once(
         let path = dir.join("logs.jsonl");
         crate::write_atomic(&path, text.as_bytes())?;
         record_artifact(store, &job, "log", &path).await?;
-    }
-    if state == JobState::Succeeded {
-        // Rows count towards the tenant's monthly quota.
-        let rows = store
-            .job(&job.tenant_id, &job.id)
-            .await?
-            .metrics
-            .get("rows_processed")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
-        if rows > 0 {
-            let month = chrono::Utc::now().format("%Y-%m").to_string();
-            store.add_usage(&job.tenant_id, &month, rows).await?;
-        }
     }
     if let Some(hook) = &cfg.on_finish
         && state.is_final()

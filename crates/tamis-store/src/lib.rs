@@ -69,6 +69,12 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// The `usage` table's key for this calendar month (UTC): `YYYY-MM`. Workers
+/// add to it and quota checks read it.
+pub fn current_month() -> String {
+    chrono::Utc::now().format("%Y-%m").to_string()
+}
+
 /// A new random id with a readable prefix (`job_…`, `ds_…`): 128 random bits in hex.
 pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", secret::random_hex(16))
@@ -783,36 +789,27 @@ impl Store {
         tenant_id: &str,
         dataset_id: &str,
     ) -> Result<Vec<Version>, StoreError> {
-        self.versions_of(tenant_id, dataset_id, "profile_json")
-            .await
+        let d = self.dataset(tenant_id, dataset_id).await?;
+        self.versions_of(&d, "profile_json").await
     }
 
-    /// The versions of a dataset of the tenant, oldest first, without their
-    /// profiles (`profile` is `None`; `rows` is set once a version is profiled):
-    /// what listings need, without reading and parsing every profile.
-    pub async fn versions_brief(
-        &self,
-        tenant_id: &str,
-        dataset_id: &str,
-    ) -> Result<Vec<Version>, StoreError> {
-        self.versions_of(tenant_id, dataset_id, "CAST(NULL AS TEXT)")
-            .await
+    /// The versions of a dataset, oldest first, without their profiles
+    /// (`profile` is `None`; `rows` is set once a version is profiled): what
+    /// listings need, without reading and parsing every profile. It takes the
+    /// dataset as [`Store::dataset`] returned it (scoped to its tenant), so
+    /// callers that hold one do not look it up twice.
+    pub async fn versions_brief(&self, dataset: &Dataset) -> Result<Vec<Version>, StoreError> {
+        self.versions_of(dataset, "CAST(NULL AS TEXT)").await
     }
 
-    async fn versions_of(
-        &self,
-        tenant_id: &str,
-        dataset_id: &str,
-        profile: &str,
-    ) -> Result<Vec<Version>, StoreError> {
-        self.dataset(tenant_id, dataset_id).await?;
+    async fn versions_of(&self, d: &Dataset, profile: &str) -> Result<Vec<Version>, StoreError> {
         let sql = format!(
             "SELECT id, dataset_id, version, artifact, checksum, bytes, schema_json, {profile} AS profile_json, rows, created_at \
              FROM dataset_versions WHERE dataset_id = $1 AND tenant_id = $2 ORDER BY version"
         );
         sqlx::query(&sql)
-            .bind(dataset_id)
-            .bind(tenant_id)
+            .bind(&d.id)
+            .bind(&d.tenant_id)
             .fetch_all(&self.pool)
             .await?
             .iter()
