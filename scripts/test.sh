@@ -7,7 +7,9 @@
 # crates.io on the first run. Services the tests talk to are installed here when missing
 # (Debian packages) and started by the tests themselves on loopback, in throwaway
 # directories: PostgreSQL for the metadata store's conformance suite, redis-server for
-# the shared rate-limit counters, headless Chromium for the web UI's end-to-end test.
+# the shared rate-limit counters, headless Chromium for the web UI's end-to-end test,
+# and s3s-fs (an S3 server on local files, built once with cargo into
+# ~/.cache/tamis-tools) for the artifact store over S3.
 # Set TAMIS_TEST_POSTGRES_URL=postgres://USER@HOST:PORT/postgres to use a running PostgreSQL.
 set -euo pipefail
 
@@ -32,6 +34,25 @@ need_packages() {
 }
 need_packages
 
+# s3s-fs, built once (about 3 minutes) outside the project's target directory.
+need_s3s_fs() {
+  local root="$HOME/.cache/tamis-tools"
+  if [ -z "${TAMIS_S3S_FS:-}" ]; then
+    if [ -x "$root/bin/s3s-fs" ]; then
+      TAMIS_S3S_FS="$root/bin/s3s-fs"
+    elif command -v s3s-fs >/dev/null 2>&1; then
+      TAMIS_S3S_FS="$(command -v s3s-fs)"
+    else
+      step "installing s3s-fs 0.14.1 into $root"
+      env -u CARGO_TARGET_DIR cargo install --quiet --locked --root "$root" \
+        s3s-fs --version 0.14.1 --features binary
+      TAMIS_S3S_FS="$root/bin/s3s-fs"
+    fi
+  fi
+  export TAMIS_S3S_FS
+}
+need_s3s_fs
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -40,7 +61,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test"
 # Tests that need a service fail (rather than skip) when it is missing here.
-export TAMIS_REQUIRE_REDIS=1 TAMIS_REQUIRE_CHROMIUM=1
+export TAMIS_REQUIRE_REDIS=1 TAMIS_REQUIRE_CHROMIUM=1 TAMIS_REQUIRE_S3=1
 cargo test --workspace --locked
 
 step "all checks passed"

@@ -112,9 +112,12 @@ impl CleanError {
     }
 }
 
+/// What a cleaned output's sidecar directory adds to the output's name.
+pub const SIDECAR_SUFFIX: &str = ".tamis";
+
 /// The name of the sidecar directory that holds a cleaned output's provenance.
 pub fn sidecar_dir(output: &std::path::Path) -> PathBuf {
     let mut s = output.as_os_str().to_owned();
-    s.push(".tamis");
+    s.push(SIDECAR_SUFFIX);
     PathBuf::from(s)
 }

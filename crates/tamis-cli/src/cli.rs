@@ -107,9 +107,16 @@ pub struct ServeArgs {
     /// The metadata database (as `tamis migrate`).
     #[arg(long, env = "TAMIS_DATABASE_URL", default_value = tamis_service::platform::DEFAULT_DATABASE_URL)]
     pub database_url: String,
-    /// Where uploads and job outputs live.
+    /// Local state: the token keys, scratch space for uploads and jobs, and
+    /// (unless --artifacts says otherwise) the artifacts.
     #[arg(long, env = "TAMIS_DATA_DIR", default_value = "./tamis-data")]
     pub data_dir: PathBuf,
+    /// The artifact store (uploads, outputs, provenance, logs): a directory,
+    /// file:///DIR or s3://BUCKET[/PREFIX], configured by the AWS_* variables
+    /// (AWS_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION,
+    /// AWS_ALLOW_HTTP). Default: DATA_DIR/artifacts.
+    #[arg(long, env = "TAMIS_ARTIFACTS")]
+    pub artifacts: Option<String>,
     /// Workers in this process (0: API only; run `tamis worker` elsewhere).
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
@@ -157,9 +164,16 @@ pub struct WorkerArgs {
     /// The metadata database (as `tamis migrate`).
     #[arg(long, env = "TAMIS_DATABASE_URL", default_value = tamis_service::platform::DEFAULT_DATABASE_URL)]
     pub database_url: String,
-    /// Where job outputs are written (DIR/artifacts/TENANT/JOB/).
+    /// Scratch space for running jobs (DIR/work/JOB/) and, unless
+    /// --artifacts says otherwise, the artifacts (DIR/artifacts).
     #[arg(long, env = "TAMIS_DATA_DIR", default_value = "./tamis-data")]
     pub data_dir: PathBuf,
+    /// The artifact store (uploads, outputs, provenance, logs): a directory,
+    /// file:///DIR or s3://BUCKET[/PREFIX], configured by the AWS_* variables
+    /// (AWS_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION,
+    /// AWS_ALLOW_HTTP). Default: DATA_DIR/artifacts.
+    #[arg(long, env = "TAMIS_ARTIFACTS")]
+    pub artifacts: Option<String>,
     /// The worker's name in leases and logs (default: worker-PID).
     #[arg(long)]
     pub id: Option<String>,

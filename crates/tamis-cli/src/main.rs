@@ -139,9 +139,13 @@ fn run(args: cli::Cli) -> anyhow::Result<ExitCode> {
                 .build()?;
             rt.block_on(async {
                 let store = tamis_service::platform::open_store(&a.database_url).await?;
+                let artifacts =
+                    tamis_service::platform::open_artifacts(a.artifacts.as_deref(), &a.data_dir)
+                        .await?;
                 let mut cfg = tamis_service::worker::WorkerConfig::new(
                     a.id.unwrap_or_else(|| format!("worker-{}", std::process::id())),
                     a.data_dir,
+                    artifacts,
                 );
                 cfg.lease_ms = a.lease_ms.max(300);
                 cfg.heartbeat_ms = (cfg.lease_ms / 3) as u64;
@@ -193,6 +197,7 @@ fn serve(a: cli::ServeArgs) -> anyhow::Result<ExitCode> {
         tiers,
         jwt_keys: a.jwt_private_key.zip(a.jwt_public_key),
         demo,
+        artifacts: a.artifacts,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -96,6 +96,14 @@ fn a_killed_workers_job_is_retried_and_completes_once() {
     let mut a = worker("worker-a");
     let j = wait_for(&|j| j.state == JobState::Running);
     assert_eq!(j.lease_owner.as_deref(), Some("worker-a"));
+    // Mid-job: the worker has logged its attempt (it leases, then logs).
+    while rt
+        .block_on(store.logs_since(&tenant, &job_id, 0, 10))
+        .unwrap()
+        .is_empty()
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     a.kill().unwrap(); // SIGKILL
     a.wait().unwrap();
     let killed = rt.block_on(store.job(&tenant, &job_id)).unwrap();
@@ -118,7 +126,8 @@ fn a_killed_workers_job_is_retried_and_completes_once() {
     let kinds: Vec<&str> = arts.iter().map(|a| a.kind.as_str()).collect();
     assert_eq!(kinds, ["profile", "log"], "{arts:?}");
     let profile: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&arts[0].path).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(data.join("artifacts").join(&arts[0].path)).unwrap())
+            .unwrap();
     assert_eq!(profile["dataset"]["rows"], rows);
     let logs = rt
         .block_on(store.logs_since(&tenant, &job_id, 0, 100))
@@ -133,12 +142,14 @@ fn a_killed_workers_job_is_retried_and_completes_once() {
         "{text:?}"
     );
     assert_eq!(text.last(), Some(&"succeeded"));
-    // No half-written file is left beside the output.
-    let mut files: Vec<_> =
-        std::fs::read_dir(std::path::Path::new(&arts[0].path).parent().unwrap())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
+    // No half-written file is left beside the output, and the dead attempt's
+    // scratch directory is gone.
+    assert!(!data.join("work").join(&job_id).exists());
+    let stored = data.join("artifacts").join(&arts[0].path);
+    let mut files: Vec<_> = std::fs::read_dir(stored.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     files.sort();
     assert_eq!(files, ["logs.jsonl", "profile.json"]);
 }

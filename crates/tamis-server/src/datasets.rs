@@ -288,22 +288,16 @@ async fn commit(
     staged: Staged,
 ) -> Result<Value, ApiError> {
     let upload = tamis_store::new_id("v");
-    let rel = format!("datasets/{tenant}/{}/{upload}/{}", dataset.id, staged.name);
-    let dest = st.data_path(&rel);
-    let placed = async {
-        if let Some(parent) = dest.parent() {
-            tokio::fs::create_dir_all(parent).await?;
-        }
-        tokio::fs::rename(&staged.tmp, &dest).await
-    }
-    .await;
-    placed.map_err(|e| io_err("placing upload", e))?;
+    let key = format!("datasets/{tenant}/{}/{upload}/{}", dataset.id, staged.name);
+    // A rename on a local store; an upload to S3. Either way the object
+    // appears whole or not at all.
+    st.artifacts().move_file(&key, &staged.tmp).await?;
     let v = st
         .store()
         .add_version(
             tenant,
             &dataset.id,
-            &rel,
+            &key,
             &staged.sha256,
             staged.bytes as i64,
         )
@@ -314,7 +308,7 @@ async fn commit(
             tenant_id: tenant.to_string(),
             kind: "profile".into(),
             dataset_id: Some(dataset.id.clone()),
-            params: crate::jobs::version_params(st, &v),
+            params: crate::jobs::version_params(&v),
             idempotency_key: Some(format!("profile:{}", v.id)),
             max_attempts: None,
             created_by: actor.to_string(),
@@ -644,17 +638,19 @@ pub struct DownloadQuery {
     pub format: Option<String>,
 }
 
-/// Streams a file in the asked format: as stored, or converted by the same
-/// reader the jobs use (to a temporary file, unlinked once open).
+/// Streams an artifact in the asked format: as stored (straight from the
+/// artifact store), or converted by the same reader the jobs use (to a
+/// temporary file, unlinked once open).
 pub(crate) async fn send_as(
     st: &AppState,
-    path: PathBuf,
+    key: &str,
     format: Option<&str>,
     stem: &str,
 ) -> Result<Response, ApiError> {
-    let ext = path
-        .extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+    let file = key.rsplit('/').next().unwrap_or(key);
+    let ext = file
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
         .unwrap_or_default();
     let want = match format {
         None | Some("original") => None,
@@ -673,21 +669,19 @@ pub(crate) async fn send_as(
         _ => "application/octet-stream",
     };
     let Some(to) = want else {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| format!("{stem}.{ext}"));
-        return crate::stream_file(&path, &name, content_type(&ext)).await;
+        return crate::stream_artifact(st, key, file, content_type(&ext)).await;
     };
+    let input = st.artifacts().fetch(key).await?;
     let dir = staging_dir(st);
     tokio::fs::create_dir_all(&dir)
         .await
         .map_err(|e| io_err("staging dir", e))?;
     let out = dir.join(format!("{}.{to}", tamis_store::new_id("dl")));
-    let (input, o) = (path.display().to_string(), out.clone());
-    let exported = tokio::task::spawn_blocking(move || tamis_service::export(&[input], &o))
+    let (path, o) = (input.path().display().to_string(), out.clone());
+    let exported = tokio::task::spawn_blocking(move || tamis_service::export(&[path], &o))
         .await
         .map_err(ApiError::internal)??;
+    drop(input);
     let mut r = crate::stream_file(&out, &format!("{stem}.{to}"), content_type(to)).await;
     // The open handle keeps the bytes until the stream ends.
     let _ = std::fs::remove_file(&out);
@@ -720,7 +714,7 @@ pub async fn download(
         &json!({"version": v.version, "format": q.format}),
     )
     .await?;
-    send_as(&st, st.data_path(&v.artifact), q.format.as_deref(), &d.name).await
+    send_as(&st, &v.artifact, q.format.as_deref(), &d.name).await
 }
 
 /// Queues a suggest job for a version: a cleaning plan from its profile.

@@ -38,6 +38,7 @@ pub fn view(job: &Job) -> Value {
         m.remove("lease_until");
         if let Some(Value::Object(p)) = m.get_mut("params") {
             p.remove("inputs");
+            p.remove("artifacts");
         }
     }
     v
@@ -61,11 +62,11 @@ pub fn check_plan(plan: &Value) -> Result<(), ApiError> {
         })
 }
 
-/// The parameters of every job on a dataset version: its file (what workers
-/// read), the version's id (where a profile is kept) and its number.
-pub(crate) fn version_params(st: &AppState, v: &Version) -> Value {
+/// The parameters of every job on a dataset version: its artifact (what
+/// workers read), the version's id (where a profile is kept) and its number.
+pub(crate) fn version_params(v: &Version) -> Value {
     json!({
-        "inputs": [st.data_path(&v.artifact).display().to_string()],
+        "artifacts": [v.artifact],
         "version_id": v.id,
         "version": v.version,
     })
@@ -108,7 +109,7 @@ pub(crate) async fn submit(
             .with_details(json!({"rows_per_month": limit, "used": used})));
         }
     }
-    let mut params = version_params(st, v);
+    let mut params = version_params(v);
     if let (Value::Object(m), Value::Object(x)) = (&mut params, extra) {
         m.extend(x);
     }
@@ -443,19 +444,20 @@ pub struct FormatQuery {
     pub format: Option<String>,
 }
 
-async fn artifact_path(
+/// A job's output of `kind`: the job and the output's artifact key.
+async fn artifact_key(
     st: &AppState,
     p: &Principal,
     id: &str,
     kind: &str,
-) -> Result<(Job, std::path::PathBuf), ApiError> {
+) -> Result<(Job, String), ApiError> {
     let j = job_of(st, p, id).await?;
     let a = st
         .store()
         .artifact(&p.tenant_id, &format!("art_{id}_{kind}"))
         .await
         .map_err(|_| ApiError::not_found(format!("output `{kind}` of job {id}")))?;
-    Ok((j, st.data_path(&a.path)))
+    Ok((j, a.path))
 }
 
 /// Downloads one output of a job (streamed; tables convertible to CSV or Parquet).
@@ -468,7 +470,7 @@ pub async fn artifact(
     Query(q): Query<FormatQuery>,
 ) -> Result<Response, ApiError> {
     p.require("analyst")?;
-    let (j, path) = artifact_path(&st, &p, &id, &kind).await?;
+    let (j, key) = artifact_key(&st, &p, &id, &kind).await?;
     if let Some(d) = &j.dataset_id {
         p.may_on("download", d)?;
     }
@@ -481,7 +483,7 @@ pub async fn artifact(
     )
     .await?;
     let stem = format!("{}-{kind}", j.kind);
-    crate::datasets::send_as(&st, path, q.format.as_deref(), &stem).await
+    crate::datasets::send_as(&st, &key, q.format.as_deref(), &stem).await
 }
 
 /// Provenance filters.
@@ -507,19 +509,24 @@ pub async fn provenance(
     Query(q): Query<ProvenanceQuery>,
 ) -> Result<Json<Value>, ApiError> {
     p.require("analyst")?;
-    let (j, path) = artifact_path(&st, &p, &id, "output").await?;
+    let (j, key) = artifact_key(&st, &p, &id, "output").await?;
     if let Some(d) = &j.dataset_id {
         p.may_on("download", d)?;
     }
+    let local = st
+        .artifacts()
+        .fetch_with_sidecar(&key, tamis_clean::SIDECAR_SUFFIX)
+        .await?;
     let query = tamis_clean::provenance::Query {
         row: q.row,
         column: q.column,
         step: q.step,
     };
     let limit = q.limit.unwrap_or(1000).clamp(1, 100_000);
-    let r = tokio::task::spawn_blocking(move || tamis_service::clean::provenance(&path, &query))
-        .await
-        .map_err(ApiError::internal)??;
+    let r =
+        tokio::task::spawn_blocking(move || tamis_service::clean::provenance(local.path(), &query))
+            .await
+            .map_err(ApiError::internal)??;
     crate::audit(&st, &p, "provenance.read", &id, &json!({})).await?;
     let total = r.cells.len();
     Ok(Json(json!({
@@ -538,14 +545,19 @@ pub async fn lineage(
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let (_, path) = artifact_path(&st, &p, &id, "output").await?;
+    let (_, key) = artifact_key(&st, &p, &id, "output").await?;
+    let local = st
+        .artifacts()
+        .fetch_with_sidecar(&key, tamis_clean::SIDECAR_SUFFIX)
+        .await?;
     let (chain, verdict) = tokio::task::spawn_blocking(move || {
-        let chain_file = tamis_clean::sidecar_dir(&path).join(tamis_clean::exec::LINEAGE);
+        let path = local.path();
+        let chain_file = tamis_clean::sidecar_dir(path).join(tamis_clean::exec::LINEAGE);
         let chain: Value = std::fs::read(&chain_file)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or(Value::Null);
-        let verdict = tamis_service::clean::verify_lineage(&path, Some(&path));
+        let verdict = tamis_service::clean::verify_lineage(path, Some(path));
         (chain, verdict)
     })
     .await
@@ -577,11 +589,17 @@ pub async fn audit(
         .into_iter()
         .filter(|e| e.target == id || e.target.starts_with(&format!("{id}/")))
         .collect();
-    let run = match (j.kind.as_str(), artifact_path(&st, &p, &id, "output").await) {
-        ("clean", Ok((_, path))) => {
-            let file = tamis_clean::sidecar_dir(&path).join(tamis_clean::exec::AUDIT);
-            let text = tokio::fs::read_to_string(&file).await.unwrap_or_default();
-            text.lines()
+    let run = match (j.kind.as_str(), artifact_key(&st, &p, &id, "output").await) {
+        ("clean", Ok((_, key))) => {
+            // The run's audit log sits in the output's sidecar.
+            let audit = format!(
+                "{key}{}/{}",
+                tamis_clean::SIDECAR_SUFFIX,
+                tamis_clean::exec::AUDIT
+            );
+            let bytes = st.artifacts().read(&audit).await.unwrap_or_default();
+            String::from_utf8_lossy(&bytes)
+                .lines()
                 .filter_map(|l| serde_json::from_str::<Value>(l).ok())
                 .collect()
         }

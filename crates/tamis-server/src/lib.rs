@@ -27,7 +27,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use tamis_store::Store;
+use tamis_store::{Artifacts, Store};
 
 pub use crate::auth::{JwtKeys, Principal};
 pub use crate::error::ApiError;
@@ -65,6 +65,7 @@ impl ServerConfig {
 
 struct Inner {
     store: Store,
+    artifacts: Artifacts,
     config: ServerConfig,
     keys: JwtKeys,
     limiter: Limiter,
@@ -85,9 +86,16 @@ impl std::fmt::Debug for AppState {
 
 impl AppState {
     /// The state of one server.
-    pub fn new(store: Store, config: ServerConfig, keys: JwtKeys, limiter: Limiter) -> AppState {
+    pub fn new(
+        store: Store,
+        artifacts: Artifacts,
+        config: ServerConfig,
+        keys: JwtKeys,
+        limiter: Limiter,
+    ) -> AppState {
         AppState(Arc::new(Inner {
             store,
+            artifacts,
             config,
             keys,
             limiter,
@@ -98,6 +106,11 @@ impl AppState {
     /// The metadata store.
     pub fn store(&self) -> &Store {
         &self.0.store
+    }
+
+    /// The artifact store.
+    pub fn artifacts(&self) -> &Artifacts {
+        &self.0.artifacts
     }
 
     /// The configuration.
@@ -120,14 +133,9 @@ impl AppState {
         &self.0.metrics
     }
 
-    /// Resolves an artifact-store path (relative to the data directory).
-    pub fn data_path(&self, rel: &str) -> PathBuf {
-        let p = Path::new(rel);
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            self.0.config.data_dir.join(p)
-        }
+    /// A scratch directory for this server's temporary files (under the data directory).
+    pub fn scratch(&self) -> PathBuf {
+        self.0.config.data_dir.join("work")
     }
 }
 
@@ -278,7 +286,7 @@ pub(crate) fn json_status(status: StatusCode, v: serde_json::Value) -> Response 
     (status, axum::Json(v)).into_response()
 }
 
-/// A file streamed as a download.
+/// A local file streamed as a download.
 pub(crate) async fn stream_file(
     path: &Path,
     name: &str,
@@ -289,6 +297,27 @@ pub(crate) async fn stream_file(
         .map_err(|e| ApiError::internal(format!("open {}: {e}", path.display())))?;
     let len = f.metadata().await.map(|m| m.len()).ok();
     let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(f, 256 << 10));
+    Ok(attachment(body, len, name, content_type))
+}
+
+/// An object of the artifact store streamed as a download.
+pub(crate) async fn stream_artifact(
+    st: &AppState,
+    key: &str,
+    name: &str,
+    content_type: &str,
+) -> Result<Response, ApiError> {
+    let d = st.artifacts().get(key).await?;
+    Ok(attachment(
+        Body::from_stream(d.stream),
+        Some(d.size),
+        name,
+        content_type,
+    ))
+}
+
+/// A download answer: the body, its length when known, a type and a safe file name.
+fn attachment(body: Body, len: Option<u64>, name: &str, content_type: &str) -> Response {
     let mut r = Response::new(body);
     let h = r.headers_mut();
     if let Ok(v) = HeaderValue::from_str(content_type) {
@@ -310,7 +339,7 @@ pub(crate) async fn stream_file(
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{safe}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
-    Ok(r)
+    r
 }
 
 /// How to run `tamis serve`.
@@ -332,6 +361,9 @@ pub struct ServeOptions {
     pub jwt_keys: Option<(PathBuf, PathBuf)>,
     /// Create a demo tenant, admin and example dataset if there is none.
     pub demo: Option<Demo>,
+    /// The artifact store: a directory, `file:///DIR` or `s3://BUCKET[/PREFIX]`
+    /// (default: DATA_DIR/artifacts).
+    pub artifacts: Option<String>,
 }
 
 /// The demo seed.
@@ -413,9 +445,11 @@ pub async fn build_state(opts: &ServeOptions) -> Result<AppState, ServeError> {
         Some(url) => Limiter::redis(url, opts.tiers.clone()).await?,
         None => Limiter::memory(opts.tiers.clone()),
     };
+    let artifacts =
+        tamis_service::platform::open_artifacts(opts.artifacts.as_deref(), &data_dir).await?;
     let mut config = opts.config.clone();
     config.data_dir = data_dir;
-    Ok(AppState::new(store, config, keys, limiter))
+    Ok(AppState::new(store, artifacts, config, keys, limiter))
 }
 
 /// Runs the server (and its workers) until Ctrl-C; `ready` is told the bound
@@ -444,6 +478,7 @@ pub async fn serve(
         let mut cfg = tamis_service::worker::WorkerConfig::new(
             format!("serve-{}-{i}", std::process::id()),
             state.config().data_dir.clone(),
+            state.artifacts().clone(),
         );
         // Live consoles want progress often; a lease of 30 s, a beat a second.
         cfg.heartbeat_ms = 1_000;

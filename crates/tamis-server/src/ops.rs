@@ -83,33 +83,35 @@ pub async fn health() -> Response {
     json_status(StatusCode::OK, json!({"status": "ok"}))
 }
 
-/// The database answers and the data directory is writable.
+/// The database and the artifact store answer, and the data directory (scratch
+/// space for uploads and jobs) is writable.
 #[utoipa::path(get, path = "/ready", tag = "ops", security(),
     responses((status = 200, description = "ready"), (status = 503, description = "not ready, with what failed")))]
 pub async fn ready(State(st): State<AppState>) -> Response {
     let db = st.store().ping().await.map_err(|e| e.to_string());
+    let store = st.artifacts().check().await.map_err(|e| e.to_string());
     let dir = st.config().data_dir.clone();
-    let store = tokio::task::spawn_blocking(move || {
+    let scratch = tokio::task::spawn_blocking(move || {
         let probe = dir.join(".ready-probe");
         std::fs::write(&probe, b"ok").and_then(|_| std::fs::remove_file(&probe))
     })
     .await
     .map_err(|e| e.to_string())
     .and_then(|r| r.map_err(|e| e.to_string()));
-    let ok = db.is_ok() && store.is_ok();
+    let ok = db.is_ok() && store.is_ok() && scratch.is_ok();
     if !ok {
-        tracing::warn!(?db, ?store, "not ready");
+        tracing::warn!(?db, ?store, ?scratch, "not ready");
     }
     let state = |r: &Result<(), String>| if r.is_ok() { "ok" } else { "unreachable" };
     let body = json!({"status": if ok { "ready" } else { "not_ready" },
-        "checks": {"database": state(&db), "artifact_store": state(&store)}});
+        "checks": {"database": state(&db), "artifact_store": state(&store), "data_dir": state(&scratch)}});
     if ok {
         json_status(StatusCode::OK, body)
     } else {
         let mut r = crate::ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "not_ready",
-            "the database or the artifact store is unreachable",
+            "the database, the artifact store or the data directory is unreachable",
         )
         .with_details(body["checks"].clone());
         r.retry_after = Some(5);

@@ -267,7 +267,7 @@ async fn log_in_upload_profile_clean_watch_and_download() {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     // A worker, as `tamis serve` runs one.
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let mut cfg = tamis_service::worker::WorkerConfig::new("ui-worker", &h.state.config().data_dir);
+    let mut cfg = h.worker("ui-worker");
     cfg.poll_ms = 100;
     cfg.heartbeat_ms = 200;
     let worker = tokio::spawn(tamis_service::worker::run(

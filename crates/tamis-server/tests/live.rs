@@ -1,6 +1,7 @@
-//! Over a real socket: the job WebSocket (replay, live lines, resume after a
-//! reconnect), and rate-limit counters shared through a real `redis-server`
-//! started on loopback.
+//! Against real services: the job WebSocket over a socket (replay, live
+//! lines, resume after a reconnect), rate-limit counters shared through a real
+//! `redis-server`, and the whole data path with its artifacts in a real S3
+//! server (`s3s-fs`), each started on loopback.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
@@ -8,9 +9,9 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Options, example, harness};
+use common::{Options, S3Server, example, harness};
 use futures::{SinkExt, StreamExt};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tamis_server::{Limiter, Tiers};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -56,10 +57,9 @@ async fn websocket_replays_streams_and_resumes() {
     assert_eq!(first["type"], "status");
     assert_eq!(first["state"], "queued");
     let worker = {
-        let h2 = h.state.clone();
+        let (h2, cfg) = (h.state.clone(), h.worker("w"));
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(200)).await;
-            let cfg = tamis_service::worker::WorkerConfig::new("w", &h2.config().data_dir);
             tamis_service::worker::run_once(h2.store(), &cfg)
                 .await
                 .unwrap()
@@ -198,4 +198,152 @@ async fn redis_counters_are_shared_between_servers() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
+}
+
+/// With `--artifacts s3://…`, uploads, job inputs and outputs, provenance,
+/// lineage, the run's audit log and the job log all go through the S3 server:
+/// nothing lands in the data directory's artifact folder, and /ready tells
+/// when the store goes away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn artifacts_live_in_s3_with_the_same_code() {
+    let Some(mut s3) = S3Server::start("tamis-test") else {
+        return;
+    };
+    // The conformance suite the local store passes, against S3.
+    let direct = tamis_store::Artifacts::open_with(
+        "s3://tamis-test/suite",
+        s3.dir.path().join("scratch"),
+        s3.options(),
+    )
+    .unwrap();
+    assert!(!direct.is_local());
+    tamis_store::artifacts::conformance::run(&direct, "c", &s3.dir.path().join("work")).await;
+
+    let h = harness(Options {
+        artifacts: Some(("s3://tamis-test/platform".into(), s3.options())),
+        ..Default::default()
+    })
+    .await;
+    let bucket = s3.dir.path().join("tamis-test/platform");
+    let eng = h.login("engineer@acme.test").await;
+    let bytes = std::fs::read(example()).unwrap();
+    let up = h.upload(&eng, "customers.csv", &bytes, None).await;
+    assert_eq!(up.status, 202, "{}", up.text());
+    let ds = up.json()["dataset_id"].as_str().unwrap().to_string();
+    let stored: Vec<_> = walk(&bucket.join("datasets"));
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(std::fs::read(&stored[0]).unwrap(), bytes);
+
+    // The profile job reads the version from S3.
+    let done = h.drain().await;
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].1, tamis_store::JobState::Succeeded);
+    let prof = h.get(&format!("/api/v1/datasets/{ds}/profile"), &eng).await;
+    assert_eq!(prof.status, 200, "{}", prof.text());
+    assert!(prof.json()["profile"]["dataset"]["rows"].as_u64().unwrap() > 1900);
+
+    // A clean job: output, sidecar and log in S3; every read comes back from it.
+    let plan = json!({"steps": [
+        {"type": "dedupe_exact"},
+        {"type": "impute", "columns": ["age"], "method": "median"}
+    ]});
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/jobs",
+            Some(&eng),
+            Some(json!({"kind": "clean", "dataset_id": ds, "plan": plan})),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let clean = r.json()["job"]["id"].as_str().unwrap().to_string();
+    assert_eq!(h.drain().await[0].1, tamis_store::JobState::Succeeded);
+    let jobs = walk(&bucket.join("jobs"));
+    for f in [
+        "clean.parquet",
+        "audit.jsonl",
+        "lineage.json",
+        "cells.parquet",
+        "logs.jsonl",
+    ] {
+        assert!(
+            jobs.iter().any(|p| p.ends_with(f)),
+            "{f} not in S3: {jobs:?}"
+        );
+    }
+    let out = h
+        .get(&format!("/api/v1/jobs/{clean}/artifacts/output"), &eng)
+        .await;
+    assert_eq!(out.status, 200);
+    let in_s3 = jobs.iter().find(|p| p.ends_with("clean.parquet")).unwrap();
+    assert_eq!(out.bytes, std::fs::read(in_s3).unwrap());
+    let csv = h
+        .get(
+            &format!("/api/v1/jobs/{clean}/artifacts/output?format=csv"),
+            &eng,
+        )
+        .await;
+    assert!(csv.text().starts_with("customer_id,"), "{}", csv.text());
+    let prov = h
+        .get(&format!("/api/v1/jobs/{clean}/provenance?limit=3"), &eng)
+        .await
+        .json();
+    assert!(prov["total_cells"].as_u64().unwrap() > 0, "{prov}");
+    let lin = h
+        .get(&format!("/api/v1/jobs/{clean}/lineage"), &eng)
+        .await
+        .json();
+    assert_eq!(lin["intact"], true, "{lin}");
+    let trail = h
+        .get(&format!("/api/v1/jobs/{clean}/audit"), &eng)
+        .await
+        .json();
+    assert!(!trail["run"].as_array().unwrap().is_empty(), "{trail}");
+    let down = h
+        .get(&format!("/api/v1/datasets/{ds}/download"), &eng)
+        .await;
+    assert_eq!(down.bytes, bytes);
+    assert_eq!(
+        down.headers["content-length"].to_str().unwrap(),
+        bytes.len().to_string()
+    );
+    // Nothing went to the local artifact folder, and scratch space is empty again.
+    let data = &h.state.config().data_dir;
+    assert!(walk(&data.join("artifacts")).is_empty());
+    assert!(
+        walk(&data.join("work")).is_empty(),
+        "{:?}",
+        walk(&data.join("work"))
+    );
+
+    let ready = h.call("GET", "/ready", None, None).await;
+    assert_eq!(ready.status, 200, "{}", ready.text());
+    s3.stop();
+    let ready = h.call("GET", "/ready", None, None).await;
+    assert_eq!(ready.status, 503, "{}", ready.text());
+    assert_eq!(
+        ready.json()["error"]["details"]["artifact_store"],
+        "unreachable"
+    );
+    assert_eq!(ready.json()["error"]["details"]["database"], "ok");
+}
+
+/// Files under `dir` (none when it does not exist).
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out
 }

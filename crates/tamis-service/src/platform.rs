@@ -13,6 +13,21 @@ pub async fn open_store(url: &str) -> Result<tamis_store::Store, ServiceError> {
     Ok(store)
 }
 
+/// Opens the artifact store at `url` (default: `DATA_DIR/artifacts`), with
+/// scratch space under `DATA_DIR/work`, and checks that it answers.
+pub async fn open_artifacts(
+    url: Option<&str>,
+    data_dir: &std::path::Path,
+) -> Result<tamis_store::Artifacts, ServiceError> {
+    let url = match url {
+        Some(u) => u.to_string(),
+        None => data_dir.join("artifacts").display().to_string(),
+    };
+    let a = tamis_store::Artifacts::open(&url, data_dir.join("work"))?;
+    a.check().await?;
+    Ok(a)
+}
+
 /// Creates a tenant and its first admin (audited as a system action).
 pub async fn create_tenant(
     store: &tamis_store::Store,

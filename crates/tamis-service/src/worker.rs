@@ -1,10 +1,14 @@
 //! Workers: lease jobs from the store's queue, run them through the same use
 //! cases the CLI calls, heartbeat while they run, and record their outputs.
 //!
-//! A job's outputs go to `DATA_DIR/artifacts/TENANT/JOB/`, each written to a
-//! temporary name and renamed, and are recorded under ids derived from the job
-//! and the file name: a job retried after its worker died rewrites the same
-//! files and the same artifact rows, never a second copy or a half-written one.
+//! A job runs in a scratch directory (`DATA_DIR/work/JOB/`): its inputs are
+//! dataset versions fetched from the artifact store (read in place when the
+//! store is a local directory) or, for jobs submitted on this machine, local
+//! files; its outputs are written there and then put in the artifact store
+//! under `jobs/TENANT/JOB/NAME`. Puts are atomic and the artifact rows have
+//! ids derived from the job and the output's name: a job retried after its
+//! worker died rewrites the same objects and rows, never a second copy or a
+//! half-written one.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,7 +16,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tamis_store::{Artifact, Heartbeat, Job, JobState, Progress, Store, now_ms};
+use tamis_store::{
+    Artifact, Artifacts, Heartbeat, Job, JobState, LocalCopy, Progress, Store, now_ms,
+};
 
 use crate::{ProfileRequest, ServiceError};
 
@@ -21,8 +27,10 @@ use crate::{ProfileRequest, ServiceError};
 pub struct WorkerConfig {
     /// Its name in leases and logs (unique among running workers).
     pub id: String,
-    /// Where artifacts are written (`DATA_DIR/artifacts/…`).
+    /// Scratch space for running jobs (`DATA_DIR/work/JOB/`).
     pub data_dir: PathBuf,
+    /// Where inputs are read from and outputs kept.
+    pub artifacts: Artifacts,
     /// How long a lease lasts without a heartbeat (ms).
     pub lease_ms: i64,
     /// How often it heartbeats (ms; a third of the lease is safe).
@@ -38,10 +46,15 @@ pub type FinishHook = Arc<dyn Fn(&Job) + Send + Sync>;
 
 impl WorkerConfig {
     /// Defaults: a 30 s lease, heartbeats every 10 s, polls every 500 ms.
-    pub fn new(id: impl Into<String>, data_dir: impl Into<PathBuf>) -> WorkerConfig {
+    pub fn new(
+        id: impl Into<String>,
+        data_dir: impl Into<PathBuf>,
+        artifacts: Artifacts,
+    ) -> WorkerConfig {
         WorkerConfig {
             id: id.into(),
             data_dir: data_dir.into(),
+            artifacts,
             lease_ms: 30_000,
             heartbeat_ms: 10_000,
             poll_ms: 500,
@@ -55,6 +68,7 @@ impl std::fmt::Debug for WorkerConfig {
         f.debug_struct("WorkerConfig")
             .field("id", &self.id)
             .field("data_dir", &self.data_dir)
+            .field("artifacts", &self.artifacts.url())
             .field("lease_ms", &self.lease_ms)
             .field("heartbeat_ms", &self.heartbeat_ms)
             .field("poll_ms", &self.poll_ms)
@@ -77,35 +91,52 @@ fn bad(message: impl Into<String>) -> ServiceError {
     ServiceError::BadJob(message.into())
 }
 
-fn inputs_of(job: &Job) -> Result<Vec<String>, ServiceError> {
-    let inputs: Vec<String> = job
-        .params
-        .get("inputs")
+fn strings(job: &Job, field: &str) -> Vec<String> {
+    job.params
+        .get(field)
         .and_then(Value::as_array)
         .map(|a| {
             a.iter()
                 .filter_map(|v| v.as_str().map(String::from))
                 .collect()
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// A job's inputs as local files: the artifact-store keys in `artifacts`
+/// (dataset versions; fetched unless the store is local), then the local
+/// paths in `inputs`. The copies live as long as the returned guards.
+async fn inputs_of(
+    job: &Job,
+    artifacts: &Artifacts,
+) -> Result<(Vec<String>, Vec<LocalCopy>), ServiceError> {
+    let mut copies = Vec::new();
+    let mut inputs = Vec::new();
+    for key in strings(job, "artifacts") {
+        let c = artifacts.fetch(&key).await?;
+        inputs.push(c.path().display().to_string());
+        copies.push(c);
+    }
+    inputs.extend(strings(job, "inputs"));
     if inputs.is_empty() {
         return Err(bad(format!(
-            "job {}: params need `inputs`: [paths]",
+            "job {}: params need `artifacts`: [keys] or `inputs`: [paths]",
             job.id
         )));
     }
-    Ok(inputs)
+    Ok((inputs, copies))
 }
 
 /// Runs a job's use case, reporting bytes read to `progress` (of `total`).
 async fn execute(
     store: &Store,
+    artifacts: &Artifacts,
     job: &Job,
     dir: &Path,
     progress: Arc<AtomicU64>,
     total: Arc<AtomicU64>,
 ) -> Result<Produced, ServiceError> {
-    let inputs = inputs_of(job)?;
+    let (inputs, _copies) = inputs_of(job, artifacts).await?;
     match job.kind.as_str() {
         "profile" => {
             let mut opened = crate::open_profile(ProfileRequest {
@@ -258,7 +289,10 @@ async fn execute(
                     "quarantined": o.quarantined,
                     "transformations": o.transformations(),
                 }),
-                files: vec![("output".into(), output)],
+                files: vec![
+                    ("output".into(), output),
+                    ("quarantine".into(), dir.join("quarantine.jsonl")),
+                ],
             })
         }
         other => Err(bad(format!(
@@ -279,15 +313,24 @@ fn sha256_file(p: &Path) -> Result<(String, i64), ServiceError> {
     Ok((sha, bytes.len() as i64))
 }
 
+/// Where a job's output file goes in the artifact store.
+fn output_key(job: &Job, path: &Path) -> String {
+    let file = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!("jobs/{}/{}/{file}", job.tenant_id, job.id)
+}
+
 /// Records an output under the id derived from the job and its name (a retry
 /// overwrites the row, never adds one).
 async fn record_artifact(
     store: &Store,
     job: &Job,
     name: &str,
-    path: &Path,
+    key: &str,
+    (sha, bytes): (String, i64),
 ) -> Result<(), ServiceError> {
-    let (sha, bytes) = sha256_file(path)?;
     store
         .add_artifact(&Artifact {
             id: format!("art_{}_{name}", job.id),
@@ -295,13 +338,60 @@ async fn record_artifact(
             job_id: Some(job.id.clone()),
             dataset_id: job.dataset_id.clone(),
             kind: name.to_string(),
-            path: path.display().to_string(),
+            path: key.to_string(),
             bytes,
             sha256: sha,
             created_at: now_ms(),
         })
         .await?;
     Ok(())
+}
+
+/// Puts a finished job's files in the artifact store and records them;
+/// returns its result (listing the artifacts) and metrics.
+async fn put_outputs(
+    store: &Store,
+    cfg: &WorkerConfig,
+    job: &Job,
+    p: Produced,
+) -> Result<(Value, Value), ServiceError> {
+    let mut files = Vec::new();
+    for (name, path) in &p.files {
+        if !path.exists() {
+            continue;
+        }
+        let key = output_key(job, path);
+        let sum = sha256_file(path)?;
+        cfg.artifacts
+            .put_with_sidecar(&key, path, tamis_clean::SIDECAR_SUFFIX)
+            .await?;
+        record_artifact(store, job, name, &key, sum).await?;
+        files.push(json!({"kind": name, "key": key}));
+    }
+    let mut result = p.result;
+    if let Value::Object(m) = &mut result {
+        m.insert("artifacts".into(), Value::Array(files));
+    }
+    Ok((result, p.metrics))
+}
+
+/// Keeps the job's log with its outputs, as JSON lines.
+async fn save_log(store: &Store, cfg: &WorkerConfig, job: &Job) -> Result<(), ServiceError> {
+    let lines = store
+        .logs_since(&job.tenant_id, &job.id, 0, i64::MAX)
+        .await?;
+    let mut text = String::new();
+    for l in &lines {
+        text.push_str(&serde_json::to_string(l).map_err(|e| bad(e.to_string()))?);
+        text.push('\n');
+    }
+    let key = output_key(job, Path::new("logs.jsonl"));
+    let sum = (
+        tamis_lineage::sha256_hex(text.as_bytes()),
+        text.len() as i64,
+    );
+    cfg.artifacts.put_bytes(&key, text.into_bytes()).await?;
+    record_artifact(store, job, "log", &key, sum).await
 }
 
 /// Leases one runnable job, runs it and records the outcome. Returns the job
@@ -313,15 +403,24 @@ pub async fn run_once(
     let Some(job) = store.lease(&cfg.id, cfg.lease_ms).await? else {
         return Ok(None);
     };
-    let dir = cfg
-        .data_dir
-        .join("artifacts")
-        .join(&job.tenant_id)
-        .join(&job.id);
+    // A fresh scratch directory: a retry never sees a dead attempt's files.
+    let dir = cfg.data_dir.join("work").join(&job.id);
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|source| ServiceError::Write {
         path: dir.clone(),
         source,
     })?;
+    let state = run_in(store, cfg, job, &dir).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    state
+}
+
+async fn run_in(
+    store: &Store,
+    cfg: &WorkerConfig,
+    job: Job,
+    dir: &Path,
+) -> Result<Option<(String, JobState)>, ServiceError> {
     store
         .append_log(
             &job.id,
@@ -391,7 +490,14 @@ pub async fn run_once(
             }
         })
     };
-    let run = execute(store, &job, &dir, progress.clone(), total.clone());
+    let run = execute(
+        store,
+        &cfg.artifacts,
+        &job,
+        dir,
+        progress.clone(),
+        total.clone(),
+    );
     tokio::pin!(run);
     // A cancellation stops the run between its awaits (its inputs are
     // streams); a blocking step finishes in the background, unrecorded.
@@ -406,37 +512,35 @@ pub async fn run_once(
         }
     };
     beat.abort();
+    if outcome.is_none() && lost.load(Ordering::Relaxed) {
+        tracing::warn!(job = %job.id, "lease lost; another worker has the job");
+        return Ok(Some((job.id.clone(), JobState::Running)));
+    }
+    // Outputs go to the artifact store first; failing that fails the attempt.
+    let outcome = match outcome {
+        Some(Ok(p)) => Some(put_outputs(store, cfg, &job, p).await),
+        Some(Err(e)) => Some(Err(e)),
+        None => None,
+    };
+    // The last log line and the log artifact come before the final state, so
+    // whoever sees the state (a live console, a client) finds both.
     let state = match outcome {
-        None if lost.load(Ordering::Relaxed) => {
-            tracing::warn!(job = %job.id, "lease lost; another worker has the job");
-            return Ok(Some((job.id.clone(), JobState::Running)));
-        }
         None => {
-            store.finish_cancelled(&job.id, &cfg.id).await?;
             store
                 .append_log(&job.id, "warn", "cancelled while running", &json!({}))
                 .await?;
+            save_log(store, cfg, &job).await?;
+            store.finish_cancelled(&job.id, &cfg.id).await?;
             JobState::Cancelled
         }
-        Some(Ok(p)) => {
-            let mut files = Vec::new();
-            for (name, path) in &p.files {
-                if !path.exists() {
-                    continue;
-                }
-                record_artifact(store, &job, name, path).await?;
-                files.push(json!({"kind": name, "path": path.display().to_string()}));
-            }
-            let mut result = p.result;
-            if let Value::Object(m) = &mut result {
-                m.insert("artifacts".into(), Value::Array(files));
-            }
+        Some(Ok((result, metrics))) => {
             store
-                .complete(&job.id, &cfg.id, &result, &p.metrics)
+                .append_log(&job.id, "info", "succeeded", &metrics)
                 .await?;
+            save_log(store, cfg, &job).await?;
+            store.complete(&job.id, &cfg.id, &result, &metrics).await?;
             // Rows count towards the tenant's monthly quota.
-            let rows = p
-                .metrics
+            let rows = metrics
                 .get("rows_processed")
                 .and_then(Value::as_i64)
                 .unwrap_or(0);
@@ -445,40 +549,21 @@ pub async fn run_once(
                     .add_usage(&job.tenant_id, &tamis_store::current_month(), rows)
                     .await?;
             }
-            store
-                .append_log(&job.id, "info", "succeeded", &p.metrics)
-                .await?;
             JobState::Succeeded
         }
         Some(Err(e)) => {
-            let retry = !e.is_bad_input();
+            let transient = !e.is_bad_input();
+            let retry = transient && job.attempts < job.max_attempts;
             let message = e.to_string();
-            let state = store.fail(&job.id, &cfg.id, &message, retry).await?;
             store
-                .append_log(
-                    &job.id,
-                    "error",
-                    &message,
-                    &json!({"retry": state == JobState::Queued}),
-                )
+                .append_log(&job.id, "error", &message, &json!({"retry": retry}))
                 .await?;
-            state
+            if !retry {
+                save_log(store, cfg, &job).await?;
+            }
+            store.fail(&job.id, &cfg.id, &message, transient).await?
         }
     };
-    if state.is_final() {
-        // The log goes with the job's outputs, as JSON lines.
-        let lines = store
-            .logs_since(&job.tenant_id, &job.id, 0, i64::MAX)
-            .await?;
-        let mut text = String::new();
-        for l in &lines {
-            text.push_str(&serde_json::to_string(l).map_err(|e| bad(e.to_string()))?);
-            text.push('\n');
-        }
-        let path = dir.join("logs.jsonl");
-        crate::write_atomic(&path, text.as_bytes())?;
-        record_artifact(store, &job, "log", &path).await?;
-    }
     if let Some(hook) = &cfg.on_finish
         && state.is_final()
     {

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 use tamis_service::worker::{WorkerConfig, run_once};
-use tamis_store::{JobState, NewJob, Store};
+use tamis_store::{Artifacts, JobState, NewJob, Store};
 
 fn example() -> String {
     format!(
@@ -21,7 +21,13 @@ async fn every_kind_runs_and_bad_jobs_fail_once() {
         .unwrap();
     store.migrate().await.unwrap();
     let t = store.create_tenant("acme", 4, None).await.unwrap();
-    let cfg = WorkerConfig::new("w1", dir.path().join("data"));
+    let data = dir.path().join("data");
+    let arts = Artifacts::open(
+        &data.join("artifacts").display().to_string(),
+        data.join("work"),
+    )
+    .unwrap();
+    let cfg = WorkerConfig::new("w1", &data, arts.clone());
     let submit = |kind: &str, params: serde_json::Value| NewJob {
         tenant_id: t.id.clone(),
         kind: kind.into(),
@@ -58,8 +64,27 @@ async fn every_kind_runs_and_bad_jobs_fail_once() {
     assert_eq!(clean.metrics["rows_processed"], 2000);
     assert!(clean.metrics["imputations_applied"].as_u64().unwrap() > 0);
     assert!(clean.metrics["duplicates_found"].as_u64().unwrap() > 0);
-    let out = &clean.result.as_ref().unwrap()["artifacts"][0]["path"];
-    assert!(std::path::Path::new(out.as_str().unwrap()).exists());
+    // The output and its sidecar (provenance, audit, lineage) are in the
+    // artifact store under the job's key; the scratch directory is gone.
+    let out = clean.result.as_ref().unwrap()["artifacts"][0]["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(out, format!("jobs/{}/{}/clean.parquet", t.id, ids[0]));
+    assert!(arts.fetch(&out).await.unwrap().path().is_file());
+    let side = arts.list(&format!("{out}.tamis")).await.unwrap();
+    for f in [
+        "audit.jsonl",
+        "cells.parquet",
+        "lineage.json",
+        "manifest.json",
+    ] {
+        assert!(
+            side.iter().any(|k| k.ends_with(f)),
+            "{f} missing in {side:?}"
+        );
+    }
+    assert!(!data.join("work").join(&ids[0]).exists());
 
     let dedup = get(1).await.unwrap();
     assert_eq!(dedup.state, JobState::Succeeded, "{:?}", dedup.error);

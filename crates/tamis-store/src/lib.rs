@@ -10,6 +10,7 @@
 //! Every read of tenant data takes the tenant id and filters on it: a row of
 //! another tenant is "not found", never returned.
 
+pub mod artifacts;
 mod jobs;
 pub mod secret;
 
@@ -20,6 +21,7 @@ use serde_json::Value;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
+pub use artifacts::{Artifacts, Download, LocalCopy};
 pub use jobs::{Heartbeat, Job, JobFilter, JobState, LogLine, NewJob, Progress, backoff_ms};
 
 /// Errors of the store.
@@ -49,6 +51,27 @@ pub enum StoreError {
     /// A stored document is not valid JSON (a bug or a hand edit).
     #[error("stored JSON in {0}: {1}")]
     Json(String, serde_json::Error),
+    /// The artifact store's URL is not one tamis reads.
+    #[error("artifact store `{0}`: use a directory, file:///DIR or s3://BUCKET[/PREFIX]")]
+    BadArtifactsUrl(String),
+    /// The artifact store refused or failed.
+    #[error("artifact store, `{key}`: {source}")]
+    Artifact {
+        /// The object (or the store's URL).
+        key: String,
+        /// Why.
+        #[source]
+        source: object_store::Error,
+    },
+    /// A local file on its way to or from the artifact store.
+    #[error("`{path}`: {source}")]
+    ArtifactFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Which database a store talks to.

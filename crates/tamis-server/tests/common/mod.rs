@@ -9,7 +9,7 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tamis_server::{AppState, JwtKeys, Limiter, ServerConfig, Tiers, app};
 use tamis_service::worker::{WorkerConfig, run_once};
-use tamis_store::{JobState, Store};
+use tamis_store::{Artifacts, JobState, Store};
 use tower::ServiceExt;
 
 pub const PASSWORD: &str = "correct-horse-1";
@@ -67,6 +67,8 @@ pub struct Options {
     pub max_upload: u64,
     pub queue_depth: i64,
     pub rows_per_month: Option<i64>,
+    /// An artifact store URL and its S3 options (default: DATA/artifacts).
+    pub artifacts: Option<(String, Vec<(String, String)>)>,
 }
 
 impl Default for Options {
@@ -76,6 +78,7 @@ impl Default for Options {
             max_upload: 50 << 20,
             queue_depth: 10_000,
             rows_per_month: None,
+            artifacts: None,
         }
     }
 }
@@ -107,8 +110,14 @@ pub async fn harness(o: Options) -> Harness {
     let mut cfg = ServerConfig::new(&data);
     cfg.max_upload_bytes = o.max_upload;
     cfg.ingest_roots = vec![example().parent().unwrap().to_path_buf()];
+    let (url, opts) = o
+        .artifacts
+        .unwrap_or_else(|| (data.join("artifacts").display().to_string(), Vec::new()));
+    let artifacts = Artifacts::open_with(&url, data.join("work"), opts).unwrap();
+    artifacts.check().await.unwrap();
     let state = AppState::new(
         store,
+        artifacts,
         cfg,
         JwtKeys::ephemeral().unwrap(),
         Limiter::memory(o.tiers),
@@ -223,9 +232,18 @@ impl Harness {
         self.send(req).await
     }
 
+    /// A worker's configuration on this server's data directory and artifacts.
+    pub fn worker(&self, id: &str) -> WorkerConfig {
+        WorkerConfig::new(
+            id,
+            &self.state.config().data_dir,
+            self.state.artifacts().clone(),
+        )
+    }
+
     /// Runs queued jobs until none is left; returns their final states.
     pub async fn drain(&self) -> Vec<(String, JobState)> {
-        let mut cfg = WorkerConfig::new("test-worker", &self.state.config().data_dir);
+        let mut cfg = self.worker("test-worker");
         cfg.heartbeat_ms = 50;
         let st = self.state.clone();
         cfg.on_finish = Some(std::sync::Arc::new(move |j| st.metrics().observe_job(j)));
@@ -234,5 +252,90 @@ impl Harness {
             out.push(r);
         }
         out
+    }
+}
+
+/// A real S3 server (`s3s-fs`, objects as files under a temporary directory)
+/// on a loopback port, stopped on drop.
+pub struct S3Server {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl S3Server {
+    /// Starts one with a bucket named `bucket`; `None` when s3s-fs is not
+    /// installed (scripts/test.sh installs it and sets TAMIS_REQUIRE_S3, which
+    /// turns the absence into a failure).
+    pub fn start(bucket: &str) -> Option<S3Server> {
+        let home = std::env::var("HOME").unwrap_or_default();
+        let bin = std::env::var("TAMIS_S3S_FS")
+            .ok()
+            .into_iter()
+            .chain([format!("{home}/.cache/tamis-tools/bin/s3s-fs")])
+            .chain(
+                std::env::var("PATH")
+                    .unwrap_or_default()
+                    .split(':')
+                    .map(|d| format!("{d}/s3s-fs")),
+            )
+            .find(|p| std::path::Path::new(p).is_file());
+        let Some(bin) = bin else {
+            assert!(
+                std::env::var_os("TAMIS_REQUIRE_S3").is_none(),
+                "s3s-fs is not installed (scripts/test.sh installs it)"
+            );
+            eprintln!("skipped: s3s-fs is not installed");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(bucket)).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(bin)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", "test", "--secret-key", "testtesttest"])
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let s = S3Server { dir, port, child };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(s);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!("s3s-fs did not start on port {port}");
+    }
+
+    /// The `object_store` options that reach it.
+    pub fn options(&self) -> Vec<(String, String)> {
+        [
+            ("aws_endpoint", format!("http://127.0.0.1:{}", self.port)),
+            ("aws_access_key_id", "test".into()),
+            ("aws_secret_access_key", "testtesttest".into()),
+            ("aws_region", "us-east-1".into()),
+            ("aws_allow_http", "true".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    /// Stops it (as a crash or an outage would).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
