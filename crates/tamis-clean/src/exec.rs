@@ -50,6 +50,8 @@ pub struct CleanRequest {
     pub progress: Arc<AtomicU64>,
     /// Passes started (for progress).
     pub passes: Arc<AtomicU64>,
+    /// Raised to stop the run between batches (with `CoreError::Cancelled`).
+    pub cancel: tamis_core::Cancel,
     /// The day `not_future` rules are judged against (the quality check).
     pub today: chrono::NaiveDate,
     /// The token vault for `pii` steps that tokenize (file and keys).
@@ -541,7 +543,7 @@ fn stats_passes(
         let mut hinted = false;
         let start_bytes = req.progress.load(std::sync::atomic::Ordering::Relaxed);
         for b in rx.iter() {
-            let mut b = match b {
+            let mut b = match b.and_then(|b| req.cancel.check().map(|_| b).map_err(Into::into)) {
                 Ok(b) => b,
                 Err(e) => {
                     result = Err(e);
@@ -1108,7 +1110,7 @@ fn final_pass(
     };
     let mut failure = None;
     for b in rx_in.iter() {
-        let input = match b {
+        let input = match b.and_then(|b| req.cancel.check().map(|_| b).map_err(Into::into)) {
             Ok(b) => b,
             Err(e) => {
                 failure = Some(e);

@@ -59,6 +59,7 @@ fn request(
         quarantine: Arc::new(Quarantine::in_memory()),
         progress: Arc::new(AtomicU64::new(0)),
         passes: Arc::new(AtomicU64::new(0)),
+        cancel: Default::default(),
         today: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
         vault: None,
         matcher: None,
@@ -967,4 +968,31 @@ fn tokenized_pii_reverts_in_clear_only_with_the_vault_key() {
             .unwrap()
             .starts_with("hmac-sha256:")
     );
+}
+
+/// A raised cancellation flag stops a run at its next batch: an error that
+/// says so, and no output, sidecar or temporary file left behind.
+#[test]
+fn a_cancelled_run_stops_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("id,m\n");
+    for i in 0..5000 {
+        csv.push_str(&format!("{i},{}\n", i % 7));
+    }
+    let input = write(dir.path(), "in.csv", &csv);
+    let out = dir.path().join("out.parquet");
+    let plan = "steps: [{type: impute, columns: [m], method: median}]";
+    let req = request(&input, plan, None, &out).unwrap();
+    req.cancel.cancel();
+    let e = clean(req).unwrap_err();
+    assert!(
+        matches!(e, CleanError::Core(tamis_core::CoreError::Cancelled)),
+        "{e}"
+    );
+    assert!(!e.is_bad_input());
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["in.csv"]);
 }

@@ -162,6 +162,7 @@ pub fn clean(a: cli::CleanArgs) -> anyhow::Result<ExitCode> {
         today,
         progress: Arc::new(AtomicU64::new(0)),
         passes: Arc::new(AtomicU64::new(0)),
+        cancel: Default::default(),
         vault,
     };
     let o = runtime()?.block_on(svc::clean(job))?;
@@ -450,6 +451,7 @@ pub fn dedup(a: cli::DedupArgs) -> anyhow::Result<ExitCode> {
             read: a.read.options()?,
             settings,
             model,
+            cancel: Default::default(),
         },
         pairs: a.output.clone(),
         clusters: a.clusters.clone(),

@@ -11,6 +11,9 @@ pub type Result<T, E = CoreError> = std::result::Result<T, E>;
 /// Errors raised while resolving, decoding and reading datasets.
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
+    /// The computation was asked to stop (a job cancelled while it ran).
+    #[error("cancelled while running")]
+    Cancelled,
     /// An input path or URL does not exist or cannot be opened.
     #[error("cannot open `{path}`: {source}")]
     Open {
@@ -110,6 +113,9 @@ pub enum CoreError {
 impl CoreError {
     /// Whether the error is the user's input (exit code 3) rather than a bug or the environment.
     pub fn is_bad_input(&self) -> bool {
-        !matches!(self, CoreError::Internal(_) | CoreError::Write { .. })
+        !matches!(
+            self,
+            CoreError::Internal(_) | CoreError::Write { .. } | CoreError::Cancelled
+        )
     }
 }

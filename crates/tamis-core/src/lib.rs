@@ -8,6 +8,7 @@
 //! - [`types`] infers column types from text;
 //! - [`engine`] exposes datasets to DataFusion, the engine of every stage.
 
+pub mod cancel;
 pub mod contract;
 pub mod csv;
 pub mod dataset;
@@ -21,6 +22,7 @@ pub mod source;
 pub mod types;
 pub mod writer;
 
+pub use cancel::Cancel;
 pub use dataset::{
     Dataset, FileInfo, Format, ROW_ID, ReadOptions, SchemaSpec, row_ids, sample_text,
 };

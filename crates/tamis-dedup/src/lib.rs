@@ -104,6 +104,8 @@ pub struct Request {
     pub settings: Settings,
     /// A trained model to reuse instead of training.
     pub model: Option<SavedModel>,
+    /// Raised to stop the run between its stages (with `CoreError::Cancelled`).
+    pub cancel: tamis_core::Cancel,
 }
 
 /// A blocking rule considered by auto-configuration.
@@ -524,7 +526,7 @@ pub fn run(req: &Request) -> Result<Outcome, DedupError> {
     if let Some(l) = &req.link {
         inputs.push(Input::open(l, &req.read)?);
     }
-    run_inputs(&inputs, &req.settings, req.model.as_ref())
+    run_stages(&inputs, &req.settings, req.model.as_ref(), &req.cancel)
 }
 
 /// Matches one input (dedupe) or two (link) under `settings`, or under a
@@ -533,6 +535,17 @@ pub fn run_inputs(
     inputs: &[Input],
     settings: &Settings,
     model: Option<&SavedModel>,
+) -> Result<Outcome, DedupError> {
+    run_stages(inputs, settings, model, &tamis_core::Cancel::new())
+}
+
+/// [`run_inputs`], checking `cancel` between stages (loading, blocking,
+/// comparing, training, scoring, clustering).
+fn run_stages(
+    inputs: &[Input],
+    settings: &Settings,
+    model: Option<&SavedModel>,
+    cancel: &tamis_core::Cancel,
 ) -> Result<Outcome, DedupError> {
     let t0 = Instant::now();
     let Prepared {
@@ -544,6 +557,7 @@ pub fn run_inputs(
         quarantined,
         link,
     } = prepare(inputs, settings, model)?;
+    cancel.check()?;
     let mut timings = Timings {
         load: t0.elapsed().as_secs_f64(),
         ..Timings::default()
@@ -573,7 +587,9 @@ pub fn run_inputs(
         (given, Vec::new())
     };
     let blocking: Vec<BlockingRule> = compiled.iter().map(|c| c.rule.clone()).collect();
+    cancel.check()?;
     let (cands, rule_counts) = block::candidates(&t, &compiled, link);
+    cancel.check()?;
     timings.blocking = t1.elapsed().as_secs_f64();
     tracing::info!(
         candidates = cands.len(),
@@ -590,6 +606,7 @@ pub fn run_inputs(
     let gammas: Vec<u64> = par_range(cands.len(), |i| {
         scorer.gamma(cands[i].0 as usize, cands[i].1 as usize)
     });
+    cancel.check()?;
     let model = match model {
         Some(m) => m.model.clone(),
         None => train(
@@ -603,6 +620,7 @@ pub fn run_inputs(
         ),
     };
     drop(compiled);
+    cancel.check()?;
     timings.training = t2.elapsed().as_secs_f64();
 
     let t3 = Instant::now();
@@ -625,6 +643,7 @@ pub fn run_inputs(
             .collect()
     });
     timings.scoring = t3.elapsed().as_secs_f64();
+    cancel.check()?;
     let t4 = Instant::now();
     let links: Vec<(u32, u32, f64)> = matches.iter().map(|p| (p.a, p.b, p.probability)).collect();
     let max_cluster_size = settings

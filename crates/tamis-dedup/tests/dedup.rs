@@ -588,3 +588,31 @@ fn incremental_matching_gives_the_clusters_of_a_full_rerun() {
 fn all_new(dir: &Path, csv: &str, split: usize, total: usize) -> String {
     write(dir, "new_all.csv", &slice_csv(csv, split..total))
 }
+
+/// A raised cancellation flag stops a run at its next stage boundary.
+#[test]
+fn a_cancelled_run_stops_with_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let (csv, _) = people(300, 30, 7);
+    let f = write(dir.path(), "people.csv", &csv);
+    let req = Request {
+        inputs: vec![f],
+        ..Default::default()
+    };
+    let stopped = req.clone();
+    stopped.cancel.cancel();
+    let e = run(&stopped).err().expect("a cancelled run fails");
+    assert!(
+        matches!(
+            e,
+            tamis_dedup::DedupError::Core(tamis_core::CoreError::Cancelled)
+        ),
+        "{e}"
+    );
+    // Clones share the flag; a request with a fresh one runs to the end.
+    let fresh = Request {
+        cancel: Default::default(),
+        ..req
+    };
+    assert!(run(&fresh).is_ok());
+}

@@ -83,6 +83,8 @@ pub struct CleanJob {
     pub progress: Arc<AtomicU64>,
     /// Passes started, for progress.
     pub passes: Arc<AtomicU64>,
+    /// Raised to stop the run between batches.
+    pub cancel: tamis_core::Cancel,
     /// Token vault file and keys (for `pii` steps that tokenize).
     pub vault: Option<(PathBuf, tamis_privacy::anonymize::Keys)>,
 }
@@ -107,6 +109,7 @@ pub async fn clean(job: CleanJob) -> Result<CleanOutcome, ServiceError> {
         quarantine: quarantine(&job.quarantine)?,
         progress: job.progress.clone(),
         passes: job.passes.clone(),
+        cancel: job.cancel.clone(),
         today: job.today,
         vault: job.vault.clone(),
         matcher: Some(Arc::new(crate::dedup::DedupMatcher)),

@@ -49,6 +49,18 @@ pub enum ServiceError {
 }
 
 impl ServiceError {
+    /// Whether the run stopped because it was asked to (a cancelled job).
+    pub fn is_cancelled(&self) -> bool {
+        let core = match self {
+            ServiceError::Core(e)
+            | ServiceError::Profile(ProfileError::Core(e))
+            | ServiceError::Clean(tamis_clean::CleanError::Core(e))
+            | ServiceError::Dedup(tamis_dedup::DedupError::Core(e)) => e,
+            _ => return false,
+        };
+        matches!(core, CoreError::Cancelled)
+    }
+
     /// Whether the input is at fault (exit code 3), rather than tamis or the machine.
     pub fn is_bad_input(&self) -> bool {
         match self {

@@ -20,6 +20,8 @@ use tamis_store::{
     Artifact, Artifacts, Heartbeat, Job, JobState, LocalCopy, Progress, Store, now_ms,
 };
 
+use tamis_core::Cancel;
+
 use crate::{ProfileRequest, ServiceError};
 
 /// How a worker runs.
@@ -74,6 +76,27 @@ impl std::fmt::Debug for WorkerConfig {
             .field("poll_ms", &self.poll_ms)
             .field("on_finish", &self.on_finish.is_some())
             .finish()
+    }
+}
+
+/// How long a run asked to stop is waited for before the job is marked
+/// cancelled anyway (a blocking step that checks rarely then finishes alone).
+const STOP_GRACE: Duration = Duration::from_secs(30);
+
+/// Runs `fut` until it ends or `cancel` is raised; then drops it, which stops
+/// async work at its next await.
+async fn until_cancelled<T>(
+    fut: impl std::future::Future<Output = Result<T, ServiceError>>,
+    cancel: &Cancel,
+) -> Result<T, ServiceError> {
+    let raised = async {
+        while !cancel.is_cancelled() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::select! {
+        r = fut => r,
+        _ = raised => Err(tamis_core::CoreError::Cancelled.into()),
     }
 }
 
@@ -135,8 +158,9 @@ async fn execute(
     dir: &Path,
     progress: Arc<AtomicU64>,
     total: Arc<AtomicU64>,
+    cancel: Cancel,
 ) -> Result<Produced, ServiceError> {
-    let (inputs, _copies) = inputs_of(job, artifacts).await?;
+    let (inputs, _copies) = until_cancelled(inputs_of(job, artifacts), &cancel).await?;
     match job.kind.as_str() {
         "profile" => {
             let mut opened = crate::open_profile(ProfileRequest {
@@ -145,7 +169,7 @@ async fn execute(
             })?;
             total.store(opened.total_bytes().unwrap_or(0), Ordering::Relaxed);
             opened.progress = progress;
-            let p = opened.run().await?;
+            let p = until_cancelled(opened.run(), &cancel).await?;
             let path = dir.join("profile.json");
             let value = serde_json::to_value(&p).map_err(|e| bad(e.to_string()))?;
             let text = serde_json::to_vec_pretty(&value).map_err(|e| bad(e.to_string()))?;
@@ -180,10 +204,13 @@ async fn execute(
             })
         }
         "suggest" => {
-            let plan = crate::clean::suggest(ProfileRequest {
-                inputs,
-                ..Default::default()
-            })
+            let plan = until_cancelled(
+                crate::clean::suggest(ProfileRequest {
+                    inputs,
+                    ..Default::default()
+                }),
+                &cancel,
+            )
             .await?;
             let value = plan.to_value();
             let path = dir.join("plan.json");
@@ -212,6 +239,7 @@ async fn execute(
                 request: tamis_dedup::Request {
                     inputs,
                     settings,
+                    cancel: cancel.clone(),
                     ..Default::default()
                 },
                 pairs: pairs.clone(),
@@ -262,6 +290,7 @@ async fn execute(
                 today: chrono::Utc::now().date_naive(),
                 progress,
                 passes: Arc::new(AtomicU64::new(0)),
+                cancel: cancel.clone(),
                 vault: None,
             })
             .await?;
@@ -490,6 +519,7 @@ async fn run_in(
             }
         })
     };
+    let cancel = Cancel::new();
     let run = execute(
         store,
         &cfg.artifacts,
@@ -497,43 +527,62 @@ async fn run_in(
         dir,
         progress.clone(),
         total.clone(),
+        cancel.clone(),
     );
     tokio::pin!(run);
-    // A cancellation stops the run between its awaits (its inputs are
-    // streams); a blocking step finishes in the background, unrecorded.
+    // Asked to stop (a user cancelled, or the lease went to another worker):
+    // the run is told, and given STOP_GRACE to end. Async steps stop at their
+    // next await, blocking ones (clean, dedup) at their next batch or stage.
+    let mut asked: Option<std::time::Instant> = None;
     let outcome = loop {
         tokio::select! {
             r = &mut run => break Some(r),
             _ = tokio::time::sleep(Duration::from_millis(100)) => {
-                if cancelled.load(Ordering::Relaxed) || lost.load(Ordering::Relaxed) {
+                if asked.is_none()
+                    && (cancelled.load(Ordering::Relaxed) || lost.load(Ordering::Relaxed))
+                {
+                    cancel.cancel();
+                    asked = Some(std::time::Instant::now());
+                }
+                if asked.is_some_and(|t| t.elapsed() > STOP_GRACE) {
                     break None;
                 }
             }
         }
     };
     beat.abort();
-    if outcome.is_none() && lost.load(Ordering::Relaxed) {
-        tracing::warn!(job = %job.id, "lease lost; another worker has the job");
-        return Ok(Some((job.id.clone(), JobState::Running)));
+    if let Some(t) = asked {
+        let stopped = outcome.is_some();
+        let interrupted = matches!(&outcome, Some(Err(e)) if e.is_cancelled());
+        let fields = json!({"stopped": stopped, "interrupted": interrupted,
+                            "stop_ms": t.elapsed().as_millis() as u64});
+        if lost.load(Ordering::Relaxed) {
+            tracing::warn!(job = %job.id, %fields, "lease lost; another worker has the job");
+            return Ok(Some((job.id.clone(), JobState::Running)));
+        }
+        let message = if stopped {
+            "cancelled while running; stopped"
+        } else {
+            "cancelled while running; a blocking step is still finishing, unrecorded"
+        };
+        store.append_log(&job.id, "warn", message, &fields).await?;
+        save_log(store, cfg, &job).await?;
+        store.finish_cancelled(&job.id, &cfg.id).await?;
+        if let Some(hook) = &cfg.on_finish {
+            hook(&store.job(&job.tenant_id, &job.id).await?);
+        }
+        return Ok(Some((job.id.clone(), JobState::Cancelled)));
     }
     // Outputs go to the artifact store first; failing that fails the attempt.
     let outcome = match outcome {
-        Some(Ok(p)) => Some(put_outputs(store, cfg, &job, p).await),
-        Some(Err(e)) => Some(Err(e)),
-        None => None,
+        Some(Ok(p)) => put_outputs(store, cfg, &job, p).await,
+        Some(Err(e)) => Err(e),
+        None => Err(bad("the run ended without a result")),
     };
     // The last log line and the log artifact come before the final state, so
     // whoever sees the state (a live console, a client) finds both.
     let state = match outcome {
-        None => {
-            store
-                .append_log(&job.id, "warn", "cancelled while running", &json!({}))
-                .await?;
-            save_log(store, cfg, &job).await?;
-            store.finish_cancelled(&job.id, &cfg.id).await?;
-            JobState::Cancelled
-        }
-        Some(Ok((result, metrics))) => {
+        Ok((result, metrics)) => {
             store
                 .append_log(&job.id, "info", "succeeded", &metrics)
                 .await?;
@@ -551,7 +600,7 @@ async fn run_in(
             }
             JobState::Succeeded
         }
-        Some(Err(e)) => {
+        Err(e) => {
             let transient = !e.is_bad_input();
             let retry = transient && job.attempts < job.max_attempts;
             let message = e.to_string();

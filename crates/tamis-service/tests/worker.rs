@@ -13,8 +13,16 @@ fn example() -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_kind_runs_and_bad_jobs_fail_once() {
+struct Setup {
+    dir: tempfile::TempDir,
+    store: Store,
+    t: tamis_store::Tenant,
+    data: std::path::PathBuf,
+    arts: Artifacts,
+}
+
+/// A migrated SQLite store with one tenant, and a local artifact store.
+async fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::connect(&format!("sqlite://{}", dir.path().join("m.db").display()))
         .await
@@ -27,6 +35,24 @@ async fn every_kind_runs_and_bad_jobs_fail_once() {
         data.join("work"),
     )
     .unwrap();
+    Setup {
+        dir,
+        store,
+        t,
+        data,
+        arts,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_runs_and_bad_jobs_fail_once() {
+    let Setup {
+        dir: _dir,
+        store,
+        t,
+        data,
+        arts,
+    } = setup().await;
     let cfg = WorkerConfig::new("w1", &data, arts.clone());
     let submit = |kind: &str, params: serde_json::Value| NewJob {
         tenant_id: t.id.clone(),
@@ -114,4 +140,81 @@ async fn every_kind_runs_and_bad_jobs_fail_once() {
     assert!(get(4).await.unwrap().error.unwrap().contains("`inputs`"));
     let logs = store.logs_since(&t.id, &ids[3], 0, 10).await.unwrap();
     assert_eq!(logs.last().unwrap().level, "error");
+}
+
+/// Cancelling a clean job while its blocking passes run stops them: the
+/// worker returns once the run has ended (not when it would have finished),
+/// the log says the run was interrupted, and no output is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_running_clean_stops_its_passes() {
+    let Setup {
+        dir,
+        store,
+        t,
+        data,
+        arts,
+    } = setup().await;
+    let mut cfg = WorkerConfig::new("w1", &data, arts.clone());
+    cfg.heartbeat_ms = 50;
+    // Big enough that the passes are still running when the cancel lands.
+    let input = dir.path().join("big.csv");
+    {
+        use std::io::Write;
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
+        writeln!(w, "id,city,amount").unwrap();
+        for i in 0..3_000_000u64 {
+            writeln!(w, "{i},City {},{}", i % 101, i % 997).unwrap();
+        }
+    }
+    let plan = json!({"steps": [
+        {"type": "normalize_text", "columns": ["city"]},
+        {"type": "impute", "columns": ["amount"], "method": "median"}
+    ]});
+    let (job, _) = store
+        .enqueue(&NewJob {
+            tenant_id: t.id.clone(),
+            kind: "clean".into(),
+            params: json!({"inputs": [input.display().to_string()], "plan": plan}),
+            created_by: "test".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let canceller = {
+        let (store, tenant, id) = (store.clone(), t.id.clone(), job.id.clone());
+        tokio::spawn(async move {
+            // Once it has started, ask it to stop (its heartbeat sees it
+            // within 50 ms; the passes over 3M rows take seconds).
+            while store
+                .logs_since(&tenant, &id, 0, 10)
+                .await
+                .unwrap()
+                .is_empty()
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            store.cancel(&tenant, &id).await.unwrap()
+        })
+    };
+    let (id, state) = run_once(&store, &cfg).await.unwrap().unwrap();
+    assert_eq!(canceller.await.unwrap(), JobState::Running);
+    assert_eq!((id.as_str(), state), (job.id.as_str(), JobState::Cancelled));
+    let logs = store.logs_since(&t.id, &job.id, 0, 1000).await.unwrap();
+    let last = logs.last().unwrap();
+    assert_eq!(last.level, "warn", "{logs:?}");
+    assert_eq!(last.fields["stopped"], true, "{last:?}");
+    assert_eq!(last.fields["interrupted"], true, "{last:?}");
+    let kinds: Vec<String> = store
+        .artifacts(&t.id, &job.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.kind)
+        .collect();
+    assert_eq!(kinds, ["log"]);
+    assert!(!data.join("work").join(&job.id).exists());
+    assert_eq!(
+        store.job(&t.id, &job.id).await.unwrap().state,
+        JobState::Cancelled
+    );
 }
