@@ -135,9 +135,10 @@ pub struct ServeArgs {
     /// The largest upload, in MiB.
     #[arg(long, default_value_t = 10240)]
     pub max_upload_mib: u64,
-    /// Directories `POST /api/v1/datasets/ingest` may read files from.
-    #[arg(long, value_name = "DIR")]
-    pub ingest_root: Vec<PathBuf>,
+    /// Where `POST /api/v1/datasets/ingest` may read files from: a directory,
+    /// or an S3 prefix (s3://BUCKET/PREFIX, read with the AWS_* variables).
+    #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
+    pub ingest_root: Vec<String>,
     /// Ed25519 private key (PKCS#8 PEM) for session tokens (default: generated under DATA_DIR/keys).
     #[arg(long, requires = "jwt_public_key", env = "TAMIS_JWT_PRIVATE_KEY")]
     pub jwt_private_key: Option<PathBuf>,

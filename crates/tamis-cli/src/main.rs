@@ -174,7 +174,13 @@ fn serve(a: cli::ServeArgs) -> anyhow::Result<ExitCode> {
     let mut config = tamis_server::ServerConfig::new(&a.data_dir);
     config.max_upload_bytes = a.max_upload_mib.saturating_mul(1 << 20);
     config.user_tier = a.user_tier;
-    config.ingest_roots = a.ingest_root;
+    for r in a.ingest_root {
+        if r.starts_with("s3://") {
+            config.ingest_urls.push(r);
+        } else {
+            config.ingest_roots.push(r.into());
+        }
+    }
     let demo = if a.demo {
         let dir = a.data_dir.join("demo");
         std::fs::create_dir_all(&dir)?;

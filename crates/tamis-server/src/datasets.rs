@@ -431,6 +431,65 @@ pub async fn ingest_file(
     // The file is the server's own: no upload limit.
     let chunks = tokio_util::io::ReaderStream::with_capacity(f, 256 << 10);
     let staged = stage(st, raw, None, chunks, |e| io_err("ingest read", e)).await?;
+    commit_named(st, tenant, actor, staged, name).await
+}
+
+/// Copies an object under one of the server's S3 ingest prefixes into the
+/// store as a dataset version (streamed, hashed and sniffed like an upload).
+pub async fn ingest_object(
+    st: &AppState,
+    tenant: &str,
+    actor: &str,
+    url: &str,
+    name: Option<String>,
+) -> Result<Value, ApiError> {
+    let rest = url.strip_prefix("s3://").unwrap_or(url);
+    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+    // Plain segments only: `..` or `//` could step outside the allowed prefix.
+    if bucket.is_empty()
+        || key.is_empty()
+        || key
+            .split('/')
+            .any(|p| p.is_empty() || p == "." || p == "..")
+    {
+        return Err(ApiError::bad_request(format!(
+            "`{url}`: give s3://BUCKET/KEY with plain path segments"
+        )));
+    }
+    let allowed = st.config().ingest_urls.iter().any(|r| {
+        let r = r.trim_end_matches('/');
+        url == r || url.starts_with(&format!("{r}/"))
+    });
+    if !allowed {
+        return Err(ApiError::forbidden(format!(
+            "`{url}` is not under one of this server's ingest roots"
+        )));
+    }
+    let source = tamis_store::Artifacts::open_with(
+        &format!("s3://{bucket}"),
+        st.scratch(),
+        st.config().s3_options.clone(),
+    )?;
+    let d = source.get(key).await.map_err(|e| match e {
+        tamis_store::StoreError::NotFound(_) => ApiError::not_found(format!("object `{url}`")),
+        e => ApiError::bad_request(format!("cannot read `{url}`: {e}")),
+    })?;
+    let raw = key.rsplit('/').next().unwrap_or(key).to_string();
+    let staged = stage(st, raw, None, d.stream, |e| {
+        ApiError::bad_request(format!("reading `{url}` stopped: {e}"))
+    })
+    .await?;
+    commit_named(st, tenant, actor, staged, name).await
+}
+
+/// Commits a staged ingest to the dataset `name` (default: the file's stem).
+async fn commit_named(
+    st: &AppState,
+    tenant: &str,
+    actor: &str,
+    staged: Staged,
+    name: Option<String>,
+) -> Result<Value, ApiError> {
     let name = name.unwrap_or_else(|| default_name(&staged.name));
     let ds = dataset_named(st, tenant, actor, &name).await?;
     commit(st, tenant, actor, &ds, staged).await
@@ -439,7 +498,8 @@ pub async fn ingest_file(
 /// An ingest.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct Ingest {
-    /// A path or `file://` URL under one of the server's ingest roots.
+    /// A path or `file://` URL under one of the server's ingest directories,
+    /// or an `s3://BUCKET/KEY` under one of its S3 ingest prefixes.
     pub url: String,
     /// Dataset name (default: the file's stem).
     pub name: Option<String>,
@@ -456,10 +516,14 @@ pub async fn ingest(
     p.require("engineer")?;
     p.may("upload")?;
     st.limiter().check(&p.actor, &p.tier).await?;
+    if i.url.starts_with("s3://") {
+        let body = ingest_object(&st, &p.tenant_id, &p.actor, &i.url, i.name).await?;
+        return Ok(json_status(StatusCode::ACCEPTED, body));
+    }
     let raw = i.url.strip_prefix("file://").unwrap_or(&i.url);
     if raw.contains("://") {
         return Err(ApiError::bad_request(format!(
-            "`{}`: this server ingests local files (file:// or a path) under its ingest roots",
+            "`{}`: this server ingests local files (file:// or a path) and s3:// objects under its ingest roots",
             i.url
         )));
     }

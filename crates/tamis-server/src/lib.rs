@@ -45,9 +45,12 @@ pub struct ServerConfig {
     pub token_ttl_secs: i64,
     /// The rate-limit tier of users logged in with a session token.
     pub user_tier: String,
-    /// Directories the server may ingest files from (`POST /datasets/ingest`);
-    /// empty: ingest only from object-store URLs.
+    /// Directories the server may ingest files from (`POST /datasets/ingest`).
     pub ingest_roots: Vec<PathBuf>,
+    /// S3 prefixes (`s3://BUCKET/PREFIX`) the server may ingest objects from.
+    pub ingest_urls: Vec<String>,
+    /// S3 options (`aws_endpoint`, …) for ingests, over the AWS_* variables.
+    pub s3_options: Vec<(String, String)>,
 }
 
 impl ServerConfig {
@@ -59,6 +62,8 @@ impl ServerConfig {
             token_ttl_secs: 24 * 3600,
             user_tier: "free".into(),
             ingest_roots: Vec::new(),
+            ingest_urls: Vec::new(),
+            s3_options: Vec::new(),
         }
     }
 }

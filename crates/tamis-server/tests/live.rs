@@ -221,6 +221,7 @@ async fn artifacts_live_in_s3_with_the_same_code() {
 
     let h = harness(Options {
         artifacts: Some(("s3://tamis-test/platform".into(), s3.options())),
+        ingest_urls: vec!["s3://tamis-test/incoming/".into()],
         ..Default::default()
     })
     .await;
@@ -307,6 +308,44 @@ async fn artifacts_live_in_s3_with_the_same_code() {
         down.headers["content-length"].to_str().unwrap(),
         bytes.len().to_string()
     );
+    // Ingest from S3: only under the server's ingest prefixes, plain keys only.
+    let bucket_root = tamis_store::Artifacts::open_with(
+        "s3://tamis-test",
+        s3.dir.path().join("scratch"),
+        s3.options(),
+    )
+    .unwrap();
+    bucket_root
+        .put_file("incoming/q3/orders.csv", &example())
+        .await
+        .unwrap();
+    bucket_root
+        .put_file("private/orders.csv", &example())
+        .await
+        .unwrap();
+    let ingest = |url: &str| {
+        h.call(
+            "POST",
+            "/api/v1/datasets/ingest",
+            Some(&eng),
+            Some(json!({ "url": url })),
+        )
+    };
+    let r = ingest("s3://tamis-test/incoming/q3/orders.csv").await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    assert_eq!(r.json()["dataset"], "orders");
+    assert_eq!(r.json()["sha256"], up.json()["sha256"]);
+    for (url, status) in [
+        ("s3://tamis-test/private/orders.csv", 403),
+        ("s3://tamis-test/incoming/../private/orders.csv", 400),
+        ("s3://tamis-test/incomingx/orders.csv", 403),
+        ("s3://tamis-test/incoming/nope.csv", 404),
+    ] {
+        let r = ingest(url).await;
+        assert_eq!(r.status, status, "{url}: {}", r.text());
+    }
+    assert_eq!(walk(&bucket.join("datasets")).len(), 2);
+
     // Nothing went to the local artifact folder, and scratch space is empty again.
     let data = &h.state.config().data_dir;
     assert!(walk(&data.join("artifacts")).is_empty());

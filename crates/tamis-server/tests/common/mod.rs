@@ -69,6 +69,8 @@ pub struct Options {
     pub rows_per_month: Option<i64>,
     /// An artifact store URL and its S3 options (default: DATA/artifacts).
     pub artifacts: Option<(String, Vec<(String, String)>)>,
+    /// S3 prefixes ingests may read (with the artifacts' S3 options).
+    pub ingest_urls: Vec<String>,
 }
 
 impl Default for Options {
@@ -79,6 +81,7 @@ impl Default for Options {
             queue_depth: 10_000,
             rows_per_month: None,
             artifacts: None,
+            ingest_urls: Vec::new(),
         }
     }
 }
@@ -113,6 +116,8 @@ pub async fn harness(o: Options) -> Harness {
     let (url, opts) = o
         .artifacts
         .unwrap_or_else(|| (data.join("artifacts").display().to_string(), Vec::new()));
+    cfg.ingest_urls = o.ingest_urls;
+    cfg.s3_options = opts.clone();
     let artifacts = Artifacts::open_with(&url, data.join("work"), opts).unwrap();
     artifacts.check().await.unwrap();
     let state = AppState::new(
