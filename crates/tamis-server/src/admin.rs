@@ -17,6 +17,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/auth/login", post(login))
         .route("/me", get(me))
         .route("/users", get(list_users).post(create_user))
+        .route("/users/{id}", axum::routing::patch(update_user))
         .route("/api-keys", get(list_keys).post(create_key))
         .route("/api-keys/{id}", delete(revoke_key))
         .route("/audit", get(audit))
@@ -118,6 +119,68 @@ pub async fn create_user(
     )
     .await?;
     Ok(json_status(StatusCode::CREATED, json!({"user": user})))
+}
+
+/// Changes to a user (each optional).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserChange {
+    /// admin, engineer, analyst, reviewer or viewer.
+    pub role: Option<String>,
+    /// Refuse their logins, session tokens and API keys.
+    pub disabled: Option<bool>,
+    /// A new password (at least 8 characters).
+    pub password: Option<String>,
+}
+
+/// Changes a user of the caller's tenant (admin): role, disabled, password.
+/// Session tokens and API keys follow at once on this server, within 5 s on others.
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "admin", request_body = UserChange,
+    params(("id" = String, Path)),
+    responses((status = 200, description = "the user"), (status = 409, description = "an admin demoting or disabling themselves")))]
+pub async fn update_user(
+    State(st): State<AppState>,
+    p: Principal,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Json(c): Json<UserChange>,
+) -> Result<Json<Value>, ApiError> {
+    p.require("admin")?;
+    p.may("admin")?;
+    if id == p.user_id
+        && (c.disabled == Some(true) || c.role.as_deref().is_some_and(|r| r != "admin"))
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "an admin cannot demote or disable themselves; ask another admin",
+        ));
+    }
+    if c.password.as_ref().is_some_and(|pw| pw.chars().count() < 8) {
+        return Err(
+            ApiError::bad_request("the password needs at least 8 characters")
+                .with_details(json!({"field": "password"})),
+        );
+    }
+    let user = st
+        .store()
+        .update_user(
+            &p.tenant_id,
+            &id,
+            c.role.as_deref(),
+            c.disabled,
+            c.password.as_deref(),
+        )
+        .await?;
+    st.users().forget(&user.id);
+    crate::audit(
+        &st,
+        &p,
+        "user.update",
+        &user.id,
+        &json!({"role": c.role, "disabled": c.disabled, "password_changed": c.password.is_some()}),
+    )
+    .await?;
+    Ok(Json(json!({"user": user})))
 }
 
 /// A new API key.

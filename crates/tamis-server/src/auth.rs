@@ -316,13 +316,64 @@ impl FromRequestParts<AppState> for Principal {
             });
         }
         let c = st.keys().verify(&cred)?;
+        // The token proves who; the user's current record says whether they
+        // may still act, and as what (a role change or a disabled account
+        // takes effect within USER_TTL, at once on this server).
+        let role = st.users().current(st, &c.tid, &c.sub).await?;
         Ok(Principal {
             tenant_id: c.tid,
             user_id: c.sub.clone(),
-            role: c.role,
+            role,
             actor: c.sub,
             scopes: None,
             tier: st.config().user_tier.clone(),
         })
+    }
+}
+
+/// How long a user's role and state are trusted before they are read again.
+pub const USER_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Users' current roles and states, read at most every [`USER_TTL`] per user,
+/// so session tokens follow role changes and disabled accounts without a
+/// database read on every request.
+#[derive(Debug, Default)]
+pub struct UserCache(
+    std::sync::Mutex<std::collections::HashMap<String, (Option<String>, std::time::Instant)>>,
+);
+
+impl UserCache {
+    /// The user's current role; 401 when the account is disabled or gone.
+    pub async fn current(&self, st: &AppState, tenant: &str, id: &str) -> Result<String, ApiError> {
+        let cached = {
+            let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            m.get(id)
+                .filter(|(_, at)| at.elapsed() < USER_TTL)
+                .map(|(role, _)| role.clone())
+        };
+        let role = match cached {
+            Some(r) => r,
+            None => {
+                let role = match st.store().user(tenant, id).await {
+                    Ok(u) if !u.disabled => Some(u.role),
+                    Ok(_) | Err(tamis_store::StoreError::NotFound(_)) => None,
+                    Err(e) => return Err(e.into()),
+                };
+                let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+                if m.len() > 100_000 {
+                    m.retain(|_, (_, at)| at.elapsed() < USER_TTL);
+                }
+                m.insert(id.to_string(), (role.clone(), std::time::Instant::now()));
+                role
+            }
+        };
+        role.ok_or_else(|| {
+            ApiError::unauthorized("this account is disabled or no longer exists; ask an admin")
+        })
+    }
+
+    /// Forgets a user (after a change on this server, so it applies at once).
+    pub fn forget(&self, id: &str) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
     }
 }

@@ -75,6 +75,7 @@ struct Inner {
     keys: JwtKeys,
     limiter: Limiter,
     metrics: Metrics,
+    users: auth::UserCache,
 }
 
 /// What every handler shares.
@@ -105,6 +106,7 @@ impl AppState {
             keys,
             limiter,
             metrics: Metrics::new(),
+            users: auth::UserCache::default(),
         }))
     }
 
@@ -136,6 +138,11 @@ impl AppState {
     /// The metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.0.metrics
+    }
+
+    /// Recently read users' roles and states (session tokens are checked against them).
+    pub(crate) fn users(&self) -> &auth::UserCache {
+        &self.0.users
     }
 
     /// A scratch directory for this server's temporary files (under the data directory).

@@ -54,7 +54,7 @@ impl Modify for Security {
     modifiers(&Security),
     security(("bearer" = []), ("api_key" = [])),
     paths(
-        crate::admin::login, crate::admin::me, crate::admin::list_users, crate::admin::create_user,
+        crate::admin::login, crate::admin::me, crate::admin::list_users, crate::admin::create_user, crate::admin::update_user,
         crate::admin::list_keys, crate::admin::create_key, crate::admin::revoke_key, crate::admin::audit,
         crate::datasets::upload, crate::datasets::upload_version, crate::datasets::ingest,
         crate::datasets::list, crate::datasets::one, crate::datasets::versions, crate::datasets::profile,

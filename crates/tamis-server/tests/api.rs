@@ -198,6 +198,106 @@ async fn tokens_and_keys_are_checked_before_any_work() {
     }
 }
 
+/// An admin changes a user's role, disables and re-enables them, and resets
+/// their password; tokens and keys already issued follow at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_changes_apply_to_tokens_already_issued() {
+    let h = harness(Options::default()).await;
+    let admin = h.login("admin@acme.test").await;
+    let eng = h.login("engineer@acme.test").await;
+    let me = h.get("/api/v1/me", &eng).await.json();
+    let eng_id = me["user"]["id"].as_str().unwrap().to_string();
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/api-keys",
+            Some(&eng),
+            Some(json!({"name": "eng-key"})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let key = r.json()["secret"].as_str().unwrap().to_string();
+    let patch = |who: &str, token: &str, body: Value| {
+        let (uri, token) = (format!("/api/v1/users/{who}"), token.to_string());
+        let h = &h;
+        async move { h.call("PATCH", &uri, Some(&token), Some(body)).await }
+    };
+    assert_eq!(
+        h.upload(&eng, "a.csv", b"a,b\n1,2\n", None).await.status,
+        202
+    );
+
+    // Demoted: the token issued as an engineer now acts as a viewer.
+    let r = patch(&eng_id, &admin, json!({"role": "viewer"})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["user"]["role"], "viewer");
+    assert_eq!(
+        h.upload(&eng, "b.csv", b"a,b\n1,2\n", None).await.status,
+        403
+    );
+    assert_eq!(h.get("/api/v1/datasets", &eng).await.status, 200);
+
+    // Disabled: token, key and login all refused; re-enabled: back.
+    patch(&eng_id, &admin, json!({"disabled": true})).await;
+    let r = h.get("/api/v1/datasets", &eng).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.error_code(), "unauthorized");
+    assert_eq!(h.get("/api/v1/datasets", &key).await.status, 401);
+    let login = |pw: &str| {
+        h.call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": "engineer@acme.test", "password": pw})),
+        )
+    };
+    assert_eq!(login(common::PASSWORD).await.status, 401);
+    let r = patch(
+        &eng_id,
+        &admin,
+        json!({"disabled": false, "role": "engineer", "password": "new-password-9"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(h.get("/api/v1/datasets", &key).await.status, 200);
+    assert_eq!(
+        h.upload(&eng, "c.csv", b"a,b\n1,2\n", None).await.status,
+        202
+    );
+    assert_eq!(login(common::PASSWORD).await.status, 401);
+    assert_eq!(login("new-password-9").await.status, 200);
+
+    // Refused: non-admins, self-demotion, unknown roles, short passwords,
+    // unknown fields, another tenant's user.
+    let admin_id = h.get("/api/v1/me", &admin).await.json()["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (who, token, body, status) in [
+        (&eng_id, &eng, json!({"role": "admin"}), 403),
+        (&admin_id, &admin, json!({"role": "viewer"}), 409),
+        (&admin_id, &admin, json!({"disabled": true}), 409),
+        (&eng_id, &admin, json!({"role": "god"}), 409),
+        (&eng_id, &admin, json!({"password": "short"}), 400),
+        (&eng_id, &admin, json!({"rank": "admin"}), 422),
+    ] {
+        let r = patch(who, token, body.clone()).await;
+        assert_eq!(r.status, status, "{body}: {}", r.text());
+        r.error_code();
+    }
+    let beta = h.login("admin@beta.test").await;
+    assert_eq!(
+        patch(&eng_id, &beta, json!({"disabled": true}))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(h.get("/api/v1/datasets", &eng).await.status, 200);
+    let audit = h.get("/api/v1/audit", &admin).await.json();
+    assert!(audit.to_string().contains("user.update"));
+    assert!(!audit.to_string().contains("new-password-9"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_are_enforced() {
     let h = harness(Options::default()).await;

@@ -84,6 +84,15 @@ pub enum Backend {
     Postgres,
 }
 
+/// `NotFound(what)` when an update touched no row (missing, or another tenant's).
+fn found(rows: u64, what: impl FnOnce() -> String) -> Result<(), StoreError> {
+    if rows == 0 {
+        Err(StoreError::NotFound(what()))
+    } else {
+        Ok(())
+    }
+}
+
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -591,6 +600,47 @@ impl Store {
         user_of(&r)
     }
 
+    /// Changes a user of the tenant: role, disabled, password (each when
+    /// given). Returns the user after.
+    pub async fn update_user(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        role: Option<&str>,
+        disabled: Option<bool>,
+        password: Option<&str>,
+    ) -> Result<User, StoreError> {
+        if let Some(role) = role
+            && !ROLES.contains(&role)
+        {
+            return Err(StoreError::Conflict(format!(
+                "role `{role}` is not one of {}",
+                ROLES.join(", ")
+            )));
+        }
+        let mut u = self.user(tenant_id, id).await?;
+        if let Some(r) = role {
+            u.role = r.to_string();
+        }
+        if let Some(d) = disabled {
+            u.disabled = d;
+        }
+        if let Some(p) = password {
+            u.password_hash = secret::hash_password(p)?;
+        }
+        let n = sqlx::query("UPDATE users SET role = $1, disabled = $2, password_hash = $3 WHERE id = $4 AND tenant_id = $5")
+            .bind(&u.role)
+            .bind(i64::from(u.disabled))
+            .bind(&u.password_hash)
+            .bind(id)
+            .bind(tenant_id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        found(n, || format!("user {id}"))?;
+        Ok(u)
+    }
+
     /// Creates an API key; returns it and the secret, which is not stored and
     /// cannot be shown again.
     pub async fn create_api_key(
@@ -676,10 +726,7 @@ impl Store {
             .execute(&self.pool)
             .await?
             .rows_affected();
-        if n == 0 {
-            return Err(StoreError::NotFound(format!("api key {id}")));
-        }
-        Ok(())
+        found(n, || format!("api key {id}"))
     }
 
     // ------------------------------------------------------------ datasets
@@ -798,12 +845,7 @@ impl Store {
             .execute(&self.pool)
             .await?
             .rows_affected();
-        if n == 0 {
-            return Err(StoreError::NotFound(format!(
-                "dataset version {version_id}"
-            )));
-        }
-        Ok(())
+        found(n, || format!("dataset version {version_id}"))
     }
 
     /// The versions of a dataset of the tenant, oldest first.

@@ -87,6 +87,57 @@ async fn suite(url: &str) {
         s.user(&b.id, &ua.id).await,
         Err(StoreError::NotFound(_))
     ));
+    // Role, disabled and password changes; another tenant's user is not found.
+    let uc = s
+        .create_user(&b.id, "cy@beta.test", "password-c1", "viewer")
+        .await
+        .unwrap();
+    let changed = s
+        .update_user(
+            &b.id,
+            &uc.id,
+            Some("engineer"),
+            Some(true),
+            Some("password-c2"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (changed.role.as_str(), changed.disabled),
+        ("engineer", true)
+    );
+    let stored = s.user(&b.id, &uc.id).await.unwrap();
+    assert_eq!((stored.role.as_str(), stored.disabled), ("engineer", true));
+    assert!(
+        s.login("cy@beta.test", "password-c2")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    s.update_user(&b.id, &uc.id, None, Some(false), None)
+        .await
+        .unwrap();
+    assert!(
+        s.login("cy@beta.test", "password-c1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.login("cy@beta.test", "password-c2")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(s.user(&b.id, &uc.id).await.unwrap().role, "engineer");
+    assert!(matches!(
+        s.update_user(&a.id, &uc.id, None, Some(true), None).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.update_user(&b.id, &uc.id, Some("god"), None, None).await,
+        Err(StoreError::Conflict(_))
+    ));
 
     // API keys: stored hashed, found by the secret, refused when forged, revoked or expired.
     let (k, secret) = s
