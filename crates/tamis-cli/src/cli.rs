@@ -181,6 +181,10 @@ pub struct WorkerArgs {
     /// Lease length in milliseconds; heartbeats come every third of it.
     #[arg(long, default_value_t = 30_000)]
     pub lease_ms: i64,
+    /// Serve this worker's Prometheus metrics (jobs finished, durations, rows,
+    /// duplicates, imputations, queue depth) at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// Flags of `tamis migrate`.

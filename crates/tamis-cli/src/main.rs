@@ -149,6 +149,21 @@ fn run(args: cli::Cli) -> anyhow::Result<ExitCode> {
                 );
                 cfg.lease_ms = a.lease_ms.max(300);
                 cfg.heartbeat_ms = (cfg.lease_ms / 3) as u64;
+                if let Some(addr) = a.metrics_addr {
+                    let metrics = std::sync::Arc::new(tamis_server::Metrics::new());
+                    let m = metrics.clone();
+                    cfg.on_finish = Some(std::sync::Arc::new(move |j| m.observe_job(j)));
+                    let listener = tokio::net::TcpListener::bind(addr).await?;
+                    eprintln!(
+                        "worker metrics on http://{}/metrics",
+                        listener.local_addr()?
+                    );
+                    tokio::spawn(tamis_server::ops::serve_worker_metrics(
+                        listener,
+                        store.clone(),
+                        metrics,
+                    ));
+                }
                 let (tx, rx) = tokio::sync::watch::channel(false);
                 tokio::spawn(async move {
                     let _ = tokio::signal::ctrl_c().await;

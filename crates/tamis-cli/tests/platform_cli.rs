@@ -72,15 +72,25 @@ fn a_killed_workers_job_is_retried_and_completes_once() {
             .unwrap();
         (s, j.id, t.id)
     });
+    // Worker B serves its metrics, as a deployment scraping workers would.
+    let metrics_addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
     let worker = |id: &str| {
-        Command::new(env!("CARGO_BIN_EXE_tamis"))
-            .args(["worker", "--database-url", &url, "--data-dir"])
+        let mut c = Command::new(env!("CARGO_BIN_EXE_tamis"));
+        c.args(["worker", "--database-url", &url, "--data-dir"])
             .arg(&data)
-            .args(["--id", id, "--lease-ms", "1500"])
-            .env_remove("TAMIS_DATABASE_URL")
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
+            .args(["--id", id, "--lease-ms", "1500"]);
+        if id == "worker-b" {
+            c.args(["--metrics-addr", &metrics_addr]);
+        }
+        Killed(
+            c.env_remove("TAMIS_DATABASE_URL")
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
     };
     let wait_for = |what: &dyn Fn(&tamis_store::Job) -> bool| {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
@@ -104,8 +114,8 @@ fn a_killed_workers_job_is_retried_and_completes_once() {
     {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    a.kill().unwrap(); // SIGKILL
-    a.wait().unwrap();
+    a.0.kill().unwrap(); // SIGKILL
+    a.0.wait().unwrap();
     let killed = rt.block_on(store.job(&tenant, &job_id)).unwrap();
     assert_eq!(
         killed.state,
@@ -115,8 +125,35 @@ fn a_killed_workers_job_is_retried_and_completes_once() {
 
     let mut b = worker("worker-b");
     let done = wait_for(&|j| j.state.is_final());
-    b.kill().unwrap();
-    b.wait().unwrap();
+    // Its /metrics counts the job it finished and the rows it read.
+    let metrics = (0..100)
+        .find_map(|_| {
+            let r = std::net::TcpStream::connect(&metrics_addr)
+                .ok()
+                .map(|_| http(&metrics_addr, "GET", "/metrics", None, ""));
+            if r.is_none() {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            r
+        })
+        .expect("worker metrics answer");
+    assert_eq!(metrics.0, 200);
+    assert!(
+        metrics
+            .1
+            .contains(r#"tamis_jobs_finished_total{kind="profile",state="succeeded"} 1"#),
+        "{}",
+        metrics.1
+    );
+    assert!(
+        metrics
+            .1
+            .contains(&format!("tamis_rows_processed_total {rows}")),
+        "{}",
+        metrics.1
+    );
+    b.0.kill().unwrap();
+    b.0.wait().unwrap();
     assert_eq!(done.state, JobState::Succeeded, "{done:?}");
     assert_eq!(done.attempts, 2);
     assert_eq!(done.result.as_ref().unwrap()["rows"], rows);
@@ -154,6 +191,16 @@ fn a_killed_workers_job_is_retried_and_completes_once() {
     assert_eq!(files, ["logs.jsonl", "profile.json"]);
 }
 
+/// A child process killed when the test ends, even by a failed assertion.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// One HTTP/1.1 request over a plain socket (the test needs no HTTP client).
 fn http(addr: &str, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
     use std::io::{Read, Write};
@@ -170,15 +217,23 @@ fn http(addr: &str, method: &str, path: &str, token: Option<&str>, body: &str) -
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     let status = out[9..12].parse().unwrap();
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    // Chunked bodies: keep the JSON object.
-    let body = match (body.find('{'), body.rfind('}')) {
-        (Some(a), Some(b)) => body[a..=b].to_string(),
-        _ => body,
-    };
+    let (head, mut rest) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    if !head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        return (status, rest.to_string());
+    }
+    // A chunked body: hex size, CRLF, bytes, CRLF, … until a zero size.
+    let mut body = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap();
+        if n == 0 {
+            break;
+        }
+        body.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
     (status, body)
 }
 

@@ -122,11 +122,36 @@ pub async fn ready(State(st): State<AppState>) -> Response {
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", tag = "ops", security(), responses((status = 200, description = "text exposition")))]
 pub async fn metrics(State(st): State<AppState>) -> Response {
-    let depth = st.store().queue_depth().await.unwrap_or(-1);
-    let mut r = st.metrics().render(depth).into_response();
+    exposition(st.store(), st.metrics()).await
+}
+
+/// The text exposition, with the queue depth read now.
+async fn exposition(store: &tamis_store::Store, metrics: &crate::Metrics) -> Response {
+    let depth = store.queue_depth().await.unwrap_or(-1);
+    let mut r = metrics.render(depth).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
     );
     r
+}
+
+/// `/metrics` and `/health` for a process that runs workers only (`tamis
+/// worker --metrics-addr`): its jobs' counters and the shared queue's depth,
+/// for Prometheus to scrape beside the servers'.
+pub async fn serve_worker_metrics(
+    listener: tokio::net::TcpListener,
+    store: tamis_store::Store,
+    metrics: std::sync::Arc<crate::Metrics>,
+) -> std::io::Result<()> {
+    let router = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let (store, metrics) = (store.clone(), metrics.clone());
+                async move { exposition(&store, &metrics).await }
+            }),
+        )
+        .route("/health", axum::routing::get(health));
+    axum::serve(listener, router).await
 }
