@@ -441,7 +441,8 @@ async function jobView(id) {
     setBar(progress, j.state === "succeeded" ? 1 : j.progress);
     progress.classList.toggle("ok", j.state === "succeeded");
     progress.classList.toggle("bad", j.state === "failed");
-    eta.textContent = j.state === "running" ? fmt.eta(j.eta_ms) : "";
+    const pass = j.pass ? `${j.pass.replace("pass", "pass ")} · ` : "";
+    eta.textContent = j.state === "running" ? pass + fmt.eta(j.eta_ms) : "";
     metrics.textContent = Object.entries(j.metrics || {}).map(([k, v]) => `${k.replaceAll("_", " ")}: ${fmt.int(v)}`).join(" · ");
     cancel.classList.toggle("hidden", ["succeeded", "failed", "cancelled"].includes(j.state));
   };

@@ -150,17 +150,38 @@ async fn inputs_of(
     Ok((inputs, copies))
 }
 
-/// Runs a job's use case, reporting bytes read to `progress` (of `total`).
+/// What a running job shares with its heartbeat: bytes read (of `total`
+/// per pass), passes started, and the flag that stops it.
+#[derive(Clone, Default)]
+struct Shared {
+    progress: Arc<AtomicU64>,
+    total: Arc<AtomicU64>,
+    passes: Arc<AtomicU64>,
+    cancel: Cancel,
+}
+
+/// Runs a job's use case, reporting to `shared`.
 async fn execute(
     store: &Store,
     artifacts: &Artifacts,
     job: &Job,
     dir: &Path,
-    progress: Arc<AtomicU64>,
-    total: Arc<AtomicU64>,
-    cancel: Cancel,
+    shared: Shared,
 ) -> Result<Produced, ServiceError> {
+    let Shared {
+        progress,
+        total,
+        passes,
+        cancel,
+    } = shared;
     let (inputs, _copies) = until_cancelled(inputs_of(job, artifacts), &cancel).await?;
+    // Bytes per pass, for progress (a profile knows better and says so).
+    let size: u64 = inputs
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    total.store(size, Ordering::Relaxed);
     match job.kind.as_str() {
         "profile" => {
             let mut opened = crate::open_profile(ProfileRequest {
@@ -289,7 +310,7 @@ async fn execute(
                 report: None,
                 today: chrono::Utc::now().date_naive(),
                 progress,
-                passes: Arc::new(AtomicU64::new(0)),
+                passes,
                 cancel: cancel.clone(),
                 vault: None,
             })
@@ -461,36 +482,41 @@ async fn run_in(
             &json!({"kind": job.kind, "attempt": job.attempts}),
         )
         .await?;
-    let progress = Arc::new(AtomicU64::new(0));
-    let total = Arc::new(AtomicU64::new(0));
+    let shared = Shared::default();
     let cancelled = Arc::new(AtomicBool::new(false));
     let lost = Arc::new(AtomicBool::new(false));
     let started = now_ms();
     // The heartbeat: extends the lease and reports progress until the job ends.
     let beat = {
         let (store, cfg, id) = (store.clone(), cfg.clone(), job.id.clone());
-        let (progress, total, cancelled, lost) = (
-            progress.clone(),
-            total.clone(),
-            cancelled.clone(),
-            lost.clone(),
+        let (progress, total, passes) = (
+            shared.progress.clone(),
+            shared.total.clone(),
+            shared.passes.clone(),
         );
+        let (cancelled, lost) = (cancelled.clone(), lost.clone());
         tokio::spawn(async move {
+            // Progress is per pass: a clean reads its input once per pass.
+            let (mut pass, mut pass_bytes, mut pass_started) = (1u64, 0u64, started);
             loop {
                 tokio::time::sleep(Duration::from_millis(cfg.heartbeat_ms)).await;
                 let (done, all) = (
                     progress.load(Ordering::Relaxed),
                     total.load(Ordering::Relaxed),
                 );
+                let now_pass = passes.load(Ordering::Relaxed).max(1);
+                if now_pass != pass {
+                    (pass, pass_bytes, pass_started) = (now_pass, done, now_ms());
+                }
                 let share = if all > 0 {
-                    done as f64 / all as f64
+                    done.saturating_sub(pass_bytes) as f64 / all as f64
                 } else {
                     0.0
                 };
-                let elapsed = now_ms() - started;
+                let elapsed = now_ms() - pass_started;
                 let eta = (share > 0.01).then(|| ((elapsed as f64) * (1.0 - share) / share) as i64);
                 let p = Progress {
-                    pass: None,
+                    pass: Some(format!("pass{pass}")),
                     progress: share.min(0.99),
                     eta_ms: eta,
                     metrics: Some(json!({"bytes_read": done})),
@@ -502,8 +528,8 @@ async fn run_in(
                             .append_log(
                                 &id,
                                 "progress",
-                                &format!("{:.0}% read", p.progress * 100.0),
-                                &json!({"progress": p.progress, "eta_ms": p.eta_ms, "bytes_read": done}),
+                                &format!("pass {pass}: {:.0}% read", p.progress * 100.0),
+                                &json!({"pass": pass, "progress": p.progress, "eta_ms": p.eta_ms, "bytes_read": done}),
                             )
                             .await;
                     }
@@ -519,16 +545,8 @@ async fn run_in(
             }
         })
     };
-    let cancel = Cancel::new();
-    let run = execute(
-        store,
-        &cfg.artifacts,
-        &job,
-        dir,
-        progress.clone(),
-        total.clone(),
-        cancel.clone(),
-    );
+    let cancel = shared.cancel.clone();
+    let run = execute(store, &cfg.artifacts, &job, dir, shared);
     tokio::pin!(run);
     // Asked to stop (a user cancelled, or the lease went to another worker):
     // the run is told, and given STOP_GRACE to end. Async steps stop at their

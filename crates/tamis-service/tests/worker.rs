@@ -183,16 +183,22 @@ async fn cancelling_a_running_clean_stops_its_passes() {
     let canceller = {
         let (store, tenant, id) = (store.clone(), t.id.clone(), job.id.clone());
         tokio::spawn(async move {
-            // Once it has started, ask it to stop (its heartbeat sees it
-            // within 50 ms; the passes over 3M rows take seconds).
-            while store
-                .logs_since(&tenant, &id, 0, 10)
-                .await
-                .unwrap()
-                .is_empty()
-            {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            // Once it reports progress within its first pass, ask it to stop
+            // (its heartbeat sees that within 50 ms; the passes over 3M rows
+            // take seconds).
+            for _ in 0..1000 {
+                let j = store.job(&tenant, &id).await.unwrap();
+                if j.progress > 0.0 && j.pass.as_deref() == Some("pass1") {
+                    break;
+                }
+                assert!(
+                    !j.state.is_final(),
+                    "finished before it reported progress: {j:?}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
+            let j = store.job(&tenant, &id).await.unwrap();
+            assert!(j.progress > 0.0 && j.eta_ms.is_some(), "no progress: {j:?}");
             store.cancel(&tenant, &id).await.unwrap()
         })
     };

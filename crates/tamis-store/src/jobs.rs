@@ -78,7 +78,7 @@ pub struct Job {
     pub state: JobState,
     /// The pass running (`pass1`, `pass2`), when running.
     pub pass: Option<String>,
-    /// 0..1 within the job.
+    /// 0..1 within the pass (1 when the job has succeeded).
     pub progress: f64,
     /// Estimated milliseconds left.
     pub eta_ms: Option<i64>,
@@ -164,7 +164,7 @@ pub struct LogLine {
 pub struct Progress {
     /// The pass running (`pass1`, `pass2`; `None` keeps the last).
     pub pass: Option<String>,
-    /// 0..1 within the job.
+    /// 0..1 within the pass (1 when the job has succeeded).
     pub progress: f64,
     /// Estimated milliseconds left.
     pub eta_ms: Option<i64>,
