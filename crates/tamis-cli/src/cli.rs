@@ -77,6 +77,52 @@ pub enum TenantCommand {
     /// Create a tenant and its first admin (the password comes from
     /// TAMIS_ADMIN_PASSWORD or, when that is unset, the first line of standard input).
     Create(TenantCreateArgs),
+    /// List tenants with their limits and the rows they used this month.
+    List(TenantListArgs),
+    /// Change a tenant's limits.
+    Set(TenantSetArgs),
+}
+
+/// Flags of `tamis tenant list`.
+#[derive(Debug, Args)]
+pub struct TenantListArgs {
+    /// JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// The metadata database (as `tamis migrate`).
+    #[arg(long, env = "TAMIS_DATABASE_URL", default_value = tamis_service::platform::DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+}
+
+/// Flags of `tamis tenant set`.
+#[derive(Debug, Args)]
+pub struct TenantSetArgs {
+    /// The tenant's name (or id).
+    pub name: String,
+    /// Jobs the tenant may run at once.
+    #[arg(long)]
+    pub max_concurrent_jobs: Option<i64>,
+    /// Rows the tenant may process per month: a count, or `unlimited`.
+    #[arg(long, value_parser = parse_quota)]
+    pub rows_per_month: Option<Quota>,
+    /// The metadata database (as `tamis migrate`).
+    #[arg(long, env = "TAMIS_DATABASE_URL", default_value = tamis_service::platform::DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+}
+
+/// A monthly row quota (`None`: unlimited).
+#[derive(Debug, Clone, Copy)]
+pub struct Quota(pub Option<i64>);
+
+fn parse_quota(s: &str) -> Result<Quota, String> {
+    if s == "unlimited" {
+        return Ok(Quota(None));
+    }
+    s.parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .map(|n| Quota(Some(n)))
+        .ok_or_else(|| format!("`{s}`: give a number of rows or `unlimited`"))
 }
 
 /// Flags of `tamis tenant create`.

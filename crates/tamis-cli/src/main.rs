@@ -112,11 +112,7 @@ fn run(args: cli::Cli) -> anyhow::Result<ExitCode> {
                     line.trim_end_matches(['\r', '\n']).to_string()
                 }
             };
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            let (t, u) = rt.block_on(async {
-                let store = tamis_service::platform::open_store(&a.database_url).await?;
+            let (t, u) = with_store(&a.database_url, |store| async move {
                 tamis_service::platform::create_tenant(
                     &store,
                     &a.name,
@@ -130,6 +126,55 @@ fn run(args: cli::Cli) -> anyhow::Result<ExitCode> {
             println!(
                 "tenant {} ({}) created; admin {} ({})",
                 t.name, t.id, u.email, u.id
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        cli::Command::Tenant(cli::TenantCommand::List(a)) => {
+            let tenants = with_store(&a.database_url, |store| async move {
+                tamis_service::platform::tenants(&store).await
+            })?;
+            let mut out = std::io::stdout().lock();
+            if !a.json {
+                writeln!(
+                    out,
+                    "{:<24} {:<36} {:>8} {:>14} {:>14}",
+                    "name", "id", "max jobs", "rows/month", "used (month)"
+                )?;
+            }
+            for (t, used) in tenants {
+                let quota = t
+                    .rows_per_month
+                    .map_or_else(|| "unlimited".to_string(), |n| n.to_string());
+                if a.json {
+                    let v = serde_json::json!({"tenant": t, "rows_used_this_month": used});
+                    writeln!(out, "{v}")?;
+                } else {
+                    writeln!(
+                        out,
+                        "{:<24} {:<36} {:>8} {:>14} {:>14}",
+                        t.name, t.id, t.max_concurrent_jobs, quota, used
+                    )?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        cli::Command::Tenant(cli::TenantCommand::Set(a)) => {
+            let t = with_store(&a.database_url, |store| async move {
+                tamis_service::platform::update_tenant(
+                    &store,
+                    &a.name,
+                    a.max_concurrent_jobs,
+                    a.rows_per_month.map(|q| q.0),
+                )
+                .await
+            })?;
+            println!(
+                "tenant {} ({}): {} jobs at once, {} rows per month",
+                t.name,
+                t.id,
+                t.max_concurrent_jobs,
+                t.rows_per_month
+                    .map_or_else(|| "unlimited".to_string(), |n| n.to_string())
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -178,6 +223,23 @@ fn run(args: cli::Cli) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+/// Opens the metadata store (migrating it) and runs `f` on it, on a runtime of its own.
+fn with_store<T, Fut>(
+    url: &str,
+    f: impl FnOnce(tamis_service::platform::Store) -> Fut,
+) -> anyhow::Result<T>
+where
+    Fut: std::future::Future<Output = Result<T, tamis_service::ServiceError>>,
+{
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(rt.block_on(async {
+        let store = tamis_service::platform::open_store(url).await?;
+        f(store).await
+    })?)
 }
 
 /// The example dataset, in the binary so `serve --demo` works from any directory.

@@ -368,4 +368,47 @@ fn tenant_create_makes_a_tenant_and_its_admin() {
     assert_eq!(u.role, "admin");
     let t = rt.block_on(store.tenant(&u.tenant_id)).unwrap();
     assert_eq!((t.name.as_str(), t.rows_per_month), ("acme", Some(1000)));
+
+    // `tenant set` changes limits by name; `tenant list` shows them.
+    let tenant = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_tamis"))
+            .arg("tenant")
+            .args(args)
+            .args(["--database-url", &url])
+            .output()
+            .unwrap()
+    };
+    let o = tenant(&[
+        "set",
+        "acme",
+        "--max-concurrent-jobs",
+        "5",
+        "--rows-per-month",
+        "unlimited",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let t = rt.block_on(store.tenant(&u.tenant_id)).unwrap();
+    assert_eq!((t.max_concurrent_jobs, t.rows_per_month), (5, None));
+    let o = tenant(&["list", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["tenant"]["max_concurrent_jobs"], 5);
+    assert_eq!(rows[0]["tenant"]["rows_per_month"], serde_json::Value::Null);
+    assert_eq!(rows[0]["rows_used_this_month"], 0);
+    assert!(String::from_utf8_lossy(&tenant(&["list"]).stdout).contains("unlimited"));
+    for bad in [
+        &["set", "nope", "--max-concurrent-jobs", "2"][..],
+        &["set", "acme", "--max-concurrent-jobs", "0"],
+        &["set", "acme", "--rows-per-month", "lots"],
+    ] {
+        let o = tenant(bad);
+        assert!(!o.status.success(), "{bad:?}");
+        assert!(!o.stderr.is_empty(), "{bad:?}");
+    }
+    let t = rt.block_on(store.tenant(&u.tenant_id)).unwrap();
+    assert_eq!((t.max_concurrent_jobs, t.rows_per_month), (5, None));
 }

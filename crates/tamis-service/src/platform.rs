@@ -2,6 +2,8 @@
 
 use crate::ServiceError;
 
+pub use tamis_store::{Artifacts, Store};
+
 /// The default metadata database: an SQLite file under the data directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./tamis-data/tamis.db";
 
@@ -26,6 +28,57 @@ pub async fn open_artifacts(
     let a = tamis_store::Artifacts::open(&url, data_dir.join("work"))?;
     a.check().await?;
     Ok(a)
+}
+
+/// Every tenant with its rows used this month.
+pub async fn tenants(
+    store: &tamis_store::Store,
+) -> Result<Vec<(tamis_store::Tenant, i64)>, ServiceError> {
+    let month = tamis_store::current_month();
+    let mut out = Vec::new();
+    for t in store.tenants().await? {
+        let used = store.usage(&t.id, &month).await?;
+        out.push((t, used));
+    }
+    Ok(out)
+}
+
+/// Changes a tenant's limits, found by name or id (audited as a system action).
+pub async fn update_tenant(
+    store: &tamis_store::Store,
+    name_or_id: &str,
+    max_concurrent_jobs: Option<i64>,
+    rows_per_month: Option<Option<i64>>,
+) -> Result<tamis_store::Tenant, ServiceError> {
+    if max_concurrent_jobs.is_some_and(|n| n < 1) {
+        return Err(ServiceError::BadJob(
+            "--max-concurrent-jobs must be at least 1".into(),
+        ));
+    }
+    if rows_per_month.flatten().is_some_and(|n| n < 0) {
+        return Err(ServiceError::BadJob(
+            "--rows-per-month must be a count of rows or `unlimited`".into(),
+        ));
+    }
+    let t = store
+        .tenants()
+        .await?
+        .into_iter()
+        .find(|t| t.name == name_or_id || t.id == name_or_id)
+        .ok_or_else(|| tamis_store::StoreError::NotFound(format!("tenant `{name_or_id}`")))?;
+    let t = store
+        .update_tenant(&t.id, max_concurrent_jobs, rows_per_month)
+        .await?;
+    store
+        .audit(
+            Some(&t.id),
+            "system",
+            "tenant.update",
+            &t.id,
+            &serde_json::json!({"max_concurrent_jobs": t.max_concurrent_jobs, "rows_per_month": t.rows_per_month}),
+        )
+        .await?;
+    Ok(t)
 }
 
 /// Creates a tenant and its first admin (audited as a system action).

@@ -536,6 +536,43 @@ impl Store {
         tenant_of(&r)
     }
 
+    /// Every tenant, by name (for operators: the CLI, not the API).
+    pub async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        sqlx::query("SELECT * FROM tenants ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(tenant_of)
+            .collect()
+    }
+
+    /// Changes a tenant's limits (each when given; `Some(None)` lifts the row quota).
+    pub async fn update_tenant(
+        &self,
+        id: &str,
+        max_concurrent_jobs: Option<i64>,
+        rows_per_month: Option<Option<i64>>,
+    ) -> Result<Tenant, StoreError> {
+        let mut t = self.tenant(id).await?;
+        if let Some(n) = max_concurrent_jobs {
+            t.max_concurrent_jobs = n;
+        }
+        if let Some(r) = rows_per_month {
+            t.rows_per_month = r;
+        }
+        let n = sqlx::query(
+            "UPDATE tenants SET max_concurrent_jobs = $1, rows_per_month = $2 WHERE id = $3",
+        )
+        .bind(t.max_concurrent_jobs)
+        .bind(t.rows_per_month)
+        .bind(id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        found(n, || format!("tenant {id}"))?;
+        Ok(t)
+    }
+
     /// Creates a user with an argon2 hash of `password`.
     pub async fn create_user(
         &self,

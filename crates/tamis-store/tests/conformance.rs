@@ -45,6 +45,28 @@ async fn suite(url: &str) {
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(s.tenant(&a.id).await.unwrap(), a);
+    let names: Vec<String> = s
+        .tenants()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, ["acme", "beta"]);
+    let lifted = s.update_tenant(&a.id, Some(3), Some(None)).await.unwrap();
+    assert_eq!(
+        (lifted.max_concurrent_jobs, lifted.rows_per_month),
+        (3, None)
+    );
+    assert_eq!(s.tenant(&a.id).await.unwrap(), lifted);
+    let a = s
+        .update_tenant(&a.id, Some(1), Some(Some(1000)))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.update_tenant("tn_nope", Some(1), None).await,
+        Err(StoreError::NotFound(_))
+    ));
     let ua = s
         .create_user(&a.id, "Ann@Acme.test", "password-a1", "admin")
         .await
