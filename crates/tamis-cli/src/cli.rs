@@ -211,7 +211,7 @@ pub struct WorkerArgs {
     /// The metadata database (as `tamis migrate`).
     #[arg(long, env = "TAMIS_DATABASE_URL", default_value = tamis_service::platform::DEFAULT_DATABASE_URL)]
     pub database_url: String,
-    /// Scratch space for running jobs (DIR/work/JOB/) and, unless
+    /// Scratch space for running jobs (DIR/work/JOB.ATTEMPT/) and, unless
     /// --artifacts says otherwise, the artifacts (DIR/artifacts).
     #[arg(long, env = "TAMIS_DATA_DIR", default_value = "./tamis-data")]
     pub data_dir: PathBuf,

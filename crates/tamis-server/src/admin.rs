@@ -171,7 +171,7 @@ pub async fn update_user(
             c.password.as_deref(),
         )
         .await?;
-    st.users().forget(&user.id);
+    st.users().changed(&user);
     crate::audit(
         &st,
         &p,

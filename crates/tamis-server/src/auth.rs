@@ -354,16 +354,13 @@ impl UserCache {
         let role = match cached {
             Some(r) => r,
             None => {
+                let asked = std::time::Instant::now();
                 let role = match st.store().user(tenant, id).await {
                     Ok(u) if !u.disabled => Some(u.role),
                     Ok(_) | Err(tamis_store::StoreError::NotFound(_)) => None,
                     Err(e) => return Err(e.into()),
                 };
-                let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
-                if m.len() > 100_000 {
-                    m.retain(|_, (_, at)| at.elapsed() < USER_TTL);
-                }
-                m.insert(id.to_string(), (role.clone(), std::time::Instant::now()));
+                self.put(id, role.clone(), asked);
                 role
             }
         };
@@ -372,8 +369,39 @@ impl UserCache {
         })
     }
 
-    /// Forgets a user (after a change on this server, so it applies at once).
-    pub fn forget(&self, id: &str) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+    /// Records a user as changed on this server, so the change applies at once.
+    pub fn changed(&self, user: &tamis_store::User) {
+        let role = (!user.disabled).then(|| user.role.clone());
+        self.put(&user.id, role, std::time::Instant::now());
+    }
+
+    /// Stores what was read at `asked`, unless something newer is there (a
+    /// read that started before a change must not put the old state back).
+    fn put(&self, id: &str, role: Option<String>, asked: std::time::Instant) {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if m.get(id).is_some_and(|(_, at)| *at > asked) {
+            return;
+        }
+        if m.len() > 100_000 {
+            m.retain(|_, (_, at)| at.elapsed() < USER_TTL);
+        }
+        m.insert(id.to_string(), (role, asked));
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+
+    /// A read that started before a change cannot put the old state back.
+    #[test]
+    fn an_older_read_does_not_undo_a_change() {
+        let c = UserCache::default();
+        let read_started = std::time::Instant::now();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        c.put("u1", None, std::time::Instant::now()); // disabled, here and now
+        c.put("u1", Some("admin".into()), read_started); // the stale read lands
+        let m = c.0.lock().unwrap_or_else(|p| p.into_inner());
+        assert_eq!(m.get("u1").map(|(r, _)| r.clone()), Some(None));
     }
 }

@@ -472,7 +472,14 @@ pub async fn ingest_object(
     )?;
     let d = source.get(key).await.map_err(|e| match e {
         tamis_store::StoreError::NotFound(_) => ApiError::not_found(format!("object `{url}`")),
-        e => ApiError::bad_request(format!("cannot read `{url}`: {e}")),
+        e => {
+            tracing::warn!("ingest of {url}: {e}");
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "bad_gateway",
+                format!("cannot read `{url}` from S3 now; retry later"),
+            )
+        }
     })?;
     let raw = key.rsplit('/').next().unwrap_or(key).to_string();
     let staged = stage(st, raw, None, d.stream, |e| {

@@ -545,7 +545,12 @@ pub async fn lineage(
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let (_, key) = artifact_key(&st, &p, &id, "output").await?;
+    // It reads the whole output (to verify it), so it asks what reading it asks.
+    p.require("analyst")?;
+    let (j, key) = artifact_key(&st, &p, &id, "output").await?;
+    if let Some(d) = &j.dataset_id {
+        p.may_on("download", d)?;
+    }
     let local = st
         .artifacts()
         .fetch_with_sidecar(&key, tamis_clean::SIDECAR_SUFFIX)

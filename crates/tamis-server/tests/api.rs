@@ -536,6 +536,14 @@ async fn upload_profile_suggest_clean_and_download() {
         .await
         .json();
     assert_eq!(lin["intact"], true, "{lin}");
+    // Both read the whole output: viewers may not.
+    let viewer = h.login("viewer@acme.test").await;
+    for what in ["lineage", "provenance"] {
+        let r = h
+            .get(&format!("/api/v1/jobs/{clean}/{what}"), &viewer)
+            .await;
+        assert_eq!(r.status, 403, "{what}: {}", r.text());
+    }
 
     // The job's audit trail: the platform's entries and the run's own log.
     let trail = h

@@ -1,7 +1,7 @@
 //! Workers: lease jobs from the store's queue, run them through the same use
 //! cases the CLI calls, heartbeat while they run, and record their outputs.
 //!
-//! A job runs in a scratch directory (`DATA_DIR/work/JOB/`): its inputs are
+//! A job runs in a scratch directory (`DATA_DIR/work/JOB.ATTEMPT/`): its inputs are
 //! dataset versions fetched from the artifact store (read in place when the
 //! store is a local directory) or, for jobs submitted on this machine, local
 //! files; its outputs are written there and then put in the artifact store
@@ -29,7 +29,7 @@ use crate::{ProfileRequest, ServiceError};
 pub struct WorkerConfig {
     /// Its name in leases and logs (unique among running workers).
     pub id: String,
-    /// Scratch space for running jobs (`DATA_DIR/work/JOB/`).
+    /// Scratch space for running jobs (`DATA_DIR/work/JOB.ATTEMPT/`).
     pub data_dir: PathBuf,
     /// Where inputs are read from and outputs kept.
     pub artifacts: Artifacts,
@@ -408,7 +408,14 @@ async fn put_outputs(
     let mut files = Vec::new();
     for (name, path) in &p.files {
         if !path.exists() {
-            continue;
+            // Only the quarantine file is written when there is something to say.
+            if name == "quarantine" {
+                continue;
+            }
+            return Err(bad(format!(
+                "the {} job ended without its `{name}` output",
+                job.kind
+            )));
         }
         let key = output_key(job, path);
         let sum = sha256_file(path)?;
@@ -425,8 +432,25 @@ async fn put_outputs(
     Ok((result, p.metrics))
 }
 
-/// Keeps the job's log with its outputs, as JSON lines.
-async fn save_log(store: &Store, cfg: &WorkerConfig, job: &Job) -> Result<(), ServiceError> {
+/// Keeps the job's log with its outputs, as JSON lines. Best effort: the lines
+/// stay in the database, and a store outage must not keep the job's final
+/// state from being recorded.
+async fn save_log(store: &Store, cfg: &WorkerConfig, job: &Job) {
+    if let Err(e) = try_save_log(store, cfg, job).await {
+        tracing::warn!(job = %job.id, "the job's log was not kept as an artifact: {e}");
+    }
+}
+
+/// Aborts a task when dropped (the heartbeat, on every way out of a run).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn try_save_log(store: &Store, cfg: &WorkerConfig, job: &Job) -> Result<(), ServiceError> {
     let lines = store
         .logs_since(&job.tenant_id, &job.id, 0, i64::MAX)
         .await?;
@@ -453,8 +477,13 @@ pub async fn run_once(
     let Some(job) = store.lease(&cfg.id, cfg.lease_ms).await? else {
         return Ok(None);
     };
-    // A fresh scratch directory: a retry never sees a dead attempt's files.
-    let dir = cfg.data_dir.join("work").join(&job.id);
+    // A scratch directory per attempt: a retry never sees or shares a dead
+    // (or abandoned) attempt's files, whose directories it removes.
+    let work = cfg.data_dir.join("work");
+    for n in 1..job.attempts {
+        let _ = std::fs::remove_dir_all(work.join(format!("{}.{n}", job.id)));
+    }
+    let dir = work.join(format!("{}.{}", job.id, job.attempts));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|source| ServiceError::Write {
         path: dir.clone(),
@@ -483,6 +512,7 @@ async fn run_in(
         )
         .await?;
     let shared = Shared::default();
+    let ended = Arc::new(AtomicBool::new(false));
     let cancelled = Arc::new(AtomicBool::new(false));
     let lost = Arc::new(AtomicBool::new(false));
     let started = now_ms();
@@ -494,7 +524,7 @@ async fn run_in(
             shared.total.clone(),
             shared.passes.clone(),
         );
-        let (cancelled, lost) = (cancelled.clone(), lost.clone());
+        let (cancelled, lost, ended) = (cancelled.clone(), lost.clone(), ended.clone());
         tokio::spawn(async move {
             // Progress is per pass: a clean reads its input once per pass.
             let (mut pass, mut pass_bytes, mut pass_started) = (1u64, 0u64, started);
@@ -521,8 +551,11 @@ async fn run_in(
                     eta_ms: eta,
                     metrics: Some(json!({"bytes_read": done})),
                 };
+                // It beats until the job's final state is recorded (uploading
+                // outputs, or waiting for a cancelled run to stop, can outlast
+                // a lease), but logs progress only while the run runs.
                 match store.heartbeat(&id, &cfg.id, cfg.lease_ms, &p).await {
-                    Ok(Heartbeat::Continue) => {
+                    Ok(Heartbeat::Continue) if !ended.load(Ordering::Relaxed) => {
                         // The live console shows progress as log lines too.
                         let _ = store
                             .append_log(
@@ -533,10 +566,8 @@ async fn run_in(
                             )
                             .await;
                     }
-                    Ok(Heartbeat::Cancel) => {
-                        cancelled.store(true, Ordering::Relaxed);
-                        break;
-                    }
+                    Ok(Heartbeat::Continue) => {}
+                    Ok(Heartbeat::Cancel) => cancelled.store(true, Ordering::Relaxed),
                     Err(_) => {
                         lost.store(true, Ordering::Relaxed);
                         break;
@@ -568,7 +599,8 @@ async fn run_in(
             }
         }
     };
-    beat.abort();
+    ended.store(true, Ordering::Relaxed);
+    let _beat = AbortOnDrop(beat);
     if let Some(t) = asked {
         let stopped = outcome.is_some();
         let interrupted = matches!(&outcome, Some(Err(e)) if e.is_cancelled());
@@ -584,7 +616,7 @@ async fn run_in(
             "cancelled while running; a blocking step is still finishing, unrecorded"
         };
         store.append_log(&job.id, "warn", message, &fields).await?;
-        save_log(store, cfg, &job).await?;
+        save_log(store, cfg, &job).await;
         store.finish_cancelled(&job.id, &cfg.id).await?;
         if let Some(hook) = &cfg.on_finish {
             hook(&store.job(&job.tenant_id, &job.id).await?);
@@ -604,7 +636,7 @@ async fn run_in(
             store
                 .append_log(&job.id, "info", "succeeded", &metrics)
                 .await?;
-            save_log(store, cfg, &job).await?;
+            save_log(store, cfg, &job).await;
             store.complete(&job.id, &cfg.id, &result, &metrics).await?;
             // Rows count towards the tenant's monthly quota.
             let rows = metrics
@@ -626,7 +658,7 @@ async fn run_in(
                 .append_log(&job.id, "error", &message, &json!({"retry": retry}))
                 .await?;
             if !retry {
-                save_log(store, cfg, &job).await?;
+                save_log(store, cfg, &job).await;
             }
             store.fail(&job.id, &cfg.id, &message, transient).await?
         }

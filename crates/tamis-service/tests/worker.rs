@@ -110,7 +110,14 @@ async fn every_kind_runs_and_bad_jobs_fail_once() {
             "{f} missing in {side:?}"
         );
     }
-    assert!(!data.join("work").join(&ids[0]).exists());
+    // No scratch directory of any attempt is left.
+    let left: Vec<_> = std::fs::read_dir(data.join("work"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(ids[0].as_str()))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 
     let dedup = get(1).await.unwrap();
     assert_eq!(dedup.state, JobState::Succeeded, "{:?}", dedup.error);
@@ -218,7 +225,14 @@ async fn cancelling_a_running_clean_stops_its_passes() {
         .map(|a| a.kind)
         .collect();
     assert_eq!(kinds, ["log"]);
-    assert!(!data.join("work").join(&job.id).exists());
+    // No scratch directory of any attempt is left.
+    let left: Vec<_> = std::fs::read_dir(data.join("work"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(job.id.as_str()))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
     assert_eq!(
         store.job(&t.id, &job.id).await.unwrap().state,
         JobState::Cancelled

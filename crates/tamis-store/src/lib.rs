@@ -638,7 +638,8 @@ impl Store {
     }
 
     /// Changes a user of the tenant: role, disabled, password (each when
-    /// given). Returns the user after.
+    /// given; the others are left as they are, even if another change lands
+    /// at the same time). Returns the user after.
     pub async fn update_user(
         &self,
         tenant_id: &str,
@@ -655,27 +656,29 @@ impl Store {
                 ROLES.join(", ")
             )));
         }
-        let mut u = self.user(tenant_id, id).await?;
-        if let Some(r) = role {
-            u.role = r.to_string();
-        }
-        if let Some(d) = disabled {
-            u.disabled = d;
-        }
-        if let Some(p) = password {
-            u.password_hash = secret::hash_password(p)?;
-        }
-        let n = sqlx::query("UPDATE users SET role = $1, disabled = $2, password_hash = $3 WHERE id = $4 AND tenant_id = $5")
-            .bind(&u.role)
-            .bind(i64::from(u.disabled))
-            .bind(&u.password_hash)
+        // argon2 is slow on purpose: off the async threads.
+        let hash = match password {
+            Some(p) => {
+                let p = p.to_string();
+                Some(
+                    tokio::task::spawn_blocking(move || secret::hash_password(&p))
+                        .await
+                        .map_err(|e| StoreError::Conflict(format!("hashing stopped: {e}")))??,
+                )
+            }
+            None => None,
+        };
+        let n = sqlx::query("UPDATE users SET role = COALESCE($1, role), disabled = COALESCE($2, disabled), password_hash = COALESCE($3, password_hash) WHERE id = $4 AND tenant_id = $5")
+            .bind(role)
+            .bind(disabled.map(i64::from))
+            .bind(hash)
             .bind(id)
             .bind(tenant_id)
             .execute(&self.pool)
             .await?
             .rows_affected();
         found(n, || format!("user {id}"))?;
-        Ok(u)
+        self.user(tenant_id, id).await
     }
 
     /// Creates an API key; returns it and the secret, which is not stored and
