@@ -460,6 +460,37 @@ async fn artifact_key(
     Ok((j, a.path))
 }
 
+/// A job's output for a request that reads its data (a download, a
+/// provenance query, a lineage check): the job and the output's key, for an
+/// analyst whose scope allows downloads from the job's dataset.
+async fn readable_output(
+    st: &AppState,
+    p: &Principal,
+    id: &str,
+    kind: &str,
+) -> Result<(Job, String), ApiError> {
+    p.require("analyst")?;
+    let (j, key) = artifact_key(st, p, id, kind).await?;
+    if let Some(d) = &j.dataset_id {
+        p.may_on("download", d)?;
+    }
+    Ok((j, key))
+}
+
+/// A clean job's output with its sidecar (provenance, audit, lineage) as
+/// local files, for the queries that read them.
+async fn local_output(
+    st: &AppState,
+    p: &Principal,
+    id: &str,
+) -> Result<tamis_store::LocalCopy, ApiError> {
+    let (_, key) = readable_output(st, p, id, "output").await?;
+    Ok(st
+        .artifacts()
+        .fetch_with_sidecar(&key, tamis_clean::SIDECAR_SUFFIX)
+        .await?)
+}
+
 /// Downloads one output of a job (streamed; tables convertible to CSV or Parquet).
 #[utoipa::path(get, path = "/api/v1/jobs/{id}/artifacts/{kind}", tag = "jobs",
     params(("id" = String, Path), ("kind" = String, Path), FormatQuery), responses((status = 200, description = "the file")))]
@@ -469,11 +500,7 @@ pub async fn artifact(
     Path((id, kind)): Path<(String, String)>,
     Query(q): Query<FormatQuery>,
 ) -> Result<Response, ApiError> {
-    p.require("analyst")?;
-    let (j, key) = artifact_key(&st, &p, &id, &kind).await?;
-    if let Some(d) = &j.dataset_id {
-        p.may_on("download", d)?;
-    }
+    let (j, key) = readable_output(&st, &p, &id, &kind).await?;
     crate::audit(
         &st,
         &p,
@@ -508,15 +535,7 @@ pub async fn provenance(
     Path(id): Path<String>,
     Query(q): Query<ProvenanceQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    p.require("analyst")?;
-    let (j, key) = artifact_key(&st, &p, &id, "output").await?;
-    if let Some(d) = &j.dataset_id {
-        p.may_on("download", d)?;
-    }
-    let local = st
-        .artifacts()
-        .fetch_with_sidecar(&key, tamis_clean::SIDECAR_SUFFIX)
-        .await?;
+    let local = local_output(&st, &p, &id).await?;
     let query = tamis_clean::provenance::Query {
         row: q.row,
         column: q.column,
@@ -546,15 +565,7 @@ pub async fn lineage(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     // It reads the whole output (to verify it), so it asks what reading it asks.
-    p.require("analyst")?;
-    let (j, key) = artifact_key(&st, &p, &id, "output").await?;
-    if let Some(d) = &j.dataset_id {
-        p.may_on("download", d)?;
-    }
-    let local = st
-        .artifacts()
-        .fetch_with_sidecar(&key, tamis_clean::SIDECAR_SUFFIX)
-        .await?;
+    let local = local_output(&st, &p, &id).await?;
     let (chain, verdict) = tokio::task::spawn_blocking(move || {
         let path = local.path();
         let chain_file = tamis_clean::sidecar_dir(path).join(tamis_clean::exec::LINEAGE);

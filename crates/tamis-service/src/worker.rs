@@ -353,16 +353,6 @@ async fn execute(
     }
 }
 
-/// An output's SHA-256 (streamed, as lineage hashes files) and size.
-fn sha256_file(p: &Path) -> Result<(String, i64), ServiceError> {
-    let sha = tamis_lineage::sha256_file(p).map_err(tamis_clean::CleanError::from)?;
-    let bytes = std::fs::metadata(p).map_err(|source| ServiceError::Write {
-        path: p.to_path_buf(),
-        source,
-    })?;
-    Ok((sha, bytes.len() as i64))
-}
-
 /// Where a job's output file goes in the artifact store.
 fn output_key(job: &Job, path: &Path) -> String {
     let file = path
@@ -418,11 +408,11 @@ async fn put_outputs(
             )));
         }
         let key = output_key(job, path);
-        let sum = sha256_file(path)?;
-        cfg.artifacts
+        let put = cfg
+            .artifacts
             .put_with_sidecar(&key, path, tamis_clean::SIDECAR_SUFFIX)
             .await?;
-        record_artifact(store, job, name, &key, sum).await?;
+        record_artifact(store, job, name, &key, (put.sha256, put.bytes as i64)).await?;
         files.push(json!({"kind": name, "key": key}));
     }
     let mut result = p.result;
@@ -513,7 +503,6 @@ async fn run_in(
         .await?;
     let shared = Shared::default();
     let ended = Arc::new(AtomicBool::new(false));
-    let cancelled = Arc::new(AtomicBool::new(false));
     let lost = Arc::new(AtomicBool::new(false));
     let started = now_ms();
     // The heartbeat: extends the lease and reports progress until the job ends.
@@ -524,7 +513,7 @@ async fn run_in(
             shared.total.clone(),
             shared.passes.clone(),
         );
-        let (cancelled, lost, ended) = (cancelled.clone(), lost.clone(), ended.clone());
+        let (cancel, lost, ended) = (shared.cancel.clone(), lost.clone(), ended.clone());
         tokio::spawn(async move {
             // Progress is per pass: a clean reads its input once per pass.
             let (mut pass, mut pass_bytes, mut pass_started) = (1u64, 0u64, started);
@@ -567,9 +556,11 @@ async fn run_in(
                             .await;
                     }
                     Ok(Heartbeat::Continue) => {}
-                    Ok(Heartbeat::Cancel) => cancelled.store(true, Ordering::Relaxed),
+                    Ok(Heartbeat::Cancel) => cancel.cancel(),
                     Err(_) => {
+                        // Another worker has the job: this run stops too.
                         lost.store(true, Ordering::Relaxed);
+                        cancel.cancel();
                         break;
                     }
                 }
@@ -579,18 +570,16 @@ async fn run_in(
     let cancel = shared.cancel.clone();
     let run = execute(store, &cfg.artifacts, &job, dir, shared);
     tokio::pin!(run);
-    // Asked to stop (a user cancelled, or the lease went to another worker):
-    // the run is told, and given STOP_GRACE to end. Async steps stop at their
-    // next await, blocking ones (clean, dedup) at their next batch or stage.
+    // Asked to stop (the heartbeat raised the flag: a user cancelled, or the
+    // lease went to another worker): the run is given STOP_GRACE to end.
+    // Async steps stop at their next await, blocking ones (clean, dedup) at
+    // their next batch or stage.
     let mut asked: Option<std::time::Instant> = None;
     let outcome = loop {
         tokio::select! {
             r = &mut run => break Some(r),
             _ = tokio::time::sleep(Duration::from_millis(100)) => {
-                if asked.is_none()
-                    && (cancelled.load(Ordering::Relaxed) || lost.load(Ordering::Relaxed))
-                {
-                    cancel.cancel();
+                if asked.is_none() && cancel.is_cancelled() {
                     asked = Some(std::time::Instant::now());
                 }
                 if asked.is_some_and(|t| t.elapsed() > STOP_GRACE) {
@@ -599,9 +588,13 @@ async fn run_in(
             }
         }
     };
+    // The run may have seen the flag (and ended) before the loop did.
+    if asked.is_none() && cancel.is_cancelled() {
+        asked = Some(std::time::Instant::now());
+    }
     ended.store(true, Ordering::Relaxed);
     let _beat = AbortOnDrop(beat);
-    if let Some(t) = asked {
+    let state = if let Some(t) = asked {
         let stopped = outcome.is_some();
         let interrupted = matches!(&outcome, Some(Err(e)) if e.is_cancelled());
         let fields = json!({"stopped": stopped, "interrupted": interrupted,
@@ -618,25 +611,40 @@ async fn run_in(
         store.append_log(&job.id, "warn", message, &fields).await?;
         save_log(store, cfg, &job).await;
         store.finish_cancelled(&job.id, &cfg.id).await?;
-        if let Some(hook) = &cfg.on_finish {
-            hook(&store.job(&job.tenant_id, &job.id).await?);
-        }
-        return Ok(Some((job.id.clone(), JobState::Cancelled)));
+        JobState::Cancelled
+    } else {
+        record_outcome(store, cfg, &job, outcome).await?
+    };
+    if let Some(hook) = &cfg.on_finish
+        && state.is_final()
+    {
+        hook(&store.job(&job.tenant_id, &job.id).await?);
     }
+    Ok(Some((job.id.clone(), state)))
+}
+
+/// Records how a run that was not asked to stop ended: its outputs put and
+/// the job succeeded, or the attempt failed (retried when it may be).
+async fn record_outcome(
+    store: &Store,
+    cfg: &WorkerConfig,
+    job: &Job,
+    outcome: Option<Result<Produced, ServiceError>>,
+) -> Result<JobState, ServiceError> {
     // Outputs go to the artifact store first; failing that fails the attempt.
     let outcome = match outcome {
-        Some(Ok(p)) => put_outputs(store, cfg, &job, p).await,
+        Some(Ok(p)) => put_outputs(store, cfg, job, p).await,
         Some(Err(e)) => Err(e),
         None => Err(bad("the run ended without a result")),
     };
     // The last log line and the log artifact come before the final state, so
     // whoever sees the state (a live console, a client) finds both.
-    let state = match outcome {
+    Ok(match outcome {
         Ok((result, metrics)) => {
             store
                 .append_log(&job.id, "info", "succeeded", &metrics)
                 .await?;
-            save_log(store, cfg, &job).await;
+            save_log(store, cfg, job).await;
             store.complete(&job.id, &cfg.id, &result, &metrics).await?;
             // Rows count towards the tenant's monthly quota.
             let rows = metrics
@@ -658,17 +666,11 @@ async fn run_in(
                 .append_log(&job.id, "error", &message, &json!({"retry": retry}))
                 .await?;
             if !retry {
-                save_log(store, cfg, &job).await;
+                save_log(store, cfg, job).await;
             }
             store.fail(&job.id, &cfg.id, &message, transient).await?
         }
-    };
-    if let Some(hook) = &cfg.on_finish
-        && state.is_final()
-    {
-        hook(&store.job(&job.tenant_id, &job.id).await?);
-    }
-    Ok(Some((job.id.clone(), state)))
+    })
 }
 
 /// Runs jobs until `stop` turns true: reaps expired leases, leases, runs,

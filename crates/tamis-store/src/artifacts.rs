@@ -57,6 +57,15 @@ pub struct Download {
     pub stream: BoxStream<'static, Result<bytes::Bytes, StoreError>>,
 }
 
+/// What a put wrote: its size and SHA-256 (hex).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Put {
+    /// Bytes.
+    pub bytes: u64,
+    /// SHA-256 of the bytes, lowercase hex.
+    pub sha256: String,
+}
+
 /// An artifact as a local file: the store's own file (a local store) or a
 /// copy in the scratch directory, removed when this is dropped.
 #[derive(Debug)]
@@ -180,19 +189,35 @@ impl Artifacts {
         Key::parse(key).map_err(|e| obj_err(key, e.into()))
     }
 
-    /// Streams a local file to `key` (multipart past one part): the object
-    /// appears whole or not at all.
-    pub async fn put_file(&self, key: &str, file: &Path) -> Result<u64, StoreError> {
+    /// Streams a local file to `key` (multipart past one part), hashing it on
+    /// the way, so the file is read once: the object appears whole or not at all.
+    pub async fn put_file(&self, key: &str, file: &Path) -> Result<Put, StoreError> {
+        use sha2::Digest;
+        use tokio::io::AsyncReadExt;
         let k = Artifacts::key(key)?;
         let mut f = tokio::fs::File::open(file).await.map_err(file_err(file))?;
         let mut w = BufWriter::with_capacity(self.inner.clone(), k, PART);
-        let copied = tokio::io::copy(&mut f, &mut w).await;
-        let done = match copied {
-            Ok(n) => w.shutdown().await.map(|_| n),
-            Err(e) => Err(e),
-        };
-        match done {
-            Ok(n) => Ok(n),
+        let mut hasher = sha2::Sha256::new();
+        let mut buf = vec![0u8; 256 << 10];
+        let mut bytes = 0u64;
+        let copied = async {
+            loop {
+                let n = f.read(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                w.write_all(&buf[..n]).await?;
+                bytes += n as u64;
+            }
+            w.shutdown().await
+        }
+        .await;
+        match copied {
+            Ok(()) => Ok(Put {
+                bytes,
+                sha256: hex::encode(hasher.finalize()),
+            }),
             Err(e) => {
                 let _ = w.abort().await;
                 Err(StoreError::ArtifactFile {
@@ -223,9 +248,9 @@ impl Artifacts {
                 return Ok(len);
             }
         }
-        let n = self.put_file(key, file).await?;
+        let put = self.put_file(key, file).await?;
         let _ = tokio::fs::remove_file(file).await;
-        Ok(n)
+        Ok(put.bytes)
     }
 
     /// Puts `bytes` at `key` in one request.
@@ -241,12 +266,13 @@ impl Artifacts {
     /// the file plus `suffix` (a cleaned output's `.tamis` directory of
     /// provenance, audit log and lineage) goes to `KEY+suffix/…`. The sidecar
     /// goes first, so a reader that finds the file finds what describes it.
+    /// Returns what [`Artifacts::put_file`] returns for the file.
     pub async fn put_with_sidecar(
         &self,
         key: &str,
         file: &Path,
         suffix: &str,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<Put, StoreError> {
         let side = sidecar(file, suffix);
         if side.is_dir() {
             for (rel, path) in walk(&side)? {
@@ -473,7 +499,9 @@ pub mod conformance {
         let f = work.join("big.bin");
         std::fs::write(&f, &big).unwrap();
         let k = format!("{root}/big/data file é.bin");
-        assert_eq!(a.put_file(&k, &f).await.unwrap(), big.len() as u64);
+        let put = a.put_file(&k, &f).await.unwrap();
+        assert_eq!(put.bytes, big.len() as u64);
+        assert_eq!(put.sha256, hex::encode(sha(&big)));
         let mut d = a.get(&k).await.unwrap();
         assert_eq!(d.size, big.len() as u64);
         let mut got = Vec::new();

@@ -21,7 +21,7 @@ use serde_json::Value;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
-pub use artifacts::{Artifacts, Download, LocalCopy};
+pub use artifacts::{Artifacts, Download, LocalCopy, Put};
 pub use jobs::{Heartbeat, Job, JobFilter, JobState, LogLine, NewJob, Progress, backoff_ms};
 
 /// Errors of the store.
