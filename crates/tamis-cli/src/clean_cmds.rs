@@ -366,16 +366,8 @@ pub fn pii_apply(a: cli::PiiApplyArgs) -> anyhow::Result<ExitCode> {
 /// Keys from TAMIS_ENCRYPTION_KEYS (`id:64-hex,…`; the last id encrypts), if set.
 fn encryption_keys(hmac: Vec<u8>) -> anyhow::Result<Option<tamis_privacy::anonymize::Keys>> {
     let spec = std::env::var("TAMIS_ENCRYPTION_KEYS").unwrap_or_default();
-    if spec.trim().is_empty() {
-        return Ok(None);
-    }
-    let aes = tamis_privacy::anonymize::Keys::parse_aes(&spec)
-        .map_err(|e| cli::UsageError(e.to_string()))?;
-    let current = spec
-        .split(',')
-        .filter_map(|p| p.split_once(':').map(|x| x.0.trim().to_string()))
-        .next_back();
-    Ok(Some(tamis_privacy::anonymize::Keys { hmac, aes, current }))
+    Ok(tamis_privacy::anonymize::Keys::with_encryption(hmac, &spec)
+        .map_err(|e| cli::UsageError(e.to_string()))?)
 }
 
 /// `tamis pii dp-histogram`.

@@ -59,12 +59,20 @@ pub enum Command {
     ///
     /// Many workers, in many processes, share one PostgreSQL queue. A worker that
     /// dies loses its lease and its job is retried by another.
+    ///
+    /// Clean plans that tokenize PII need TAMIS_PII_KEY and
+    /// TAMIS_ENCRYPTION_KEYS=id:64-hex (the same as the server's): tokens go,
+    /// encrypted, to the tenant's vault in the metadata database.
     Worker(WorkerArgs),
     /// Run the platform: REST + WebSocket API, web UI and workers in one process.
     ///
     /// Zero setup: an SQLite database and artifacts under ./tamis-data, token
     /// keys generated on first start. `--demo` seeds a demo admin and the
     /// example dataset and prints the URL and the login.
+    ///
+    /// With TAMIS_PII_KEY and TAMIS_ENCRYPTION_KEYS=id:64-hex set, clean plans
+    /// may tokenize PII and admins may read tokens back
+    /// (POST /api/v1/vault/detokenize).
     Serve(ServeArgs),
     /// Tenants of the platform.
     #[command(subcommand)]

@@ -193,6 +193,7 @@ fn run(args: cli::Cli) -> anyhow::Result<ExitCode> {
                     artifacts,
                 );
                 cfg.lease_ms = a.lease_ms.max(300);
+                cfg.vault_keys = vault_keys()?;
                 cfg.heartbeat_ms = (cfg.lease_ms / 3) as u64;
                 if let Some(addr) = a.metrics_addr {
                     let metrics = std::sync::Arc::new(tamis_server::Metrics::new());
@@ -225,6 +226,13 @@ fn run(args: cli::Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The token vault keys of `serve` and `worker`, from TAMIS_PII_KEY and
+/// TAMIS_ENCRYPTION_KEYS (none when no encryption key is set).
+fn vault_keys() -> anyhow::Result<Option<tamis_privacy::anonymize::Keys>> {
+    Ok(tamis_privacy::anonymize::Keys::vault_from_env()
+        .map_err(|e| cli::UsageError(format!("TAMIS_ENCRYPTION_KEYS: {e}")))?)
+}
+
 /// Opens the metadata store (migrating it) and runs `f` on it, on a runtime of its own.
 fn with_store<T, Fut>(
     url: &str,
@@ -251,6 +259,7 @@ fn serve(a: cli::ServeArgs) -> anyhow::Result<ExitCode> {
     let mut config = tamis_server::ServerConfig::new(&a.data_dir);
     config.max_upload_bytes = a.max_upload_mib.saturating_mul(1 << 20);
     config.user_tier = a.user_tier;
+    config.vault_keys = vault_keys()?;
     for r in a.ingest_root {
         if r.starts_with("s3://") {
             config.ingest_urls.push(r);

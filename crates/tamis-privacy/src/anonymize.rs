@@ -85,6 +85,33 @@ impl std::fmt::Debug for Keys {
 }
 
 impl Keys {
+    /// Keys with the HMAC key `hmac` and the AES keys of `spec` (`id:64-hex,…`;
+    /// the last id encrypts); `None` when `spec` is blank.
+    pub fn with_encryption(hmac: Vec<u8>, spec: &str) -> Result<Option<Keys>, AnonError> {
+        if spec.trim().is_empty() {
+            return Ok(None);
+        }
+        let aes = Keys::parse_aes(spec)?;
+        let current = spec
+            .split(',')
+            .filter_map(|p| p.split_once(':').map(|x| x.0.trim().to_string()))
+            .next_back();
+        Ok(Some(Keys { hmac, aes, current }))
+    }
+
+    /// The vault keys of the environment: `TAMIS_PII_KEY` keys tokens (and
+    /// pseudonyms, hashes), `TAMIS_ENCRYPTION_KEYS` encrypts the vault;
+    /// `None` when no encryption key is set.
+    pub fn vault_from_env() -> Result<Option<Keys>, AnonError> {
+        let hmac = std::env::var("TAMIS_PII_KEY")
+            .unwrap_or_default()
+            .into_bytes();
+        Keys::with_encryption(
+            hmac,
+            &std::env::var("TAMIS_ENCRYPTION_KEYS").unwrap_or_default(),
+        )
+    }
+
     /// Parses `id:64-hex-chars,id2:…` (the last id is current).
     pub fn parse_aes(spec: &str) -> Result<BTreeMap<String, [u8; 32]>, AnonError> {
         let mut out = BTreeMap::new();

@@ -15,6 +15,7 @@ pub mod limits;
 pub mod metrics;
 pub mod ops;
 pub mod ui;
+pub mod vault;
 pub mod ws;
 
 use std::path::{Path, PathBuf};
@@ -51,6 +52,9 @@ pub struct ServerConfig {
     pub ingest_urls: Vec<String>,
     /// S3 options (`aws_endpoint`, …) for ingests, over the AWS_* variables.
     pub s3_options: Vec<(String, String)>,
+    /// The token vault keys (`TAMIS_PII_KEY` and `TAMIS_ENCRYPTION_KEYS`):
+    /// the in-process workers tokenize with them and admins detokenize.
+    pub vault_keys: Option<tamis_privacy::anonymize::Keys>,
 }
 
 impl ServerConfig {
@@ -64,6 +68,7 @@ impl ServerConfig {
             ingest_roots: Vec::new(),
             ingest_urls: Vec::new(),
             s3_options: Vec::new(),
+            vault_keys: None,
         }
     }
 }
@@ -178,7 +183,8 @@ pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .merge(admin::routes())
         .merge(jobs::routes())
-        .merge(datasets::routes());
+        .merge(datasets::routes())
+        .merge(vault::routes());
     Router::new()
         .nest("/api/v1", api)
         .merge(ws::routes())
@@ -495,6 +501,7 @@ pub async fn serve(
         // Live consoles want progress often; a lease of 30 s, a beat a second.
         cfg.heartbeat_ms = 1_000;
         cfg.poll_ms = 200;
+        cfg.vault_keys = state.config().vault_keys.clone();
         let m = state.clone();
         cfg.on_finish = Some(Arc::new(move |j| m.metrics().observe_job(j)));
         workers.push(tokio::spawn(tamis_service::worker::run(

@@ -525,6 +525,10 @@ async fn upload_profile_suggest_clean_and_download() {
         .await;
     assert_eq!(r.status, 200);
     assert!(r.text().starts_with("customer_id,"), "{}", &r.text()[..100]);
+    assert!(
+        !r.text().lines().next().unwrap().contains("__row_id"),
+        "conversions leave tamis's row id out"
+    );
     let prov = h
         .get(&format!("/api/v1/jobs/{clean}/provenance?limit=5"), &eng)
         .await
@@ -945,4 +949,195 @@ async fn another_tenants_ids_are_not_found() {
         h.get(&format!("/api/v1/jobs/{job}"), &eng).await.status,
         200
     );
+}
+
+fn vault_keys() -> tamis_privacy::anonymize::Keys {
+    tamis_privacy::anonymize::Keys::with_encryption(
+        b"test-pii-key".to_vec(),
+        &format!("v1:{}", "ab".repeat(32)),
+    )
+    .unwrap()
+    .unwrap()
+}
+
+/// Runs a clean job that tokenizes `email` on a small table; returns the
+/// job id and the input's emails with the output's tokens, row by row.
+async fn tokenizing_clean(h: &common::Harness) -> (String, Vec<(String, String)>) {
+    let eng = h.login("engineer@acme.test").await;
+    let mut csv = String::from("id,email,city\n");
+    for i in 0..40 {
+        // Every value twice: one token per value.
+        csv.push_str(&format!("{i},user{}@mail.test,Lyon\n", i % 20));
+    }
+    let r = h.upload(&eng, "people.csv", csv.as_bytes(), None).await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let ds = r.json()["dataset_id"].as_str().unwrap().to_string();
+    h.drain().await;
+    let plan = json!({"steps": [{"type": "pii", "columns": ["email"], "strategy": "tokenize"}]});
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/jobs",
+            Some(&eng),
+            Some(json!({"kind": "clean", "dataset_id": ds, "plan": plan})),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let job = job_id(&r.json());
+    let done = h.drain().await;
+    let out = h
+        .get(
+            &format!("/api/v1/jobs/{job}/artifacts/output?format=csv"),
+            &eng,
+        )
+        .await;
+    let pairs = if done == vec![(job.clone(), JobState::Succeeded)] {
+        assert_eq!(out.status, 200, "{}", out.text());
+        let text = out.text();
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("id,email,city"));
+        lines
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                let i: usize = f[0].parse().unwrap();
+                (format!("user{}@mail.test", i % 20), f[1].to_string())
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    (job, pairs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_an_admin_of_the_tenant_detokenizes_and_only_with_the_key() {
+    let h = harness(Options {
+        vault_keys: Some(vault_keys()),
+        ..Options::default()
+    })
+    .await;
+    let (_, pairs) = tokenizing_clean(&h).await;
+    assert_eq!(pairs.len(), 40);
+    for (email, token) in &pairs {
+        assert!(token.starts_with("tok_"), "{token}");
+        assert_ne!(email, token);
+    }
+    let tokens: Vec<&str> = pairs.iter().map(|p| p.1.as_str()).collect();
+    let distinct: std::collections::BTreeSet<&str> = tokens.iter().copied().collect();
+    assert_eq!(distinct.len(), 20, "one token per value");
+    let ask = json!({"tokens": tokens});
+
+    // Below admin: refused, whatever the role.
+    for role in ["viewer", "analyst", "reviewer", "engineer"] {
+        let t = h.login(&format!("{role}@acme.test")).await;
+        let r = h
+            .call(
+                "POST",
+                "/api/v1/vault/detokenize",
+                Some(&t),
+                Some(ask.clone()),
+            )
+            .await;
+        assert_eq!(r.status, 403, "{role}: {}", r.text());
+        assert_eq!(r.error_code(), "forbidden");
+    }
+    // Another tenant's admin: none of these tokens is theirs.
+    let beta = h.login("admin@beta.test").await;
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/vault/detokenize",
+            Some(&beta),
+            Some(ask.clone()),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["values"], json!({}));
+    assert_eq!(r.json()["missing"].as_array().unwrap().len(), 20);
+
+    // The tenant's admin gets every value back, and an unknown token is named.
+    let admin = h.login("admin@acme.test").await;
+    let mut with_unknown = tokens.clone();
+    with_unknown.push("tok_000000000000000000000000");
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/vault/detokenize",
+            Some(&admin),
+            Some(json!({ "tokens": with_unknown })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    for (email, token) in &pairs {
+        assert_eq!(v["values"][token], json!(email), "{v}");
+    }
+    assert_eq!(v["missing"], json!(["tok_000000000000000000000000"]));
+
+    // An admin's API key needs the `detokenize` action in its scopes.
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/api-keys",
+            Some(&admin),
+            Some(json!({"name": "reader", "scopes": ["action:read"]})),
+        )
+        .await;
+    let key = r.json()["secret"].as_str().unwrap().to_string();
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/vault/detokenize",
+            Some(&key),
+            Some(ask.clone()),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+
+    // Bad requests.
+    for body in [
+        json!({"tokens": []}),
+        json!({"tokens": vec!["tok_x"; 10_001]}),
+    ] {
+        let r = h
+            .call("POST", "/api/v1/vault/detokenize", Some(&admin), Some(body))
+            .await;
+        assert_eq!(r.status, 400, "{}", r.text());
+    }
+
+    // Audited by count, never with the values.
+    let log = h.get("/api/v1/audit", &admin).await.json();
+    let text = log.to_string();
+    assert!(text.contains("vault.detokenize"), "{text}");
+    assert!(
+        !text.contains("user1@mail.test"),
+        "no values in the audit log"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_vault_key_tokenizing_fails_and_detokenize_says_why() {
+    let h = harness(Options::default()).await;
+    let (job, pairs) = tokenizing_clean(&h).await;
+    assert!(pairs.is_empty());
+    let eng = h.login("engineer@acme.test").await;
+    let j = h.get(&format!("/api/v1/jobs/{job}"), &eng).await.json();
+    assert_eq!(j["job"]["state"], "failed", "{j}");
+    assert!(
+        j["job"]["error"]
+            .to_string()
+            .contains("TAMIS_ENCRYPTION_KEYS"),
+        "{j}"
+    );
+    let admin = h.login("admin@acme.test").await;
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/vault/detokenize",
+            Some(&admin),
+            Some(json!({"tokens": ["tok_abc"]})),
+        )
+        .await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.error_code(), "vault_key_missing");
 }

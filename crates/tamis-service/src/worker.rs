@@ -41,6 +41,10 @@ pub struct WorkerConfig {
     pub poll_ms: u64,
     /// Called with each job a worker finishes (the server counts them for `/metrics`).
     pub on_finish: Option<FinishHook>,
+    /// The keys of the tenants' token vaults (`pii` steps that tokenize):
+    /// tokens a clean job makes are kept, encrypted, in its tenant's vault in
+    /// the store. Without them such a job fails, saying which key to set.
+    pub vault_keys: Option<tamis_privacy::anonymize::Keys>,
 }
 
 /// A callback told of every job a worker finishes, with its final record.
@@ -61,6 +65,7 @@ impl WorkerConfig {
             heartbeat_ms: 10_000,
             poll_ms: 500,
             on_finish: None,
+            vault_keys: None,
         }
     }
 }
@@ -75,6 +80,7 @@ impl std::fmt::Debug for WorkerConfig {
             .field("heartbeat_ms", &self.heartbeat_ms)
             .field("poll_ms", &self.poll_ms)
             .field("on_finish", &self.on_finish.is_some())
+            .field("vault_keys", &self.vault_keys)
             .finish()
     }
 }
@@ -164,6 +170,7 @@ struct Shared {
 async fn execute(
     store: &Store,
     artifacts: &Artifacts,
+    vault_keys: Option<&tamis_privacy::anonymize::Keys>,
     job: &Job,
     dir: &Path,
     shared: Shared,
@@ -295,6 +302,7 @@ async fn execute(
             };
             crate::write_atomic(&plan_path, plan_text.as_bytes())?;
             let output = dir.join("clean.parquet");
+            let vault = dir.join("vault.json");
             let o = crate::clean::clean(crate::clean::CleanJob {
                 inputs,
                 read: Default::default(),
@@ -302,9 +310,12 @@ async fn execute(
                 contract: None,
                 output: output.clone(),
                 provenance: true,
-                secret: std::env::var("TAMIS_PII_KEY")
-                    .unwrap_or_default()
-                    .into_bytes(),
+                secret: match vault_keys {
+                    Some(k) => k.hmac.clone(),
+                    None => std::env::var("TAMIS_PII_KEY")
+                        .unwrap_or_default()
+                        .into_bytes(),
+                },
                 actor: job.created_by.clone(),
                 quarantine: Some(dir.join("quarantine.jsonl")),
                 report: None,
@@ -312,9 +323,17 @@ async fn execute(
                 progress,
                 passes,
                 cancel: cancel.clone(),
-                vault: None,
+                vault: vault_keys.map(|k| (vault.clone(), k.clone())),
             })
             .await?;
+            // Tokens the run made go to the tenant's vault before the output
+            // that holds them is published.
+            if vault.exists() {
+                let v = tamis_privacy::anonymize::Vault::read(&vault)
+                    .map_err(tamis_privacy::PrivacyError::from)?;
+                let entries: Vec<(String, String)> = v.entries.into_iter().collect();
+                store.put_vault_entries(&job.tenant_id, &entries).await?;
+            }
             let imputations: u64 = o
                 .steps
                 .iter()
@@ -568,7 +587,14 @@ async fn run_in(
         })
     };
     let cancel = shared.cancel.clone();
-    let run = execute(store, &cfg.artifacts, &job, dir, shared);
+    let run = execute(
+        store,
+        &cfg.artifacts,
+        cfg.vault_keys.as_ref(),
+        &job,
+        dir,
+        shared,
+    );
     tokio::pin!(run);
     // Asked to stop (the heartbeat raised the flag: a user cancelled, or the
     // lease went to another worker): the run is given STOP_GRACE to end.

@@ -1151,4 +1151,70 @@ impl Store {
             .map(plan_of)
             .collect()
     }
+
+    // ------------------------------------------------------------ token vault
+
+    /// Adds encrypted vault entries `(token, enc)` of the tenant; a token it
+    /// already holds is kept (tokens are keyed hashes of the value, so the same
+    /// token always stands for the same value). Returns how many were new.
+    pub async fn put_vault_entries(
+        &self,
+        tenant_id: &str,
+        entries: &[(String, String)],
+    ) -> Result<u64, StoreError> {
+        const CHUNK: usize = 500;
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let mut added = 0;
+        for chunk in entries.chunks(CHUNK) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    format!(
+                        "(${}, ${}, ${}, ${})",
+                        4 * i + 1,
+                        4 * i + 2,
+                        4 * i + 3,
+                        4 * i + 4
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO vault (tenant_id, token, enc, created_at) VALUES {} ON CONFLICT (tenant_id, token) DO NOTHING",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for (token, enc) in chunk {
+                q = q.bind(tenant_id).bind(token).bind(enc).bind(now);
+            }
+            added += q.execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    /// The tenant's vault entries `(token, enc)` of these tokens (tokens it
+    /// does not hold are left out; another tenant's never show).
+    pub async fn vault_entries(
+        &self,
+        tenant_id: &str,
+        tokens: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        const CHUNK: usize = 500;
+        let mut out = Vec::new();
+        for chunk in tokens.chunks(CHUNK) {
+            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "SELECT token, enc FROM vault WHERE tenant_id = $1 AND token IN ({}) ORDER BY token",
+                marks.join(", ")
+            );
+            let mut q = sqlx::query(&sql).bind(tenant_id);
+            for t in chunk {
+                q = q.bind(t);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                out.push((r.try_get("token")?, r.try_get("enc")?));
+            }
+        }
+        Ok(out)
+    }
 }

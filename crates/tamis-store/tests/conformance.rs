@@ -450,6 +450,31 @@ async fn suite(url: &str) {
     );
     assert!(s.logs_since(&a.id, &r.id, 0, 100).await.is_err());
 
+    // The token vault: per tenant, a token kept once, many at a time.
+    let entries: Vec<(String, String)> = (0..1203)
+        .map(|i| (format!("tok_{i:04}"), format!("enc:k1:{i:x}")))
+        .collect();
+    assert_eq!(s.put_vault_entries(&a.id, &entries).await.unwrap(), 1203);
+    let again = vec![
+        ("tok_0001".to_string(), "enc:k1:other".to_string()),
+        ("tok_new".to_string(), "enc:k1:new".to_string()),
+    ];
+    assert_eq!(s.put_vault_entries(&a.id, &again).await.unwrap(), 1);
+    let ask: Vec<String> = ["tok_0001", "tok_1202", "tok_missing", "tok_new"]
+        .map(String::from)
+        .to_vec();
+    assert_eq!(
+        s.vault_entries(&a.id, &ask).await.unwrap(),
+        vec![
+            ("tok_0001".to_string(), "enc:k1:1".to_string()),
+            ("tok_1202".to_string(), "enc:k1:4b2".to_string()),
+            ("tok_new".to_string(), "enc:k1:new".to_string()),
+        ]
+    );
+    let many: Vec<String> = entries.iter().map(|e| e.0.clone()).collect();
+    assert_eq!(s.vault_entries(&a.id, &many).await.unwrap().len(), 1203);
+    assert!(s.vault_entries(&b.id, &ask).await.unwrap().is_empty());
+
     // The queue's maximum depth.
     let depth = s.queue_depth().await.unwrap();
     s.max_queue_depth = depth;

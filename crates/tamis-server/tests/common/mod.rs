@@ -71,6 +71,8 @@ pub struct Options {
     pub artifacts: Option<(String, Vec<(String, String)>)>,
     /// S3 prefixes ingests may read (with the artifacts' S3 options).
     pub ingest_urls: Vec<String>,
+    /// The token vault keys of the server and its workers.
+    pub vault_keys: Option<tamis_privacy::anonymize::Keys>,
 }
 
 impl Default for Options {
@@ -82,6 +84,7 @@ impl Default for Options {
             rows_per_month: None,
             artifacts: None,
             ingest_urls: Vec::new(),
+            vault_keys: None,
         }
     }
 }
@@ -118,6 +121,7 @@ pub async fn harness(o: Options) -> Harness {
         .unwrap_or_else(|| (data.join("artifacts").display().to_string(), Vec::new()));
     cfg.ingest_urls = o.ingest_urls;
     cfg.s3_options = opts.clone();
+    cfg.vault_keys = o.vault_keys;
     let artifacts = Artifacts::open_with(&url, data.join("work"), opts).unwrap();
     artifacts.check().await.unwrap();
     let state = AppState::new(
@@ -239,11 +243,13 @@ impl Harness {
 
     /// A worker's configuration on this server's data directory and artifacts.
     pub fn worker(&self, id: &str) -> WorkerConfig {
-        WorkerConfig::new(
+        let mut cfg = WorkerConfig::new(
             id,
             &self.state.config().data_dir,
             self.state.artifacts().clone(),
-        )
+        );
+        cfg.vault_keys = self.state.config().vault_keys.clone();
+        cfg
     }
 
     /// Runs queued jobs until none is left; returns their final states.
