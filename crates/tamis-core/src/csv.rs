@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use csv_core::{ReadRecordResult, ReaderBuilder};
-use datafusion::arrow::array::{ArrayRef, StringBuilder, UInt64Builder};
+use datafusion::arrow::array::{ArrayRef, UInt64Builder};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
@@ -451,12 +451,16 @@ impl CsvBatchReader {
         if self.done {
             return Ok(None);
         }
-        let mut builders: Vec<StringBuilder> = (0..self.ncols)
-            .map(|_| StringBuilder::with_capacity(self.batch_size, self.batch_size * 8))
+        let mut cols: Vec<TextColumn> = (0..self.ncols)
+            .map(|_| TextColumn::with_capacity(self.batch_size))
             .collect();
         let mut ids = UInt64Builder::with_capacity(self.batch_size);
         let mut rows = 0;
         while rows < self.batch_size {
+            // A batch ends early before any column could pass i32 offsets.
+            if cols.iter().any(|c| c.values.len() > TextColumn::FULL) {
+                break;
+            }
             if let Some(limit) = self.limit
                 && self.next_row_id >= limit
             {
@@ -532,17 +536,8 @@ impl CsvBatchReader {
                 continue;
             }
             let mut start = 0;
-            for (b, &end) in builders.iter_mut().zip(&self.ends[..nfields]) {
-                let field = &self.out[start..end];
-                if field.is_empty() {
-                    b.append_null();
-                } else {
-                    // Validated above (or transcoded to UTF-8 upstream).
-                    match std::str::from_utf8(field) {
-                        Ok(s) => b.append_value(s),
-                        Err(_) => b.append_value(String::from_utf8_lossy(field)),
-                    }
-                }
+            for (c, &end) in cols.iter_mut().zip(&self.ends[..nfields]) {
+                c.push(&self.out[start..end]);
                 start = end;
             }
             ids.append_value(self.next_row_id);
@@ -552,17 +547,74 @@ impl CsvBatchReader {
         if rows == 0 {
             return Ok(None);
         }
-        let mut cols: Vec<ArrayRef> = builders
-            .into_iter()
-            .map(|mut b| Arc::new(b.finish()) as ArrayRef)
-            .collect();
-        cols.push(Arc::new(ids.finish()));
-        Ok(Some(RecordBatch::try_new(self.schema.clone(), cols)?))
+        let mut arrays = Vec::with_capacity(cols.len() + 1);
+        for c in cols {
+            arrays.push(c.finish().map_err(|e| CoreError::Malformed {
+                file: self.file.clone(),
+                line: self.line,
+                column: 0,
+                reason: format!("a field is not valid UTF-8 ({e}); convert the file to UTF-8"),
+            })?);
+        }
+        arrays.push(Arc::new(ids.finish()) as ArrayRef);
+        Ok(Some(RecordBatch::try_new(self.schema.clone(), arrays)?))
     }
 
     /// Row id the next data row will get.
     pub fn next_row_id(&self) -> u64 {
         self.next_row_id
+    }
+}
+
+/// One text column of a batch being read: the fields' bytes end to end,
+/// their offsets and which are null (empty fields).
+///
+/// Built by hand rather than with arrow's `StringBuilder`, whose
+/// `append_value` takes `&str` and so needs a UTF-8 check per field; records
+/// are checked whole as they arrive (to quarantine the bad ones), and the
+/// column once more, in one pass, when the array is made.
+struct TextColumn {
+    values: Vec<u8>,
+    offsets: Vec<i32>,
+    valid: datafusion::arrow::array::BooleanBufferBuilder,
+    nulls: usize,
+}
+
+impl TextColumn {
+    /// Bytes past which a batch stops taking rows: one more record (at most
+    /// [`MAX_RECORD_BYTES`]) still fits in i32 offsets.
+    const FULL: usize = i32::MAX as usize - MAX_RECORD_BYTES - 1;
+
+    fn with_capacity(rows: usize) -> TextColumn {
+        let mut offsets = Vec::with_capacity(rows + 1);
+        offsets.push(0);
+        TextColumn {
+            values: Vec::with_capacity(rows * 8),
+            offsets,
+            valid: datafusion::arrow::array::BooleanBufferBuilder::new(rows),
+            nulls: 0,
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, field: &[u8]) {
+        self.values.extend_from_slice(field);
+        // Cannot overflow: a batch stops below `FULL` bytes.
+        self.offsets.push(self.values.len() as i32);
+        self.valid.append(!field.is_empty());
+        self.nulls += field.is_empty() as usize;
+    }
+
+    fn finish(mut self) -> std::result::Result<ArrayRef, datafusion::arrow::error::ArrowError> {
+        use datafusion::arrow::array::StringArray;
+        use datafusion::arrow::buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
+        let nulls = (self.nulls > 0).then(|| NullBuffer::new(self.valid.finish()));
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(self.offsets));
+        Ok(Arc::new(StringArray::try_new(
+            offsets,
+            Buffer::from_vec(self.values),
+            nulls,
+        )?))
     }
 }
 

@@ -6,7 +6,9 @@
 //! mismatch is counted), counted in [`Freq`], measured (length,
 //! whitespace), and, for numeric and date types, parsed into their
 //! statistics. Shape patterns and formats are computed once per distinct
-//! value while the column is exact, per value after.
+//! value while the column is exact; after, on the values whose hash falls in
+//! one [`SHAPE_SAMPLE`]-th of the hash space, each counted `SHAPE_SAMPLE`
+//! times (an estimate, flagged `patterns_exact: false`).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -18,7 +20,7 @@ use tamis_core::types::{
     parse_float, parse_int,
 };
 
-use crate::freq::{EXACT_LIMIT, Freq};
+use crate::freq::{EXACT_LIMIT, Freq, value_hash};
 use crate::model::*;
 use crate::numeric::NumState;
 use crate::shape::{NameHint, ValueFormat, detect_format, name_hint, pattern_into};
@@ -29,6 +31,10 @@ pub const EXAMPLES: usize = 5;
 const PATTERNS_MAX: usize = 64;
 /// Bins of the missing-values matrix.
 pub const NULL_BINS: usize = 100;
+/// Past [`EXACT_LIMIT`] distinct values, shapes (patterns and formats) are
+/// counted on one value in this many, chosen by value hash (so a value is
+/// always in or always out, in every partition and run), and scaled up.
+pub const SHAPE_SAMPLE: u64 = 16;
 
 /// What a column's accumulator is told before it sees data.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -139,6 +145,8 @@ pub struct ColumnState {
     trailing_ws: u64,
     ws_examples: Vec<u64>,
     streamed: bool,
+    /// Values whose shape was estimated by sampling (0: patterns and formats exact).
+    shape_sampled: u64,
     patterns: HashMap<String, u64, foldhash::fast::FixedState>,
     formats: BTreeMap<ValueFormat, u64>,
     mismatches: u64,
@@ -179,6 +187,7 @@ impl ColumnState {
             trailing_ws: 0,
             ws_examples: Vec::new(),
             streamed: false,
+            shape_sampled: 0,
             patterns: HashMap::default(),
             formats: BTreeMap::new(),
             mismatches: 0,
@@ -260,9 +269,20 @@ impl ColumnState {
         {
             self.stream_from_exact();
         }
-        self.freq.add(raw, row);
-        // The format, when already detected for this value (streamed columns).
-        let detected = self.streamed.then(|| self.classify(v, 1));
+        // The format, when already detected for this value (sampled, streamed columns).
+        let detected = if self.freq.is_exact() {
+            self.freq.add(raw, row);
+            // Once the exact values are classified (this value ends the exact
+            // map, or a merge streamed the state), each value is classified.
+            self.streamed.then(|| self.classify(v, 1))
+        } else {
+            let h = value_hash(raw);
+            self.freq.add_hashed(raw, h, row);
+            self.shape_sampled += 1;
+            // Sampled by value: every occurrence of a sampled value is counted.
+            h.is_multiple_of(SHAPE_SAMPLE)
+                .then(|| self.classify(v, SHAPE_SAMPLE))
+        };
 
         match ctx.sample_type {
             ColumnType::Integer => match parse_int(v) {
@@ -376,8 +396,8 @@ impl ColumnState {
         let entries: Vec<(String, u64)> = self
             .freq
             .known()
-            .iter()
-            .map(|(k, c)| (k.clone(), c.0))
+            .into_iter()
+            .map(|(k, c, _)| (k.to_string(), c))
             .collect();
         for (k, c) in entries {
             self.classify(&k, c);
@@ -414,6 +434,7 @@ impl ColumnState {
         self.tokens += o.tokens;
         merge_examples(&mut self.null_examples, o.null_examples);
         self.freq.merge(o.freq);
+        self.shape_sampled += o.shape_sampled;
         self.len_min = self.len_min.min(o.len_min);
         self.len_max = self.len_max.max(o.len_max);
         self.len_sum += o.len_sum;
@@ -594,6 +615,7 @@ impl ColumnState {
             top_values,
             top_values_error: self.freq.error(),
             variants,
+            patterns_exact: self.shape_sampled == 0,
             patterns,
             formats,
             impossible,
@@ -697,12 +719,12 @@ fn normalize_variant(s: &str) -> String {
 }
 
 fn variant_groups(freq: &Freq) -> Vec<VariantGroup> {
-    let mut groups: HashMap<String, Vec<(&String, u64, u64)>> = HashMap::new();
-    for (k, (c, first)) in freq.known() {
+    let mut groups: HashMap<String, Vec<(&str, u64, u64)>> = HashMap::new();
+    for (k, c, first) in freq.known() {
         groups
             .entry(normalize_variant(k))
             .or_default()
-            .push((k, *c, *first));
+            .push((k, c, first));
     }
     let mut out: Vec<VariantGroup> = groups
         .into_values()
@@ -714,7 +736,7 @@ fn variant_groups(freq: &Freq) -> Vec<VariantGroup> {
             example_row_ids.sort();
             example_row_ids.truncate(EXAMPLES);
             VariantGroup {
-                canonical: g[0].0.clone(),
+                canonical: g[0].0.to_string(),
                 values: g
                     .iter()
                     .take(10)

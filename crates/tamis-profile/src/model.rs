@@ -131,6 +131,11 @@ pub struct ColumnProfile {
     pub top_values_error: u64,
     /// Groups of values that differ only in case or whitespace.
     pub variants: Vec<VariantGroup>,
+    /// Whether pattern and format counts are exact (false: estimated from a
+    /// value-hash sample, on columns past the exact distinct-value limit).
+    /// Profiles written before this field were exact.
+    #[serde(default = "exact_before")]
+    pub patterns_exact: bool,
     /// Most frequent shape patterns (`Aa`, `999-9999`).
     pub patterns: Vec<ValueCount>,
     /// Recognised formats and how many values have each.
@@ -382,4 +387,8 @@ pub struct Issue {
     pub description: String,
     /// Some affected rows.
     pub example_row_ids: Vec<u64>,
+}
+
+fn exact_before() -> bool {
+    true
 }

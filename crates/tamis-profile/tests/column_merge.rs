@@ -209,3 +209,86 @@ fn distinct_and_top_values_stay_within_documented_bounds_above_the_exact_limit()
         p.top_values_error
     );
 }
+
+#[test]
+fn shapes_past_the_exact_limit_are_estimated_within_the_documented_error() {
+    let t = ColumnType::String;
+    let s = spec("contact", t);
+    let ctx = Ctx::new(s.clone());
+    // 300,000 distinct values: 70 % emails, 30 % seven-digit numbers.
+    let n = 300_000u64;
+    let mut parts: Vec<ColumnState> = (0..2).map(|_| ColumnState::new(t)).collect();
+    let mut one = ColumnState::new(t);
+    for i in 0..n {
+        let v = if i % 10 < 7 {
+            format!("user{i}@mail.test")
+        } else {
+            format!("{}", 1_000_000 + i)
+        };
+        parts[(i % 2) as usize].add(&v, i, &ctx);
+        one.add(&v, i, &ctx);
+    }
+    let mut m = parts.remove(0);
+    m.merge(parts.remove(0));
+    let p = m.finish(&s);
+    let o = one.finish(&s);
+    for p in [&p, &o] {
+        assert!(!p.patterns_exact);
+        let share = |name: &str| {
+            p.formats
+                .iter()
+                .find(|f| f.value == name)
+                .map_or(0, |f| f.count) as f64
+                / n as f64
+        };
+        let email = share("email");
+        // About 300,000 / 16 values sampled: √(0.21 / 18,750) ≈ 0.33 %; 3σ ≈ 1 %.
+        assert!((email - 0.7).abs() < 0.01, "email share {email}");
+        let digits: u64 = p
+            .patterns
+            .iter()
+            .filter(|x| x.value == "9999999")
+            .map(|x| x.count)
+            .sum();
+        let d = digits as f64 / n as f64;
+        assert!((d - 0.3).abs() < 0.01, "digit share {d}");
+    }
+    // Below the limit, exact.
+    let mut small = ColumnState::new(t);
+    for i in 0..1000u64 {
+        small.add(&format!("user{i}@mail.test"), i, &ctx);
+    }
+    let q = small.finish(&s);
+    assert!(q.patterns_exact);
+    assert_eq!(q.formats[0].count, 1000);
+}
+
+#[test]
+fn heavy_hitters_serialise_the_same_whatever_the_insertion_order() {
+    use tamis_profile::freq::{Heavy, value_hash};
+    let values: Vec<String> = (0..3000).map(|i| format!("v{}", i % 2000)).collect();
+    let (mut a, mut b) = (Heavy::default(), Heavy::default());
+    for (i, v) in values.iter().enumerate() {
+        a.add(value_hash(v), v, 1, i as u64);
+    }
+    for (i, v) in values.iter().enumerate().rev() {
+        b.add(value_hash(v), v, 1, i as u64);
+    }
+    assert_eq!(a.len(), 2000);
+    let (ja, jb) = (
+        serde_json::to_string(&a).unwrap(),
+        serde_json::to_string(&b).unwrap(),
+    );
+    assert_eq!(ja, jb);
+    // Shrinking keeps the heaviest and says by how much counts are low.
+    let cut = a.shrink(1500);
+    assert_eq!(cut, 1);
+    assert_eq!(a.len(), 1000);
+    let back: Heavy = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
+    let mut e: Vec<_> = back
+        .entries()
+        .map(|(_, v, c, r)| (v.to_string(), c, r))
+        .collect();
+    e.sort();
+    assert_eq!(e[0], ("v0".to_string(), 1, 0));
+}
