@@ -196,18 +196,6 @@ impl RowsState {
     pub fn row_ids(&self) -> impl Iterator<Item = u64> + '_ {
         self.runs.iter().flat_map(|(s, l)| *s..*s + *l)
     }
-
-    fn merge(&mut self, o: RowsState) {
-        if self.hashes.is_empty() {
-            *self = o;
-            return;
-        }
-        // Exact room: these vectors hold one entry per row.
-        self.hashes.reserve_exact(o.hashes.len());
-        self.hashes.extend(o.hashes);
-        self.runs.reserve_exact(o.runs.len());
-        self.runs.extend(o.runs);
-    }
 }
 
 /// `tamis_rows(row_hash, row_id)`: all row hashes, for exact duplicates.
@@ -262,6 +250,9 @@ const DUPLICATE_EXAMPLES: usize = 5;
 #[derive(Debug, Default)]
 struct RowsAcc {
     state: RowsState,
+    /// Partial states received: kept apart rather than appended to one
+    /// vector, which would hold every row hash twice while it grows.
+    parts: Vec<RowsState>,
 }
 
 impl Accumulator for RowsAcc {
@@ -275,20 +266,31 @@ impl Accumulator for RowsAcc {
         Ok(())
     }
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        let state = std::mem::take(&mut self.state);
-        let total = state.hashes.len() as u64;
-        let found = duplicates(&state, DUPLICATE_EXAMPLES);
-        drop(state);
+        let mut parts = std::mem::take(&mut self.parts);
+        parts.push(std::mem::take(&mut self.state));
+        let total = parts.iter().map(|p| p.hashes.len() as u64).sum();
+        let found = duplicates(&parts, DUPLICATE_EXAMPLES);
+        drop(parts);
         encode(&DuplicateSummary { found, total })
     }
     fn size(&self) -> usize {
-        self.state.hashes.capacity() * 8 + self.state.runs.capacity() * 16
+        std::iter::once(&self.state)
+            .chain(&self.parts)
+            .map(|s| s.hashes.capacity() * 8 + s.runs.capacity() * 16)
+            .sum()
     }
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        Ok(vec![encode(&self.state)?])
+        // A partial aggregate is asked for its state once, at its end: the
+        // hashes are freed as soon as they are encoded, not when the plan ends.
+        let state = std::mem::take(&mut self.state);
+        Ok(vec![encode(&state)?])
     }
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        merge_states(states, |s: RowsState| self.state.merge(s))
+        merge_states(states, |s: RowsState| {
+            if !s.hashes.is_empty() {
+                self.parts.push(s)
+            }
+        })
     }
 }
 
@@ -480,8 +482,9 @@ pub fn stable_hash<T: Hash>(v: &T) -> u64 {
     h.finish()
 }
 
-/// Groups row ids by hash: duplicate rows, groups, and the first example groups.
-pub fn duplicates(state: &RowsState, max_examples: usize) -> Duplicates {
+/// Groups row ids by hash over the parts' rows: duplicate rows, groups, and
+/// the first example groups.
+pub fn duplicates(parts: &[RowsState], max_examples: usize) -> Duplicates {
     // Equal hashes are found by sorting, one slice of the hash space at a
     // time, so that the copy being sorted is a sixteenth of the row hashes
     // rather than all of them (peak memory), for 16 cheap scans.
@@ -491,7 +494,9 @@ pub fn duplicates(state: &RowsState, max_examples: usize) -> Duplicates {
     let mut sorted = Vec::new();
     for slice in 0..SLICES {
         sorted.clear();
-        sorted.extend(state.hashes.iter().copied().filter(|h| h >> 60 == slice));
+        for p in parts {
+            sorted.extend(p.hashes.iter().copied().filter(|h| h >> 60 == slice));
+        }
         sorted.sort_unstable();
         let mut i = 0;
         while i < sorted.len() {
@@ -510,9 +515,11 @@ pub fn duplicates(state: &RowsState, max_examples: usize) -> Duplicates {
     let groups = dup_hashes.len() as u64;
     let set: std::collections::HashSet<u64> = dup_hashes.into_iter().collect();
     let mut by_hash: HashMap<u64, Vec<u64>> = HashMap::new();
-    for (h, row) in state.hashes.iter().zip(state.row_ids()) {
-        if set.contains(h) {
-            by_hash.entry(*h).or_default().push(row);
+    for p in parts {
+        for (h, row) in p.hashes.iter().zip(p.row_ids()) {
+            if set.contains(h) {
+                by_hash.entry(*h).or_default().push(row);
+            }
         }
     }
     let mut ex: Vec<Vec<u64>> = by_hash
