@@ -104,12 +104,14 @@ impl JwtKeys {
 
     /// Signs a session token for `user`, valid `ttl_secs`.
     pub fn issue(&self, user: &User, ttl_secs: i64) -> Result<(String, i64), ApiError> {
-        let now = chrono::Utc::now().timestamp();
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let now = now_ms.div_euclid(1000);
         let claims = Claims {
             sub: user.id.clone(),
             tid: user.tenant_id.clone(),
             role: user.role.clone(),
             iat: now,
+            iat_ms: now_ms,
             exp: now + ttl_secs,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &self.encoding)
@@ -186,6 +188,10 @@ pub struct Claims {
     pub role: String,
     /// Issued (s).
     pub iat: i64,
+    /// Issued (ms): a password change refuses tokens issued before it, to
+    /// the millisecond (0 in tokens from before this claim: `iat` counts).
+    #[serde(default)]
+    pub iat_ms: i64,
     /// Expires (s).
     pub exp: i64,
 }
@@ -319,7 +325,8 @@ impl FromRequestParts<AppState> for Principal {
         // The token proves who; the user's current record says whether they
         // may still act, and as what (a role change or a disabled account
         // takes effect within USER_TTL, at once on this server).
-        let role = st.users().current(st, &c.tid, &c.sub).await?;
+        let issued_ms = c.iat_ms.max(c.iat.saturating_mul(1000));
+        let role = st.users().current(st, &c.tid, &c.sub, issued_ms).await?;
         Ok(Principal {
             tenant_id: c.tid,
             user_id: c.sub.clone(),
@@ -338,54 +345,74 @@ pub const USER_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 /// so session tokens follow role changes and disabled accounts without a
 /// database read on every request.
 #[derive(Debug, Default)]
-pub struct UserCache(
-    std::sync::Mutex<std::collections::HashMap<String, (Option<String>, std::time::Instant)>>,
-);
+pub struct UserCache(std::sync::Mutex<std::collections::HashMap<String, Known>>);
+
+/// What the cache knows of a user: the role (`None`: disabled or gone), the
+/// instant (ms) before which their session tokens are refused, and when it was read.
+type Known = (Option<String>, i64, std::time::Instant);
 
 impl UserCache {
-    /// The user's current role; 401 when the account is disabled or gone.
-    pub async fn current(&self, st: &AppState, tenant: &str, id: &str) -> Result<String, ApiError> {
+    /// The user's current role; 401 when the account is disabled or gone, or
+    /// when the token was issued (`issued_ms`) before the password last changed.
+    pub async fn current(
+        &self,
+        st: &AppState,
+        tenant: &str,
+        id: &str,
+        issued_ms: i64,
+    ) -> Result<String, ApiError> {
         let cached = {
             let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
             m.get(id)
-                .filter(|(_, at)| at.elapsed() < USER_TTL)
-                .map(|(role, _)| role.clone())
+                .filter(|(_, _, at)| at.elapsed() < USER_TTL)
+                .map(|(role, after, _)| (role.clone(), *after))
         };
-        let role = match cached {
+        let (role, valid_after) = match cached {
             Some(r) => r,
             None => {
                 let asked = std::time::Instant::now();
-                let role = match st.store().user(tenant, id).await {
-                    Ok(u) if !u.disabled => Some(u.role),
-                    Ok(_) | Err(tamis_store::StoreError::NotFound(_)) => None,
+                let (role, after) = match st.store().user(tenant, id).await {
+                    Ok(u) => ((!u.disabled).then_some(u.role), u.tokens_valid_after),
+                    Err(tamis_store::StoreError::NotFound(_)) => (None, 0),
                     Err(e) => return Err(e.into()),
                 };
-                self.put(id, role.clone(), asked);
-                role
+                self.put(id, role.clone(), after, asked);
+                (role, after)
             }
         };
-        role.ok_or_else(|| {
+        let role = role.ok_or_else(|| {
             ApiError::unauthorized("this account is disabled or no longer exists; ask an admin")
-        })
+        })?;
+        if issued_ms < valid_after {
+            return Err(ApiError::unauthorized(
+                "this session ended when the password was changed; log in again",
+            ));
+        }
+        Ok(role)
     }
 
     /// Records a user as changed on this server, so the change applies at once.
     pub fn changed(&self, user: &tamis_store::User) {
         let role = (!user.disabled).then(|| user.role.clone());
-        self.put(&user.id, role, std::time::Instant::now());
+        self.put(
+            &user.id,
+            role,
+            user.tokens_valid_after,
+            std::time::Instant::now(),
+        );
     }
 
     /// Stores what was read at `asked`, unless something newer is there (a
     /// read that started before a change must not put the old state back).
-    fn put(&self, id: &str, role: Option<String>, asked: std::time::Instant) {
+    fn put(&self, id: &str, role: Option<String>, valid_after: i64, asked: std::time::Instant) {
         let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if m.get(id).is_some_and(|(_, at)| *at > asked) {
+        if m.get(id).is_some_and(|(_, _, at)| *at > asked) {
             return;
         }
         if m.len() > 100_000 {
-            m.retain(|_, (_, at)| at.elapsed() < USER_TTL);
+            m.retain(|_, (_, _, at)| at.elapsed() < USER_TTL);
         }
-        m.insert(id.to_string(), (role, asked));
+        m.insert(id.to_string(), (role, valid_after, asked));
     }
 }
 
@@ -399,9 +426,9 @@ mod cache_tests {
         let c = UserCache::default();
         let read_started = std::time::Instant::now();
         std::thread::sleep(std::time::Duration::from_millis(2));
-        c.put("u1", None, std::time::Instant::now()); // disabled, here and now
-        c.put("u1", Some("admin".into()), read_started); // the stale read lands
+        c.put("u1", None, 0, std::time::Instant::now()); // disabled, here and now
+        c.put("u1", Some("admin".into()), 0, read_started); // the stale read lands
         let m = c.0.lock().unwrap_or_else(|p| p.into_inner());
-        assert_eq!(m.get("u1").map(|(r, _)| r.clone()), Some(None));
+        assert_eq!(m.get("u1").map(|(r, _, _)| r.clone()), Some(None));
     }
 }

@@ -260,12 +260,23 @@ async fn user_changes_apply_to_tokens_already_issued() {
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(h.get("/api/v1/datasets", &key).await.status, 200);
+    // The new password ended the old session; API keys are credentials of
+    // their own and stay until revoked.
+    let r = h.upload(&eng, "c.csv", b"a,b\n1,2\n", None).await;
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(r.text().contains("password"), "{}", r.text());
+    assert_eq!(login(common::PASSWORD).await.status, 401);
+    let r = login("new-password-9").await;
+    assert_eq!(r.status, 200);
+    let eng = r.json()["token"].as_str().unwrap().to_string();
     assert_eq!(
         h.upload(&eng, "c.csv", b"a,b\n1,2\n", None).await.status,
         202
     );
-    assert_eq!(login(common::PASSWORD).await.status, 401);
-    assert_eq!(login("new-password-9").await.status, 200);
+    // Changing only the role leaves sessions open.
+    let r = patch(&eng_id, &admin, json!({"role": "engineer"})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(h.get("/api/v1/datasets", &eng).await.status, 200);
 
     // Refused: non-admins, self-demotion, unknown roles, short passwords,
     // unknown fields, another tenant's user.

@@ -163,6 +163,10 @@ pub struct User {
     /// The argon2 hash (PHC string); never serialised.
     #[serde(skip)]
     pub password_hash: String,
+    /// Session tokens issued before this instant (ms) are refused: set when
+    /// the password changes. Never serialised.
+    #[serde(skip)]
+    pub tokens_valid_after: i64,
 }
 
 /// An API key (the secret itself is shown once, at creation, and stored hashed).
@@ -337,6 +341,7 @@ fn user_of(r: &AnyRow) -> Result<User, StoreError> {
         disabled: r.try_get::<i64, _>("disabled")? != 0,
         created_at: r.try_get("created_at")?,
         password_hash: r.try_get("password_hash")?,
+        tokens_valid_after: r.try_get("tokens_valid_after")?,
     })
 }
 
@@ -595,6 +600,7 @@ impl Store {
             disabled: false,
             created_at: now_ms(),
             password_hash: secret::hash_password(password)?,
+            tokens_valid_after: 0,
         };
         sqlx::query("INSERT INTO users (id, tenant_id, email, password_hash, role, disabled, created_at) VALUES ($1, $2, $3, $4, $5, 0, $6)")
             .bind(&u.id)
@@ -668,10 +674,13 @@ impl Store {
             }
             None => None,
         };
-        let n = sqlx::query("UPDATE users SET role = COALESCE($1, role), disabled = COALESCE($2, disabled), password_hash = COALESCE($3, password_hash) WHERE id = $4 AND tenant_id = $5")
+        // A new password ends the sessions the old one opened.
+        let valid_after = hash.as_ref().map(|_| now_ms());
+        let n = sqlx::query("UPDATE users SET role = COALESCE($1, role), disabled = COALESCE($2, disabled), password_hash = COALESCE($3, password_hash), tokens_valid_after = COALESCE($4, tokens_valid_after) WHERE id = $5 AND tenant_id = $6")
             .bind(role)
             .bind(disabled.map(i64::from))
             .bind(hash)
+            .bind(valid_after)
             .bind(id)
             .bind(tenant_id)
             .execute(&self.pool)
