@@ -228,6 +228,8 @@ pub struct CsvBatchReader {
     strict: bool,
     done: bool,
     bytes_read: Arc<AtomicU64>,
+    /// Newlines inside the last record read (quoted ones; 0 for most records).
+    inner_newlines: u64,
 }
 
 /// What the reader needs to know besides the bytes.
@@ -287,6 +289,7 @@ impl CsvBatchReader {
             strict: cfg.strict,
             done: false,
             bytes_read: cfg.bytes_read,
+            inner_newlines: 0,
         };
         if r.dialect.has_header {
             // The header is not a data row: it gets no row id.
@@ -376,15 +379,22 @@ impl CsvBatchReader {
                         self.eof_sent = true;
                     }
                     let raw = self.rec_start..self.pos;
-                    let lead = self.buf[raw.clone()]
+                    let bytes = &self.buf[raw.clone()];
+                    let is_nl = |c: &&u8| **c == b'\n' || **c == b'\r';
+                    let lead = bytes.iter().take_while(is_nl).count();
+                    let count = |b: &[u8]| memchr::memchr_iter(b'\n', b).count() as u64;
+                    let newlines = count(bytes);
+                    let lead_lines = if lead == 0 { 0 } else { count(&bytes[..lead]) };
+                    let trailing = bytes[lead..]
                         .iter()
-                        .take_while(|&&c| c == b'\n' || c == b'\r')
-                        .count();
-                    let lead_lines =
-                        memchr::memchr_iter(b'\n', &self.buf[raw.start..raw.start + lead]).count()
-                            as u64;
+                        .rev()
+                        .take_while(is_nl)
+                        .filter(|c| **c == b'\n')
+                        .count() as u64;
+                    // Newlines inside the record: only quoted fields hold them.
+                    self.inner_newlines = newlines - lead_lines - trailing;
                     let start_line = self.line + lead_lines;
-                    self.line += memchr::memchr_iter(b'\n', &self.buf[raw.clone()]).count() as u64;
+                    self.line += newlines;
                     self.rec_start = self.pos;
                     return Ok(Some((start_line, raw.start + lead..raw.end)));
                 }
@@ -476,7 +486,7 @@ impl CsvBatchReader {
             let nfields = self.nends;
             // Copy out what we need from self.buf before any restart moves it.
             let raw_bytes = &self.buf[raw.clone()];
-            let multi_line = memchr::memchr(b'\n', trim_newline(raw_bytes)).is_some();
+            let multi_line = self.inner_newlines > 0;
             if nfields == usize::MAX {
                 let raw_owned = raw_bytes.to_vec();
                 let col = quote_column(&raw_owned, self.dialect);

@@ -143,7 +143,15 @@ impl NullTokens {
     /// Classifies a value.
     #[inline]
     pub fn classify(&self, v: &str) -> Missing {
-        let t = v.trim();
+        let b = v.as_bytes();
+        // Trimming cannot change a value that starts and ends with a visible
+        // ASCII byte (the common case): skip the Unicode-aware trim.
+        let solid = |c: &u8| *c > b' ' && *c < 0x80;
+        let t = if b.first().is_some_and(solid) && b.last().is_some_and(solid) {
+            v
+        } else {
+            v.trim()
+        };
         if t.is_empty() {
             return Missing::Empty;
         }

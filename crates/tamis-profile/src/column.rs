@@ -20,7 +20,7 @@ use tamis_core::types::{
     parse_float, parse_int,
 };
 
-use crate::freq::{EXACT_LIMIT, Freq, value_hash};
+use crate::freq::{EXACT_EARLY, EXACT_LIMIT, Freq, value_hash};
 use crate::model::*;
 use crate::numeric::NumState;
 use crate::shape::{NameHint, ValueFormat, detect_format, name_hint, pattern_into};
@@ -261,13 +261,19 @@ impl ColumnState {
         }
         let v = if lead || trail { raw.trim() } else { raw };
 
-        // Frequencies; when the exact map is about to give way, classify what it holds first.
-        if !self.streamed
-            && let Some(m) = self.freq.exact()
-            && m.len() >= EXACT_LIMIT
+        // Frequencies. The exact map gives way to the sketch at EXACT_LIMIT
+        // distinct values, or already at EXACT_EARLY when most values are new
+        // (an id, an email: it would only fill up); what it holds is
+        // classified first.
+        if let Some(m) = self.freq.exact()
+            && m.len() >= EXACT_EARLY
             && !m.contains_key(raw)
         {
-            self.stream_from_exact();
+            let seen = (self.count - self.missing()) as usize;
+            if m.len() >= EXACT_LIMIT || m.len() * 4 > seen {
+                self.stream_from_exact();
+                self.freq.degrade();
+            }
         }
         // The format, when already detected for this value (sampled, streamed columns).
         let detected = if self.freq.is_exact() {

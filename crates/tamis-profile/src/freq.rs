@@ -16,7 +16,12 @@ use xxhash_rust::xxh3::xxh3_64;
 use crate::hll::Hll;
 
 /// Distinct values kept exactly per column (and per partition) before the sketch takes over.
-pub const EXACT_LIMIT: usize = 16_384;
+/// Names, dates and codes (tens of thousands of values) stay exact: a sketch
+/// of only [`MG_CAPACITY`] counters would churn on them at every row.
+pub const EXACT_LIMIT: usize = 65_536;
+/// Distinct values past which a column whose values are mostly new (more
+/// than one distinct value in four) turns to the sketch at once.
+pub const EXACT_EARLY: usize = 16_384;
 /// Counters kept by the Misra–Gries summary.
 pub const MG_CAPACITY: usize = 1_024;
 
@@ -103,7 +108,8 @@ impl Freq {
         matches!(self, Freq::Exact(_))
     }
 
-    fn degrade(&mut self) {
+    /// Turns an exact state into a sketch (a sketch stays as it is).
+    pub fn degrade(&mut self) {
         if let Freq::Exact(m) = self {
             let mut hll = Hll::default();
             let mut mg = Heavy::default();
@@ -253,9 +259,15 @@ struct Slot {
 /// expected pairs among n distinct values: 3·10⁻⁶ at 10 M).
 #[derive(Debug, Clone, Default)]
 pub struct Heavy {
-    map: HashMap<u64, Slot, std::hash::BuildHasherDefault<KeyIsHash>>,
+    map: HeavyMap,
+    /// The map a shrink refills with the survivors (kept to be reused):
+    /// removing entries in place would leave tombstones that lengthen
+    /// probes and force a rehash every round.
+    spare: HeavyMap,
     arena: Vec<u8>,
 }
+
+type HeavyMap = HashMap<u64, Slot, std::hash::BuildHasherDefault<KeyIsHash>>;
 
 impl Heavy {
     /// Counters held.
@@ -272,23 +284,25 @@ impl Heavy {
     /// whether it made a new counter.
     #[inline]
     pub fn add(&mut self, h: u64, v: &str, n: u64, row: u64) -> bool {
-        if let Some(s) = self.map.get_mut(&h) {
-            s.count += n;
-            s.row = s.row.min(row);
-            return false;
+        match self.map.entry(h) {
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                let s = e.get_mut();
+                s.count += n;
+                s.row = s.row.min(row);
+                false
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let start = self.arena.len();
+                self.arena.extend_from_slice(v.as_bytes());
+                e.insert(Slot {
+                    count: n,
+                    row,
+                    start,
+                    len: v.len(),
+                });
+                true
+            }
         }
-        let start = self.arena.len();
-        self.arena.extend_from_slice(v.as_bytes());
-        self.map.insert(
-            h,
-            Slot {
-                count: n,
-                row,
-                start,
-                len: v.len(),
-            },
-        );
-        true
     }
 
     fn value(&self, s: &Slot) -> &str {
@@ -314,23 +328,28 @@ impl Heavy {
         let mut counts: Vec<u64> = self.map.values().map(|s| s.count).collect();
         counts.select_nth_unstable_by(capacity, |a, b| b.cmp(a));
         let cut = counts[capacity];
-        self.map.retain(|_, s| {
-            s.count = s.count.saturating_sub(cut);
-            s.count > 0
-        });
-        self.compact();
-        cut
-    }
-
-    /// Copies the live values into a fresh arena.
-    fn compact(&mut self) {
-        let mut arena = Vec::with_capacity(self.map.values().map(|s| s.len).sum());
-        for s in self.map.values_mut() {
-            let start = arena.len();
-            arena.extend_from_slice(&self.arena[s.start..s.start + s.len]);
-            s.start = start;
+        // The survivors, lowered by `cut`, into the spare map and a fresh arena.
+        let mut spare = std::mem::take(&mut self.spare);
+        spare.clear();
+        let mut arena = Vec::with_capacity(self.arena.len() / 2);
+        for (h, s) in &self.map {
+            if s.count > cut {
+                let start = arena.len();
+                arena.extend_from_slice(&self.arena[s.start..s.start + s.len]);
+                spare.insert(
+                    *h,
+                    Slot {
+                        count: s.count - cut,
+                        row: s.row,
+                        start,
+                        len: s.len,
+                    },
+                );
+            }
         }
+        self.spare = std::mem::replace(&mut self.map, spare);
         self.arena = arena;
+        cut
     }
 }
 

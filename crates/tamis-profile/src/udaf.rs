@@ -31,7 +31,13 @@ use crate::column::{ColumnSpec, ColumnState, Ctx};
 use crate::model::Duplicates;
 
 fn encode<T: Serialize>(v: &T) -> Result<ScalarValue> {
-    postcard::to_stdvec(v)
+    encode_into(v, Vec::new())
+}
+
+/// Encodes into `buf`: a state whose size is known roughly is written into a
+/// buffer of that capacity rather than one that doubles (and copies) as it grows.
+fn encode_into<T: Serialize>(v: &T, buf: Vec<u8>) -> Result<ScalarValue> {
+    postcard::to_extend(v, buf)
         .map(|b| ScalarValue::Binary(Some(b)))
         .map_err(|e| {
             datafusion::error::DataFusionError::Internal(format!("encoding profile state: {e}"))
@@ -174,11 +180,92 @@ impl Accumulator for ColumnAcc {
 
 // ---------------------------------------------------------------- rows
 
+/// Row hashes in fixed-size chunks: one hash per row of the dataset, so a
+/// single vector would double its capacity (and copy itself) as it grows
+/// and hold up to twice the memory it needs; chunks hold it exactly.
+#[derive(Debug, Clone, Default)]
+pub struct Hashes {
+    chunks: Vec<Vec<u64>>,
+    len: usize,
+}
+
+impl Hashes {
+    const CHUNK: usize = 1 << 16;
+
+    /// Adds a hash.
+    #[inline]
+    pub fn push(&mut self, h: u64) {
+        match self.chunks.last_mut() {
+            Some(c) if c.len() < Self::CHUNK => c.push(h),
+            _ => {
+                let mut c = Vec::with_capacity(Self::CHUNK);
+                c.push(h);
+                self.chunks.push(c);
+            }
+        }
+        self.len += 1;
+    }
+
+    /// Hashes held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The hashes in order.
+    pub fn iter(&self) -> impl Iterator<Item = &u64> + '_ {
+        self.chunks.iter().flatten()
+    }
+
+    /// Bytes allocated.
+    pub fn bytes(&self) -> usize {
+        self.chunks.iter().map(|c| c.capacity() * 8).sum()
+    }
+}
+
+impl Serialize for Hashes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.len))?;
+        for h in self.iter() {
+            seq.serialize_element(h)?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Hashes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Hashes, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Hashes;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a sequence of row hashes")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> std::result::Result<Hashes, A::Error> {
+                let mut h = Hashes::default();
+                while let Some(x) = a.next_element::<u64>()? {
+                    h.push(x);
+                }
+                Ok(h)
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
 /// Whole-row hashes in arrival order, with the row ids they belong to.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RowsState {
     /// Row hashes.
-    pub hashes: Vec<u64>,
+    pub hashes: Hashes,
     /// Row ids, parallel to `hashes`, run-length encoded as (first id, run length).
     pub runs: Vec<(u64, u64)>,
 }
@@ -259,7 +346,6 @@ impl Accumulator for RowsAcc {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
         let h = values[0].as_primitive::<UInt64Type>();
         let r = values[1].as_primitive::<UInt64Type>();
-        self.state.hashes.reserve(h.len());
         for (h, r) in h.values().iter().zip(r.values()) {
             self.state.push(*h, *r);
         }
@@ -276,14 +362,16 @@ impl Accumulator for RowsAcc {
     fn size(&self) -> usize {
         std::iter::once(&self.state)
             .chain(&self.parts)
-            .map(|s| s.hashes.capacity() * 8 + s.runs.capacity() * 16)
+            .map(|s| s.hashes.bytes() + s.runs.capacity() * 16)
             .sum()
     }
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
         // A partial aggregate is asked for its state once, at its end: the
         // hashes are freed as soon as they are encoded, not when the plan ends.
         let state = std::mem::take(&mut self.state);
-        Ok(vec![encode(&state)?])
+        // Varint hashes take 9 to 10 bytes; runs a few more.
+        let cap = state.hashes.len() * 10 + state.runs.len() * 20 + 16;
+        Ok(vec![encode_into(&state, Vec::with_capacity(cap))?])
     }
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
         merge_states(states, |s: RowsState| {

@@ -292,3 +292,31 @@ fn heavy_hitters_serialise_the_same_whatever_the_insertion_order() {
     e.sort();
     assert_eq!(e[0], ("v0".to_string(), 1, 0));
 }
+
+#[test]
+fn repeated_values_stay_exact_past_the_early_limit_and_ids_do_not() {
+    let t = ColumnType::String;
+    let s = spec("name", t);
+    let ctx = Ctx::new(s.clone());
+    let (mut names, mut ids) = (ColumnState::new(t), ColumnState::new(t));
+    // Names: 100,000 rows of 10,000 common ones, then 50,000 rows cycling
+    // through 30,000 (20,000 rarer ones appear); 30,000 ids, all new.
+    for i in 0..150_000u64 {
+        let k = if i < 100_000 { i % 10_000 } else { i % 30_000 };
+        names.add(&format!("name{k}"), i, &ctx);
+    }
+    for i in 0..30_000u64 {
+        ids.add(&format!("id{i}"), i, &ctx);
+    }
+    let n = names.finish(&s);
+    assert!(n.distinct_exact && n.patterns_exact);
+    assert_eq!(n.distinct, 30_000);
+    assert_eq!(n.top_values_error, 0);
+    let d = ids.finish(&s);
+    assert!(!d.distinct_exact && !d.patterns_exact);
+    assert!(
+        (d.distinct as f64 - 30_000.0).abs() < 750.0,
+        "{}",
+        d.distinct
+    );
+}
