@@ -125,18 +125,21 @@ fn a_killed_workers_job_is_retried_and_completes_once() {
 
     let mut b = worker("worker-b");
     let done = wait_for(&|j| j.state.is_final());
-    // Its /metrics counts the job it finished and the rows it read.
-    let metrics = (0..100)
+    // Its /metrics counts the job it finished and the rows it read (the
+    // worker counts a job just after recording its final state: poll).
+    let finished = r#"tamis_jobs_finished_total{kind="profile",state="succeeded"} 1"#;
+    let metrics = (0..200)
         .find_map(|_| {
             let r = std::net::TcpStream::connect(&metrics_addr)
                 .ok()
-                .map(|_| http(&metrics_addr, "GET", "/metrics", None, ""));
+                .map(|_| http(&metrics_addr, "GET", "/metrics", None, ""))
+                .filter(|r| r.1.contains(finished));
             if r.is_none() {
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
             r
         })
-        .expect("worker metrics answer");
+        .expect("worker metrics count the finished job within 10 s");
     assert_eq!(metrics.0, 200);
     assert!(
         metrics
