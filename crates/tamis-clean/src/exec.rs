@@ -1297,18 +1297,7 @@ fn op_reset_sequential(ops: &mut [Box<dyn Op>]) {
     }
 }
 
-/// The batch without its row-id column.
-pub fn drop_row_id(b: &RecordBatch) -> Result<RecordBatch, CleanError> {
-    let keep: Vec<usize> = b
-        .schema()
-        .fields()
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| f.name() != ROW_ID)
-        .map(|(i, _)| i)
-        .collect();
-    Ok(b.project(&keep)?)
-}
+pub use tamis_core::dataset::drop_row_id;
 
 /// Writes the manifest, audit log and lineage chain into the sidecar.
 fn write_records(

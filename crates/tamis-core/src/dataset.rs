@@ -45,6 +45,20 @@ pub fn row_ids(
         .ok_or_else(|| CoreError::Internal(format!("the batch has no `{ROW_ID}` column")))
 }
 
+/// Indices of a schema's fields other than the row id: the data's own columns.
+pub fn data_columns(schema: &datafusion::arrow::datatypes::Schema) -> Vec<usize> {
+    (0..schema.fields().len())
+        .filter(|&i| schema.field(i).name() != ROW_ID)
+        .collect()
+}
+
+/// The batch without its row-id column.
+pub fn drop_row_id(
+    b: &datafusion::arrow::record_batch::RecordBatch,
+) -> Result<datafusion::arrow::record_batch::RecordBatch> {
+    Ok(b.project(&data_columns(&b.schema()))?)
+}
+
 /// Up to `n` non-empty values (trimmed, as text) of each of `columns`, by
 /// name, from the start of `batches`; it stops reading once every column has
 /// `n`.

@@ -278,8 +278,8 @@ impl ColumnState {
         // The format, when already detected for this value (sampled, streamed columns).
         let detected = if self.freq.is_exact() {
             self.freq.add(raw, row);
-            // Once the exact values are classified (this value ends the exact
-            // map, or a merge streamed the state), each value is classified.
+            // Once a merge has classified the exact values (and streamed the
+            // state), each further value is classified as it comes.
             self.streamed.then(|| self.classify(v, 1))
         } else {
             let h = value_hash(raw);

@@ -63,26 +63,21 @@ pub fn value_hash(v: &str) -> u64 {
 }
 
 impl Freq {
-    /// Counts one value. Returns `true` when this call turned the state into a sketch.
+    /// Counts one value (an exact state past [`EXACT_LIMIT`] becomes a sketch).
     #[inline]
-    pub fn add(&mut self, v: &str, row: u64) -> bool {
+    pub fn add(&mut self, v: &str, row: u64) {
         match self {
             Freq::Exact(m) => {
                 if let Some(c) = m.get_mut(v) {
                     c.0 += 1;
-                    return false;
+                    return;
                 }
                 m.insert(v.to_string(), (1, row));
                 if m.len() > EXACT_LIMIT {
                     self.degrade();
-                    return true;
                 }
-                false
             }
-            Freq::Sketch { .. } => {
-                self.add_hashed(v, value_hash(v), row);
-                false
-            }
+            Freq::Sketch { .. } => self.add_hashed(v, value_hash(v), row),
         }
     }
 
@@ -91,9 +86,7 @@ impl Freq {
     #[inline]
     pub fn add_hashed(&mut self, v: &str, h: u64, row: u64) {
         match self {
-            Freq::Exact(_) => {
-                self.add(v, row);
-            }
+            Freq::Exact(_) => self.add(v, row),
             Freq::Sketch { hll, mg, error } => {
                 hll.add_hash(h);
                 if mg.add(h, v, 1, row) && mg.len() >= 2 * MG_CAPACITY {
@@ -113,14 +106,7 @@ impl Freq {
         if let Freq::Exact(m) = self {
             let mut hll = Hll::default();
             let mut mg = Heavy::default();
-            // In a fixed order, so that the arena (and so the state) is the same every run.
-            let mut entries: Vec<_> = std::mem::replace(m, new_map(0)).into_iter().collect();
-            entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-            for (k, c) in entries {
-                let h = value_hash(&k);
-                hll.add_hash(h);
-                mg.add(h, &k, c.0, c.1);
-            }
+            absorb(&mut hll, &mut mg, std::mem::replace(m, new_map(0)));
             let error = mg.shrink(MG_CAPACITY);
             *self = Freq::Sketch { hll, mg, error };
         }
@@ -138,13 +124,7 @@ impl Freq {
                         self.degrade();
                     }
                 } else if let Freq::Sketch { hll, mg, error } = self {
-                    let mut entries: Vec<_> = om.into_iter().collect();
-                    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-                    for (k, c) in entries {
-                        let h = value_hash(&k);
-                        hll.add_hash(h);
-                        mg.add(h, &k, c.0, c.1);
-                    }
+                    absorb(hll, mg, om);
                     *error += mg.shrink(MG_CAPACITY);
                 }
             }
@@ -211,6 +191,18 @@ impl Freq {
             Freq::Exact(m) => m.iter().map(|(k, c)| (k.as_str(), c.0, c.1)).collect(),
             Freq::Sketch { mg, .. } => mg.entries().map(|(_, k, c, r)| (k, c, r)).collect(),
         }
+    }
+}
+
+/// Counts an exact map's values into a sketch, in value order, so that the
+/// arena (and so the state) is the same every run.
+fn absorb(hll: &mut Hll, mg: &mut Heavy, m: FastMap) {
+    let mut entries: Vec<_> = m.into_iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    for (k, c) in entries {
+        let h = value_hash(&k);
+        hll.add_hash(h);
+        mg.add(h, &k, c.0, c.1);
     }
 }
 

@@ -178,20 +178,14 @@ pub fn export(inputs: &[String], out: &Path) -> Result<Exported, ServiceError> {
     let q = Arc::new(Quarantine::in_memory());
     // The row id is tamis's own column, not the data's: conversions leave it out.
     let schema = ds.schema();
-    let keep: Vec<usize> = (0..schema.fields().len())
-        .filter(|&i| schema.field(i).name() != tamis_core::ROW_ID)
-        .collect();
     let projected = Arc::new(
         schema
-            .project(&keep)
-            .map_err(|e| tamis_core::CoreError::Internal(e.to_string()))?,
+            .project(&tamis_core::dataset::data_columns(&schema))
+            .map_err(tamis_core::CoreError::from)?,
     );
     let batches = ds
         .batches(q.clone(), Arc::new(AtomicU64::new(0)))?
-        .map(move |b| {
-            b?.project(&keep)
-                .map_err(|e| tamis_core::CoreError::Internal(e.to_string()))
-        });
+        .map(|b| tamis_core::dataset::drop_row_id(&b?));
     let rows = tamis_core::writer::write_stream(out, projected, batches)?;
     Ok(Exported {
         rows,
