@@ -18,8 +18,9 @@ use tamis_core::datafusion::arrow::compute::{cast, filter, filter_record_batch, 
 use tamis_core::datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use tamis_core::datafusion::arrow::record_batch::RecordBatch;
 use tamis_core::datafusion::parquet::arrow::ArrowWriter;
-use tamis_core::datafusion::parquet::basic::{Compression, ZstdLevel};
+use tamis_core::datafusion::parquet::basic::{Compression, Encoding, ZstdLevel};
 use tamis_core::datafusion::parquet::file::properties::WriterProperties;
+use tamis_core::datafusion::parquet::schema::types::ColumnPath;
 use tamis_core::{ColumnType, Dataset, Format, Quarantine, ROW_ID};
 use tamis_lineage::{BlockKind, Chain};
 
@@ -177,6 +178,10 @@ pub const AUDIT: &str = "audit.jsonl";
 /// Lineage chain.
 pub const LINEAGE: &str = "lineage.json";
 
+/// Rows read before the row count is estimated for the ops' tables: enough
+/// that the reader's read-ahead skews the estimate by little.
+const HINT_AFTER_ROWS: usize = 262_144;
+
 /// The file holding the rows a step dropped.
 pub fn dropped_file(index: usize) -> String {
     format!("dropped-{:03}.parquet", index + 1)
@@ -214,9 +219,17 @@ fn werr(path: &Path, e: impl std::fmt::Display) -> CleanError {
 }
 
 fn props() -> WriterProperties {
-    WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .build()
+    let mut b =
+        WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default()));
+    // Row ids rise through a file: delta encoding stores them in a few bits
+    // each, where a dictionary would be tried and dropped on every row group.
+    for c in ["row_id", ROW_ID] {
+        let c = ColumnPath::from(c);
+        b = b
+            .set_column_dictionary_enabled(c.clone(), false)
+            .set_column_encoding(c, Encoding::DELTA_BINARY_PACKED);
+    }
+    b.build()
 }
 
 enum Sink {
@@ -551,9 +564,10 @@ fn stats_passes(
                 }
             };
             seen_rows += b.num_rows();
-            if !hinted && seen_rows >= 65_536 {
-                // Rows so far × total bytes / bytes read so far: the read-ahead makes it an
-                // underestimate, which is fine (tables still grow if needed).
+            if !hinted && seen_rows >= HINT_AFTER_ROWS {
+                // Rows so far × total bytes / bytes read so far, plus a tenth: the
+                // reader's read-ahead (a few MiB) makes the ratio an underestimate,
+                // and a table that still has to grow rehashes every entry once.
                 hinted = true;
                 let read = req
                     .progress
@@ -561,8 +575,8 @@ fn stats_passes(
                     .saturating_sub(start_bytes)
                     .max(1);
                 if let Some(total) = req.dataset.total_bytes() {
-                    let est =
-                        (seen_rows as u128 * total as u128 / read as u128).min(1 << 31) as usize;
+                    let est = (seen_rows as u128 * total as u128 * 11 / (10 * read as u128))
+                        .min(1 << 31) as usize;
                     for op in ops.iter_mut() {
                         op.size_hint(est);
                     }

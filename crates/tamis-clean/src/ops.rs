@@ -666,6 +666,17 @@ impl Op for Impute {
             self.resolved = false;
         }
     }
+    fn size_hint(&mut self, rows: usize) {
+        // An ungrouped median keeps every value: one allocation, not a
+        // doubling copy after copy.
+        if self.method == ImputeMethod::Median && self.by.is_empty() && !self.resolved {
+            for c in &self.columns {
+                let v = self.obs.entry(c.clone()).or_default();
+                let v = v.values.entry(NO_GROUP.to_string()).or_default();
+                v.reserve(rows.saturating_sub(v.len()));
+            }
+        }
+    }
     fn observe(&mut self, batch: &RecordBatch) -> Result<Option<BooleanArray>, CleanError> {
         if self.mode() != Mode::Stats {
             return Ok(None);

@@ -230,6 +230,13 @@ pub struct CsvBatchReader {
     bytes_read: Arc<AtomicU64>,
     /// Newlines inside the last record read (quoted ones; 0 for most records).
     inner_newlines: u64,
+    /// When the last record took the one-line fast path: where its line is in
+    /// `buf` (without the line end); its fields are then `spans` within it.
+    fast_line: Option<std::ops::Range<usize>>,
+    spans: Vec<(usize, usize)>,
+    /// What the fast path looks for: see [`split_simple`].
+    splitter: Splitter,
+    fast: bool,
 }
 
 /// What the reader needs to know besides the bytes.
@@ -260,6 +267,12 @@ impl CsvBatchReader {
     /// Creates a reader. When the dialect has a header, the header record is
     /// read and skipped here (its names are already in the schema).
     pub fn new(input: Box<dyn BufRead + Send>, cfg: CsvReaderConfig) -> Result<Self> {
+        Self::build(input, cfg, true)
+    }
+
+    /// [`CsvBatchReader::new`], with the one-line fast path on or off (off
+    /// only in tests, to check it gives what csv-core alone gives).
+    fn build(input: Box<dyn BufRead + Send>, cfg: CsvReaderConfig, fast: bool) -> Result<Self> {
         let ncols = cfg.schema.fields().len() - 1;
         let mut r = CsvBatchReader {
             input,
@@ -290,6 +303,10 @@ impl CsvBatchReader {
             done: false,
             bytes_read: cfg.bytes_read,
             inner_newlines: 0,
+            fast_line: None,
+            spans: Vec::with_capacity(ncols.max(16)),
+            splitter: Splitter::new(cfg.dialect),
+            fast,
         };
         if r.dialect.has_header {
             // The header is not a data row: it gets no row id.
@@ -334,6 +351,13 @@ impl CsvBatchReader {
     /// Reads the next raw record: `Some((start_line, raw_range, field count))`
     /// with fields in `self.out[..self.outlen]` / `self.ends[..nends]`.
     fn next_record(&mut self) -> Result<Option<(u64, std::ops::Range<usize>)>> {
+        self.fast_line = None;
+        if self.fast
+            && self.pos == self.rec_start
+            && let Some(r) = self.fast_record()
+        {
+            return Ok(Some(r));
+        }
         loop {
             if self.pos == self.buf.len() && !self.eof {
                 self.refill()?;
@@ -404,6 +428,37 @@ impl CsvBatchReader {
                 }
             }
         }
+    }
+
+    /// The next record when it is one whole line in the buffer with only
+    /// plain fields (see [`split_simple`]): `csv-core` would give the same
+    /// fields, so it is skipped (it steps through every byte; this scans a
+    /// line at a time). `None` leaves the record to `csv-core`, which must be
+    /// at a record start: nothing of the record has been fed to it.
+    fn fast_record(&mut self) -> Option<(u64, std::ops::Range<usize>)> {
+        let s = &self.buf[self.pos..];
+        // Blank lines before a record are skipped, as csv-core does.
+        let lead = s.iter().take_while(|&&c| c == b'\n' || c == b'\r').count();
+        let body = &s[lead..];
+        let nl = memchr::memchr(b'\n', body)?;
+        let len = if nl > 0 && body[nl - 1] == b'\r' {
+            nl - 1
+        } else {
+            nl
+        };
+        if !split_simple(&body[..len], &self.splitter, &mut self.spans) {
+            return None;
+        }
+        let lead_lines = memchr::memchr_iter(b'\n', &s[..lead]).count() as u64;
+        let start_line = self.line + lead_lines;
+        let start = self.pos + lead;
+        let end = start + nl + 1;
+        self.line = start_line + 1;
+        self.pos = end;
+        self.rec_start = end;
+        self.inner_newlines = 0;
+        self.fast_line = Some(start..start + len);
+        Some((start_line, start..end))
     }
 
     /// The current record exceeded [`MAX_RECORD_BYTES`]: returns its first line
@@ -483,7 +538,10 @@ impl CsvBatchReader {
                 self.done = true;
                 break;
             };
-            let nfields = self.nends;
+            let nfields = match self.fast_line {
+                Some(_) => self.spans.len(),
+                None => self.nends,
+            };
             // Copy out what we need from self.buf before any restart moves it.
             let raw_bytes = &self.buf[raw.clone()];
             let multi_line = self.inner_newlines > 0;
@@ -525,7 +583,11 @@ impl CsvBatchReader {
                 self.next_row_id += 1;
                 continue;
             }
-            if self.utf8_checked && simdutf8::basic::from_utf8(&self.out[..self.outlen]).is_err() {
+            let fields = match &self.fast_line {
+                Some(l) => &self.buf[l.clone()],
+                None => &self.out[..self.outlen],
+            };
+            if self.utf8_checked && simdutf8::basic::from_utf8(fields).is_err() {
                 let raw_owned = raw_bytes.to_vec();
                 let col = match std::str::from_utf8(trim_newline(&raw_owned)) {
                     Err(e) => {
@@ -545,10 +607,16 @@ impl CsvBatchReader {
                 self.next_row_id += 1;
                 continue;
             }
-            let mut start = 0;
-            for (c, &end) in cols.iter_mut().zip(&self.ends[..nfields]) {
-                c.push(&self.out[start..end]);
-                start = end;
+            if self.fast_line.is_some() {
+                for (c, &(a, b)) in cols.iter_mut().zip(&self.spans) {
+                    c.push(&fields[a..b]);
+                }
+            } else {
+                let mut start = 0;
+                for (c, &end) in cols.iter_mut().zip(&self.ends[..nfields]) {
+                    c.push(&fields[start..end]);
+                    start = end;
+                }
             }
             ids.append_value(self.next_row_id);
             self.next_row_id += 1;
@@ -586,8 +654,6 @@ impl CsvBatchReader {
 struct TextColumn {
     values: Vec<u8>,
     offsets: Vec<i32>,
-    valid: datafusion::arrow::array::BooleanBufferBuilder,
-    nulls: usize,
 }
 
 impl TextColumn {
@@ -601,8 +667,6 @@ impl TextColumn {
         TextColumn {
             values: Vec::with_capacity(rows * 8),
             offsets,
-            valid: datafusion::arrow::array::BooleanBufferBuilder::new(rows),
-            nulls: 0,
         }
     }
 
@@ -611,20 +675,120 @@ impl TextColumn {
         self.values.extend_from_slice(field);
         // Cannot overflow: a batch stops below `FULL` bytes.
         self.offsets.push(self.values.len() as i32);
-        self.valid.append(!field.is_empty());
-        self.nulls += field.is_empty() as usize;
     }
 
-    fn finish(mut self) -> std::result::Result<ArrayRef, datafusion::arrow::error::ArrowError> {
+    fn finish(self) -> std::result::Result<ArrayRef, datafusion::arrow::error::ArrowError> {
         use datafusion::arrow::array::StringArray;
-        use datafusion::arrow::buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
-        let nulls = (self.nulls > 0).then(|| NullBuffer::new(self.valid.finish()));
+        use datafusion::arrow::buffer::{
+            BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer,
+        };
+        // An empty field is null: validity follows from the offsets, in one
+        // pass here rather than a bit per field as they come.
+        let o = &self.offsets;
+        let valid = BooleanBuffer::collect_bool(o.len() - 1, |i| o[i + 1] != o[i]);
+        let nulls = Some(NullBuffer::new(valid)).filter(|n| n.null_count() > 0);
         let offsets = OffsetBuffer::new(ScalarBuffer::from(self.offsets));
         Ok(Arc::new(StringArray::try_new(
             offsets,
             Buffer::from_vec(self.values),
             nulls,
         )?))
+    }
+}
+
+/// The bytes the one-line fast path looks for, each repeated in every byte
+/// of a word: [`split_simple`] scans eight bytes at a time.
+#[derive(Debug, Clone, Copy)]
+struct Splitter {
+    delimiter: u8,
+    quote: u8,
+    d: u64,
+    q: u64,
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+impl Splitter {
+    fn new(d: CsvDialect) -> Self {
+        Splitter {
+            delimiter: d.delimiter,
+            quote: d.quote,
+            d: LO * d.delimiter as u64,
+            q: LO * d.quote as u64,
+        }
+    }
+
+    /// The high bit of each byte of `w` that equals the byte splatted in
+    /// `b`, and no other bit (exact: no borrow runs between bytes).
+    #[inline]
+    fn eq(w: u64, b: u64) -> u64 {
+        let x = w ^ b;
+        !(((x & !HI) + !HI) | x) & HI
+    }
+
+    /// Position of the first delimiter, quote or `\r` at or after `from`.
+    ///
+    /// Hand-written (SWAR, safe code) because the crates that split CSV with
+    /// SIMD do not keep each record's raw text and line, which quarantine
+    /// needs, and memchr3 per field costs more than it saves on short fields.
+    #[inline]
+    fn next_special(&self, line: &[u8], from: usize) -> Option<usize> {
+        let mut i = from;
+        while let Some(chunk) = line.get(i..i + 8) {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(chunk);
+            let w = u64::from_le_bytes(a);
+            let m = Self::eq(w, self.d) | Self::eq(w, self.q) | Self::eq(w, LO * b'\r' as u64);
+            if m != 0 {
+                return Some(i + (m.trailing_zeros() / 8) as usize);
+            }
+            i += 8;
+        }
+        line[i.min(line.len())..]
+            .iter()
+            .position(|&c| c == self.delimiter || c == self.quote || c == b'\r')
+            .map(|p| i + p)
+    }
+}
+
+/// Splits one line (without its line end) into field spans, the same fields
+/// csv-core gives, when every field is plain (no quote byte, no `\r`) or
+/// quoted with no quote inside and a delimiter or the line end right after
+/// its closing quote. Anything else (an escaped `""`, a quote inside a plain
+/// field, text after a closing quote, a quote left open to the next line)
+/// returns false and the record goes to csv-core.
+fn split_simple(line: &[u8], sp: &Splitter, spans: &mut Vec<(usize, usize)>) -> bool {
+    spans.clear();
+    let n = line.len();
+    let mut i = 0;
+    loop {
+        if i < n && line[i] == sp.quote {
+            let Some(close) = memchr::memchr(sp.quote, &line[i + 1..]).map(|c| i + 1 + c) else {
+                return false;
+            };
+            spans.push((i + 1, close));
+            let after = close + 1;
+            if after == n {
+                return true;
+            }
+            if line[after] != sp.delimiter {
+                return false;
+            }
+            i = after + 1;
+            continue;
+        }
+        match sp.next_special(line, i) {
+            None => {
+                spans.push((i, n));
+                return true;
+            }
+            Some(j) if line[j] == sp.delimiter => {
+                spans.push((i, j));
+                i = j + 1;
+            }
+            Some(_) => return false,
+        }
     }
 }
 
@@ -715,6 +879,16 @@ mod tests {
         ncols: usize,
         strict: bool,
     ) -> (Vec<RecordBatch>, Arc<Quarantine>, Result<()>) {
+        read_with(text, ncols, strict, true, 2)
+    }
+
+    fn read_with(
+        text: &[u8],
+        ncols: usize,
+        strict: bool,
+        fast: bool,
+        batch_size: usize,
+    ) -> (Vec<RecordBatch>, Arc<Quarantine>, Result<()>) {
         let mut fields: Vec<Field> = (0..ncols)
             .map(|i| Field::new(format!("c{i}"), DataType::Utf8, true))
             .collect();
@@ -726,7 +900,7 @@ mod tests {
             schema: Arc::new(Schema::new(fields)),
             check_utf8: true,
             first_row_id: 0,
-            batch_size: 2,
+            batch_size,
             limit: None,
             quarantine: q.clone(),
             strict,
@@ -734,7 +908,8 @@ mod tests {
         };
         let mut out = vec![];
         let res = (|| {
-            let mut r = CsvBatchReader::new(Box::new(std::io::Cursor::new(text.to_vec())), cfg)?;
+            let mut r =
+                CsvBatchReader::build(Box::new(std::io::Cursor::new(text.to_vec())), cfg, fast)?;
             while let Some(b) = r.next_batch()? {
                 out.push(b);
             }
@@ -846,5 +1021,113 @@ mod tests {
     fn names_are_made_unique() {
         let n = unique_names(&["a".into(), "".into(), "a".into(), "a".into()]);
         assert_eq!(n, vec!["a", "column_2", "a_2", "a_3"]);
+    }
+
+    /// Every cell of every batch, with its row id, as text (None for null).
+    fn cells(batches: &[RecordBatch]) -> Vec<Vec<Option<String>>> {
+        let mut rows = vec![];
+        for b in batches {
+            for i in 0..b.num_rows() {
+                let mut row = vec![];
+                for c in b.columns() {
+                    row.push(if c.is_null(i) {
+                        None
+                    } else if let Some(s) = c.as_string_opt::<i32>() {
+                        Some(s.value(i).to_string())
+                    } else {
+                        Some(
+                            c.as_primitive::<datafusion::arrow::datatypes::UInt64Type>()
+                                .value(i)
+                                .to_string(),
+                        )
+                    });
+                }
+                rows.push(row);
+            }
+        }
+        rows
+    }
+
+    #[test]
+    fn fast_path_splits_plain_and_simply_quoted_fields() {
+        let t = Splitter::new(CsvDialect::default());
+        let mut sp = vec![];
+        let f = |line: &[u8], sp: &mut Vec<(usize, usize)>| {
+            split_simple(line, &t, sp).then(|| {
+                sp.iter()
+                    .map(|&(a, b)| String::from_utf8(line[a..b].to_vec()).unwrap())
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(
+            f(b"a,,b", &mut sp),
+            Some(vec!["a".into(), "".into(), "b".into()])
+        );
+        assert_eq!(f(b"a,", &mut sp), Some(vec!["a".into(), "".into()]));
+        assert_eq!(
+            f(b"\"x,y\",z", &mut sp),
+            Some(vec!["x,y".into(), "z".into()])
+        );
+        assert_eq!(f(b"z,\"\"", &mut sp), Some(vec!["z".into(), "".into()]));
+        assert_eq!(f(b"\"a\"\"b\"", &mut sp), None); // escaped quote
+        assert_eq!(f(b"a\"b,c", &mut sp), None); // quote inside a plain field
+        assert_eq!(f(b"\"a\"b,c", &mut sp), None); // text after the closing quote
+        assert_eq!(f(b"\"open,c", &mut sp), None); // the quote runs to the next line
+        assert_eq!(f(b"a\rb", &mut sp), None); // a lone CR ends a record in csv-core
+    }
+
+    #[test]
+    fn word_compare_finds_exactly_the_equal_bytes() {
+        for target in 0u8..=255 {
+            let t = LO * target as u64;
+            for b in 0u8..=255 {
+                for pos in [0usize, 3, 7] {
+                    let mut w = [target ^ 0x5a; 8];
+                    w[pos] = b;
+                    let m = Splitter::eq(u64::from_le_bytes(w), t);
+                    let want: u64 = w
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, c)| **c == target)
+                        .map(|(i, _)| 0x80u64 << (8 * i))
+                        .sum();
+                    assert_eq!(m, want, "target {target} byte {b} at {pos}");
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(600))]
+        /// The one-line fast path reads exactly what csv-core alone reads: the
+        /// same cells, row ids, quarantined rows (line, reason, text) and errors,
+        /// whatever mix of quotes, line ends and bad bytes the text holds.
+        #[test]
+        fn fast_path_reads_what_csv_core_reads(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    &b"a"[..], b"bc", b",", b",", b"\"", b"\"\"", b"\n", b"\n", b"\r\n",
+                    b"\r", b" ", "\u{e9}".as_bytes(), b"\xff", b"x,y", b"\"q,r\"",
+                    // Longer than a word, and bytes one high bit away from `,` `"` `\r`.
+                    b"abcdefghijkl", b"a,b,c,d,e,f,g,h", b"\xac", b"\xa2", b"\x8d",
+                ]),
+                0..60,
+            ),
+            ncols in 1usize..4,
+            batch in 1usize..5,
+            strict in proptest::bool::ANY,
+        ) {
+            let text: Vec<u8> = parts.concat();
+            let (fb, fq, fr) = read_with(&text, ncols, strict, true, batch);
+            let (sb, sq, sr) = read_with(&text, ncols, strict, false, batch);
+            proptest::prop_assert_eq!(cells(&fb), cells(&sb));
+            proptest::prop_assert_eq!(format!("{:?}", fr), format!("{:?}", sr));
+            let (fs, ss) = (fq.summary(), sq.summary());
+            proptest::prop_assert_eq!(fs.rows, ss.rows);
+            proptest::prop_assert_eq!(
+                serde_json::to_string(&fs.examples).unwrap(),
+                serde_json::to_string(&ss.examples).unwrap()
+            );
+        }
     }
 }

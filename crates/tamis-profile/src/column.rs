@@ -265,9 +265,12 @@ impl ColumnState {
         // distinct values, or already at EXACT_EARLY when most values are new
         // (an id, an email: it would only fill up); what it holds is
         // classified first.
-        if let Some(m) = self.freq.exact()
+        // A value the exact map holds is counted by one lookup; only a new one
+        // may switch the column to the sketch.
+        let counted = self.freq.bump(raw);
+        if !counted
+            && let Some(m) = self.freq.exact()
             && m.len() >= EXACT_EARLY
-            && !m.contains_key(raw)
         {
             let seen = (self.count - self.missing()) as usize;
             if m.len() >= EXACT_LIMIT || m.len() * 4 > seen {
@@ -277,7 +280,9 @@ impl ColumnState {
         }
         // The format, when already detected for this value (sampled, streamed columns).
         let detected = if self.freq.is_exact() {
-            self.freq.add(raw, row);
+            if !counted {
+                self.freq.add_new(raw, row);
+            }
             // Once a merge has classified the exact values (and streamed the
             // state), each further value is classified as it comes.
             self.streamed.then(|| self.classify(v, 1))

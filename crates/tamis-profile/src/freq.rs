@@ -66,12 +66,27 @@ impl Freq {
     /// Counts one value (an exact state past [`EXACT_LIMIT`] becomes a sketch).
     #[inline]
     pub fn add(&mut self, v: &str, row: u64) {
+        if !self.bump(v) {
+            self.add_new(v, row);
+        }
+    }
+
+    /// Counts one more occurrence of a value an exact state already holds;
+    /// false (nothing counted) for a new value or a sketch.
+    #[inline]
+    pub fn bump(&mut self, v: &str) -> bool {
+        match self {
+            Freq::Exact(m) => m.get_mut(v).map(|c| c.0 += 1).is_some(),
+            Freq::Sketch { .. } => false,
+        }
+    }
+
+    /// Counts the first occurrence of a value (one [`Freq::bump`] found
+    /// missing): an exact state inserts it without looking it up again.
+    #[inline]
+    pub fn add_new(&mut self, v: &str, row: u64) {
         match self {
             Freq::Exact(m) => {
-                if let Some(c) = m.get_mut(v) {
-                    c.0 += 1;
-                    return;
-                }
                 m.insert(v.to_string(), (1, row));
                 if m.len() > EXACT_LIMIT {
                     self.degrade();
