@@ -8,8 +8,6 @@
 //! n / `MG_CAPACITY` is kept, each count low by at most the reported
 //! `topk_error`). Both degrade and merge deterministically.
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -27,18 +25,83 @@ pub const MG_CAPACITY: usize = 1_024;
 
 /// Value -> (count, first row id seen).
 /// A fast string-keyed map. foldhash with a fixed seed: far quicker than SipHash
-/// on short values, and the same layout every run (determinism).
-pub type FastMap = HashMap<String, (u64, u64), foldhash::fast::FixedState>;
+/// on short values, and the same layout every run (determinism). hashbrown's
+/// own map rather than std's, for lookups by [`Probe`].
+pub type FastMap = hashbrown::HashMap<Key, (u64, u64), foldhash::fast::FixedState>;
 
 fn new_map(cap: usize) -> FastMap {
-    HashMap::with_capacity_and_hasher(cap, foldhash::fast::FixedState::default())
+    FastMap::with_capacity_and_hasher(cap, foldhash::fast::FixedState::default())
+}
+
+/// A value held by an exact map. Values of up to 24 bytes are stored in
+/// the map's own slot (`CompactString`), so a lookup does not follow a
+/// pointer to the text: most columns' values are that short. It hashes as
+/// its text does, so a map of them is looked up by [`Probe`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Key(pub compact_str::CompactString);
+
+impl std::hash::Hash for Key {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.0.as_str().hash(h)
+    }
+}
+
+/// A value looked up in an exact map, compared by [`short_eq`]: std's `str`
+/// equality calls `memcmp`, which costs more than the compare itself on the
+/// short values most columns hold (names, codes, dates).
+#[derive(Hash)]
+struct Probe<'a>(&'a str);
+
+impl hashbrown::Equivalent<Key> for Probe<'_> {
+    #[inline]
+    fn equivalent(&self, k: &Key) -> bool {
+        short_eq(self.0.as_bytes(), k.0.as_bytes())
+    }
+}
+
+/// Byte equality, inline for up to 16 bytes (two overlapping words from 8).
+#[inline]
+fn short_eq(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&s[i..i + 8]);
+        u64::from_le_bytes(w)
+    };
+    match n {
+        0..=7 => a.iter().zip(b).all(|(x, y)| x == y),
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => a == b,
+    }
+}
+
+/// An exact map in states: a map of value to (count, first row), as a std
+/// map would be written (hashbrown's serde support is not built here).
+mod exact_serde {
+    use super::{FastMap, Key, new_map};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(m: &FastMap, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(m.iter().map(|(k, c)| (k.0.as_str(), c)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<FastMap, D::Error> {
+        let m = std::collections::HashMap::<String, (u64, u64)>::deserialize(d)?;
+        let mut out = new_map(m.len());
+        out.extend(m.into_iter().map(|(k, c)| (Key(k.into()), c)));
+        Ok(out)
+    }
 }
 
 /// Frequencies of a column's non-missing values.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Freq {
     /// Every distinct value with its count.
-    Exact(FastMap),
+    Exact(#[serde(with = "exact_serde")] FastMap),
     /// A distinct-count sketch plus heavy hitters.
     Sketch {
         /// Distinct values.
@@ -76,7 +139,7 @@ impl Freq {
     #[inline]
     pub fn bump(&mut self, v: &str) -> bool {
         match self {
-            Freq::Exact(m) => m.get_mut(v).map(|c| c.0 += 1).is_some(),
+            Freq::Exact(m) => m.get_mut(&Probe(v)).map(|c| c.0 += 1).is_some(),
             Freq::Sketch { .. } => false,
         }
     }
@@ -87,7 +150,7 @@ impl Freq {
     pub fn add_new(&mut self, v: &str, row: u64) {
         match self {
             Freq::Exact(m) => {
-                m.insert(v.to_string(), (1, row));
+                m.insert(Key(v.into()), (1, row));
                 if m.len() > EXACT_LIMIT {
                     self.degrade();
                 }
@@ -203,7 +266,7 @@ impl Freq {
     /// the heavy hitters otherwise), in no set order.
     pub fn known(&self) -> Vec<(&str, u64, u64)> {
         match self {
-            Freq::Exact(m) => m.iter().map(|(k, c)| (k.as_str(), c.0, c.1)).collect(),
+            Freq::Exact(m) => m.iter().map(|(k, c)| (k.0.as_str(), c.0, c.1)).collect(),
             Freq::Sketch { mg, .. } => mg.entries().map(|(_, k, c, r)| (k, c, r)).collect(),
         }
     }
@@ -214,14 +277,14 @@ impl Freq {
 fn absorb(hll: &mut Hll, mg: &mut Heavy, m: FastMap) {
     let mut entries: Vec<_> = m.into_iter().collect();
     entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    for (k, c) in entries {
+    for (Key(k), c) in entries {
         let h = value_hash(&k);
         hll.add_hash(h);
         mg.add(h, &k, c.0, c.1);
     }
 }
 
-fn add_entry(m: &mut FastMap, k: String, c: (u64, u64)) {
+fn add_entry(m: &mut FastMap, k: Key, c: (u64, u64)) {
     let e = m.entry(k).or_insert((0, c.1));
     e.0 += c.0;
     e.1 = e.1.min(c.1);
@@ -274,7 +337,7 @@ pub struct Heavy {
     arena: Vec<u8>,
 }
 
-type HeavyMap = HashMap<u64, Slot, std::hash::BuildHasherDefault<KeyIsHash>>;
+type HeavyMap = std::collections::HashMap<u64, Slot, std::hash::BuildHasherDefault<KeyIsHash>>;
 
 impl Heavy {
     /// Counters held.
@@ -383,6 +446,36 @@ impl<'de> Deserialize<'de> for Heavy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_eq_is_byte_equality() {
+        for n in 0..40usize {
+            let a: Vec<u8> = (0..n as u8).map(|i| i.wrapping_mul(37) ^ 0x5a).collect();
+            assert!(short_eq(&a, &a.clone()));
+            for i in 0..n {
+                for flip in [1u8, 0x80] {
+                    let mut b = a.clone();
+                    b[i] ^= flip;
+                    assert!(!short_eq(&a, &b), "len {n}, byte {i}");
+                }
+            }
+            let mut longer = a.clone();
+            longer.push(0);
+            assert!(!short_eq(&a, &longer));
+        }
+    }
+
+    #[test]
+    fn exact_state_round_trips_through_serde() {
+        let mut f = Freq::default();
+        for (i, v) in ["a", "bb", "a", "twelve bytes", "a"].iter().enumerate() {
+            f.add(v, i as u64);
+        }
+        let back: Freq = serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();
+        let mut k = back.known();
+        k.sort();
+        assert_eq!(k, vec![("a", 3, 0), ("bb", 1, 1), ("twelve bytes", 1, 3)]);
+    }
 
     #[test]
     fn exact_then_sketch() {

@@ -122,7 +122,7 @@ pub async fn profile(
         ScalarUDF::new_from_impl(udaf::RowHashUdf::default()).call(all_cols.clone())
     };
     aggs.push(
-        AggregateUDF::new_from_impl(udaf::RowsUdaf::default())
+        AggregateUDF::new_from_impl(udaf::RowsUdaf::new(ctx.copied_config().target_partitions()))
             .call(vec![row_hash, row_id.clone()])
             .alias("rows"),
     );

@@ -227,12 +227,55 @@ impl Hashes {
     }
 }
 
+/// One chunk of hashes as little-endian bytes: a row hash is random, so a
+/// varint would take 9 or 10 bytes and a byte at a time to write and read.
+struct Blob<'a>(&'a [u8]);
+
+impl Serialize for Blob<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
+/// A chunk read back: its bytes, as [`Blob`] wrote them.
+struct Chunk(Vec<u64>);
+
+impl<'de> Deserialize<'de> for Chunk {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Chunk, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Chunk;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("row hashes as little-endian bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, b: &[u8]) -> std::result::Result<Chunk, E> {
+                if !b.len().is_multiple_of(8) {
+                    return Err(E::invalid_length(b.len(), &self));
+                }
+                Ok(Chunk(
+                    b.chunks_exact(8)
+                        .map(|c| {
+                            let mut w = [0u8; 8];
+                            w.copy_from_slice(c);
+                            u64::from_le_bytes(w)
+                        })
+                        .collect(),
+                ))
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
 impl Serialize for Hashes {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         use serde::ser::SerializeSeq;
-        let mut seq = s.serialize_seq(Some(self.len))?;
-        for h in self.iter() {
-            seq.serialize_element(h)?;
+        let mut seq = s.serialize_seq(Some(self.chunks.len()))?;
+        let mut buf = Vec::with_capacity(Self::CHUNK * 8);
+        for c in &self.chunks {
+            buf.clear();
+            buf.extend(c.iter().flat_map(|h| h.to_le_bytes()));
+            seq.serialize_element(&Blob(&buf))?;
         }
         seq.end()
     }
@@ -244,15 +287,16 @@ impl<'de> Deserialize<'de> for Hashes {
         impl<'de> serde::de::Visitor<'de> for V {
             type Value = Hashes;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a sequence of row hashes")
+                f.write_str("a sequence of row-hash chunks")
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(
                 self,
                 mut a: A,
             ) -> std::result::Result<Hashes, A::Error> {
                 let mut h = Hashes::default();
-                while let Some(x) = a.next_element::<u64>()? {
-                    h.push(x);
+                while let Some(Chunk(c)) = a.next_element::<Chunk>()? {
+                    h.len += c.len();
+                    h.chunks.push(c);
                 }
                 Ok(h)
             }
@@ -289,11 +333,21 @@ impl RowsState {
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct RowsUdaf {
     signature: Signature,
+    /// Threads the final step may use to find the duplicates.
+    threads: usize,
 }
 
 impl Default for RowsUdaf {
     fn default() -> Self {
+        RowsUdaf::new(1)
+    }
+}
+
+impl RowsUdaf {
+    /// The aggregate, whose final step may use `threads` threads.
+    pub fn new(threads: usize) -> Self {
         RowsUdaf {
+            threads,
             signature: Signature::exact(
                 vec![DataType::UInt64, DataType::UInt64],
                 Volatility::Immutable,
@@ -313,7 +367,10 @@ impl AggregateUDFImpl for RowsUdaf {
         Ok(DataType::Binary)
     }
     fn accumulator(&self, _: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(RowsAcc::default()))
+        Ok(Box::new(RowsAcc {
+            threads: self.threads,
+            ..RowsAcc::default()
+        }))
     }
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         Ok(binary_state(args.name))
@@ -340,6 +397,7 @@ struct RowsAcc {
     /// Partial states received: kept apart rather than appended to one
     /// vector, which would hold every row hash twice while it grows.
     parts: Vec<RowsState>,
+    threads: usize,
 }
 
 impl Accumulator for RowsAcc {
@@ -355,7 +413,7 @@ impl Accumulator for RowsAcc {
         let mut parts = std::mem::take(&mut self.parts);
         parts.push(std::mem::take(&mut self.state));
         let total = parts.iter().map(|p| p.hashes.len() as u64).sum();
-        let found = duplicates(&parts, DUPLICATE_EXAMPLES);
+        let found = duplicates(&parts, DUPLICATE_EXAMPLES, self.threads);
         drop(parts);
         encode(&DuplicateSummary { found, total })
     }
@@ -369,8 +427,9 @@ impl Accumulator for RowsAcc {
         // A partial aggregate is asked for its state once, at its end: the
         // hashes are freed as soon as they are encoded, not when the plan ends.
         let state = std::mem::take(&mut self.state);
-        // Varint hashes take 9 to 10 bytes; runs a few more.
-        let cap = state.hashes.len() * 10 + state.runs.len() * 20 + 16;
+        // Hashes take 8 bytes (and a length per chunk); runs a few more.
+        let cap =
+            state.hashes.len() * 8 + state.hashes.chunks.len() * 4 + state.runs.len() * 20 + 16;
         Ok(vec![encode_into(&state, Vec::with_capacity(cap))?])
     }
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
@@ -572,37 +631,28 @@ pub fn stable_hash<T: Hash>(v: &T) -> u64 {
 
 /// Groups row ids by hash over the parts' rows: duplicate rows, groups, and
 /// the first example groups.
-pub fn duplicates(parts: &[RowsState], max_examples: usize) -> Duplicates {
+pub fn duplicates(parts: &[RowsState], max_examples: usize, threads: usize) -> Duplicates {
     // Equal hashes are found by sorting, one slice of the hash space at a
     // time, so that the copy being sorted is a sixteenth of the row hashes
-    // rather than all of them (peak memory), for 16 cheap scans.
+    // rather than all of them (peak memory), for 16 cheap scans; with two
+    // threads or more, two slices at a time.
     const SLICES: u64 = 16;
-    let mut dup_rows = 0u64;
-    let mut dup_hashes = Vec::new();
-    let mut sorted = Vec::new();
-    for slice in 0..SLICES {
-        sorted.clear();
-        for p in parts {
-            sorted.extend(p.hashes.iter().copied().filter(|h| h >> 60 == slice));
-        }
-        sorted.sort_unstable();
-        let mut i = 0;
-        while i < sorted.len() {
-            let mut j = i + 1;
-            while j < sorted.len() && sorted[j] == sorted[i] {
-                j += 1;
-            }
-            if j - i > 1 {
-                dup_rows += (j - i - 1) as u64;
-                dup_hashes.push(sorted[i]);
-            }
-            i = j;
-        }
-    }
-    drop(sorted);
+    let (dup_rows, mut dup_hashes) = if threads >= 2 {
+        std::thread::scope(|s| {
+            let upper = s.spawn(|| duplicate_hashes(parts, SLICES / 2..SLICES));
+            let (r, mut h) = duplicate_hashes(parts, 0..SLICES / 2);
+            let (r2, h2) = upper
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e));
+            h.extend(h2);
+            (r + r2, h)
+        })
+    } else {
+        duplicate_hashes(parts, 0..SLICES)
+    };
     let groups = dup_hashes.len() as u64;
-    let set: std::collections::HashSet<u64> = dup_hashes.into_iter().collect();
-    let mut by_hash: HashMap<u64, Vec<u64>> = HashMap::new();
+    let set: std::collections::HashSet<u64, ByHash> = dup_hashes.drain(..).collect();
+    let mut by_hash: HashMap<u64, Vec<u64>, ByHash> = HashMap::default();
     for p in parts {
         for (h, row) in p.hashes.iter().zip(p.row_ids()) {
             if set.contains(h) {
@@ -624,5 +674,88 @@ pub fn duplicates(parts: &[RowsState], max_examples: usize) -> Duplicates {
         rows: dup_rows,
         groups,
         examples: ex,
+    }
+}
+
+/// Row hashes are their own hash-table hashes.
+type ByHash = std::hash::BuildHasherDefault<crate::freq::KeyIsHash>;
+
+/// Duplicate rows (beyond the first of each group) and the hashes that
+/// repeat, within `slices` (of 16) of the hash space.
+fn duplicate_hashes(parts: &[RowsState], slices: std::ops::Range<u64>) -> (u64, Vec<u64>) {
+    let mut dup_rows = 0u64;
+    let mut dup_hashes = Vec::new();
+    let mut sorted = Vec::new();
+    for slice in slices {
+        sorted.clear();
+        for p in parts {
+            sorted.extend(p.hashes.iter().copied().filter(|h| h >> 60 == slice));
+        }
+        sorted.sort_unstable();
+        let mut i = 0;
+        while i < sorted.len() {
+            let mut j = i + 1;
+            while j < sorted.len() && sorted[j] == sorted[i] {
+                j += 1;
+            }
+            if j - i > 1 {
+                dup_rows += (j - i - 1) as u64;
+                dup_hashes.push(sorted[i]);
+            }
+            i = j;
+        }
+    }
+    (dup_rows, dup_hashes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two partitions of rows whose hashes repeat in known groups.
+    fn parts() -> Vec<RowsState> {
+        let mut a = RowsState::default();
+        let mut b = RowsState::default();
+        for row in 0..200_000u64 {
+            // Every 7th row repeats the row 3 before it; the rest are unique.
+            let key = if row % 7 == 6 { row - 3 } else { row };
+            let h = xxhash_rust::xxh3::xxh3_64(&key.to_le_bytes());
+            if row < 90_000 {
+                a.push(h, row)
+            } else {
+                b.push(h, row)
+            }
+        }
+        vec![a, b]
+    }
+
+    #[test]
+    fn duplicates_are_the_same_on_one_thread_or_two() {
+        let p = parts();
+        let one = duplicates(&p, 5, 1);
+        let two = duplicates(&p, 5, 2);
+        assert_eq!(one.rows, 200_000 / 7);
+        assert_eq!(one.groups, one.rows);
+        assert_eq!((two.rows, two.groups), (one.rows, one.groups));
+        assert_eq!(two.examples, one.examples);
+        assert_eq!(one.examples[0], vec![3, 6]);
+    }
+
+    #[test]
+    fn row_states_round_trip_through_their_encoding() {
+        for p in parts() {
+            let ScalarValue::Binary(Some(b)) = encode(&p).unwrap() else {
+                panic!("not binary")
+            };
+            let back: RowsState = decode(&b).unwrap();
+            assert_eq!(back.hashes.len(), p.hashes.len());
+            assert!(back.hashes.iter().eq(p.hashes.iter()));
+            assert_eq!(back.runs, p.runs);
+        }
+        // A truncated chunk is an error, not a panic.
+        let ScalarValue::Binary(Some(b)) = encode(&parts()[0]).unwrap() else {
+            panic!("not binary")
+        };
+        assert!(decode::<RowsState>(&b[..b.len() / 2]).is_err());
     }
 }
