@@ -218,16 +218,21 @@ fn werr(path: &Path, e: impl std::fmt::Display) -> CleanError {
     }
 }
 
-fn props() -> WriterProperties {
+fn props(schema: &Schema) -> WriterProperties {
     let mut b =
         WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default()));
     // Row ids rise through a file: delta encoding stores them in a few bits
     // each, where a dictionary would be tried and dropped on every row group.
-    for c in ["row_id", ROW_ID] {
-        let c = ColumnPath::from(c);
-        b = b
-            .set_column_dictionary_enabled(c.clone(), false)
-            .set_column_encoding(c, Encoding::DELTA_BINARY_PACKED);
+    // Only integer columns: a user's text column may be called `row_id` too.
+    for f in schema.fields() {
+        if (f.name() == "row_id" || f.name() == ROW_ID)
+            && matches!(f.data_type(), DataType::UInt64 | DataType::Int64)
+        {
+            let c = ColumnPath::from(f.name().as_str());
+            b = b
+                .set_column_dictionary_enabled(c.clone(), false)
+                .set_column_encoding(c, Encoding::DELTA_BINARY_PACKED);
+        }
     }
     b.build()
 }
@@ -248,7 +253,8 @@ impl Sink {
             )
         } else {
             Sink::Parquet(
-                ArrowWriter::try_new(f, schema, Some(props())).map_err(|e| werr(path, e))?,
+                ArrowWriter::try_new(f, schema.clone(), Some(props(&schema)))
+                    .map_err(|e| werr(path, e))?,
             )
         })
     }
@@ -572,11 +578,13 @@ fn stats_passes(
                 let read = req
                     .progress
                     .load(std::sync::atomic::Ordering::Relaxed)
-                    .saturating_sub(start_bytes)
-                    .max(1);
-                if let Some(total) = req.dataset.total_bytes() {
+                    .saturating_sub(start_bytes);
+                // No estimate from a reader that does not count its bytes (Excel),
+                // and never more than 256 times the rows seen: a hint reserves
+                // memory up front.
+                if let Some(total) = req.dataset.total_bytes().filter(|_| read > 0) {
                     let est = (seen_rows as u128 * total as u128 * 11 / (10 * read as u128))
-                        .min(1 << 31) as usize;
+                        .min(seen_rows as u128 * 256) as usize;
                     for op in ops.iter_mut() {
                         op.size_hint(est);
                     }

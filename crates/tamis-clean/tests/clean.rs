@@ -996,3 +996,26 @@ fn a_cancelled_run_stops_and_leaves_nothing() {
         .collect();
     assert_eq!(names, vec!["in.csv"]);
 }
+
+#[test]
+fn user_columns_named_row_id_are_written_whatever_their_type() {
+    // Row ids written by tamis are delta-encoded; a user's text column with
+    // the same name must still be written (delta suits integers only), and
+    // an integer one too.
+    let r = run(
+        "row_id,n,row\nA-1,1,x\nB-2,2,y\nA-1,1,x\n",
+        "steps: [{type: dedupe_exact}]",
+    );
+    let b = read_parquet(&r.out);
+    assert_eq!(col(&b, "row_id"), s(&[Some("A-1"), Some("B-2")]));
+    assert_reverts(&r);
+    let r = run(
+        "row_id,name\n7,x\n9,y\n7,x\n",
+        "steps: [{type: dedupe_exact}]",
+    );
+    assert_eq!(
+        col(&read_parquet(&r.out), "row_id"),
+        s(&[Some("7"), Some("9")])
+    );
+    assert_reverts(&r);
+}

@@ -587,7 +587,15 @@ impl CsvBatchReader {
                 Some(l) => &self.buf[l.clone()],
                 None => &self.out[..self.outlen],
             };
-            if self.utf8_checked && simdutf8::basic::from_utf8(fields).is_err() {
+            // The record's bytes, delimiters and quotes included: fields are cut
+            // at ASCII bytes, so they are valid exactly when the whole is (the
+            // fields joined end to end could pair a lead byte ending one field
+            // with a continuation byte starting the next).
+            let whole = match &self.fast_line {
+                Some(_) => fields,
+                None => raw_bytes,
+            };
+            if self.utf8_checked && simdutf8::basic::from_utf8(whole).is_err() {
                 let raw_owned = raw_bytes.to_vec();
                 let col = match std::str::from_utf8(trim_newline(&raw_owned)) {
                     Err(e) => {
@@ -992,6 +1000,22 @@ mod tests {
     }
 
     #[test]
+    fn a_character_split_by_a_delimiter_is_quarantined_not_fatal() {
+        // Each half is invalid alone; joined they would read as "é".
+        for text in [
+            &b"a,b\n1,2\n\xc3,\xa9\n5,6\n"[..],
+            b"a,b\n1,2\n\"\xc3\",\xa9\n5,6\n",
+        ] {
+            for fast in [true, false] {
+                let (b, q, res) = read_with(text, 2, false, fast, 2);
+                res.expect("quarantined, not an error");
+                assert_eq!(ids(&b), vec![0, 2], "fast path {fast}");
+                assert_eq!(q.summary().rows, 1);
+            }
+        }
+    }
+
+    #[test]
     fn empty_fields_are_null_and_crlf_works() {
         let (b, _, res) = read(b"a,b\r\n1,\r\n\r\n,2\r\n", 2, false);
         res.expect("ok");
@@ -1110,6 +1134,8 @@ mod tests {
                     b"\r", b" ", "\u{e9}".as_bytes(), b"\xff", b"x,y", b"\"q,r\"",
                     // Longer than a word, and bytes one high bit away from `,` `"` `\r`.
                     b"abcdefghijkl", b"a,b,c,d,e,f,g,h", b"\xac", b"\xa2", b"\x8d",
+                    // Halves of a two-byte character, to be split by a delimiter.
+                    b"\xc3", b"\xa9",
                 ]),
                 0..60,
             ),

@@ -83,17 +83,33 @@ fn short_eq(a: &[u8], b: &[u8]) -> bool {
 /// map would be written (hashbrown's serde support is not built here).
 mod exact_serde {
     use super::{FastMap, Key, new_map};
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(m: &FastMap, s: S) -> Result<S::Ok, S::Error> {
         s.collect_map(m.iter().map(|(k, c)| (k.0.as_str(), c)))
     }
 
+    /// Entries go into the fixed-seed map in the order they were written,
+    /// so the map (and the order it is walked in) is the same every run.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<FastMap, D::Error> {
-        let m = std::collections::HashMap::<String, (u64, u64)>::deserialize(d)?;
-        let mut out = new_map(m.len());
-        out.extend(m.into_iter().map(|(k, c)| (Key(k.into()), c)));
-        Ok(out)
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FastMap;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map of value to (count, first row)")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<FastMap, A::Error> {
+                let mut out = new_map(a.size_hint().unwrap_or(0).min(super::EXACT_LIMIT + 1));
+                while let Some((k, c)) = a.next_entry::<String, (u64, u64)>()? {
+                    out.insert(Key(k.into()), c);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(V)
     }
 }
 
@@ -463,6 +479,19 @@ mod tests {
             longer.push(0);
             assert!(!short_eq(&a, &longer));
         }
+    }
+
+    #[test]
+    fn a_decoded_exact_state_is_walked_in_the_same_order_every_time() {
+        let mut f = Freq::default();
+        for i in 0..3000u64 {
+            f.add(&format!("value {}", i * 7919 % 3001), i);
+        }
+        let text = serde_json::to_string(&f).unwrap();
+        let a: Freq = serde_json::from_str(&text).unwrap();
+        let b: Freq = serde_json::from_str(&text).unwrap();
+        assert_eq!(a.known(), b.known());
+        assert_eq!(a.known().len(), 3000);
     }
 
     #[test]

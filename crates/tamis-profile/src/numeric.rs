@@ -170,18 +170,33 @@ impl NumState {
             let (mut zeros, mut negatives) = (0u64, 0u64);
             let mut plain = 0.0;
             for &v in &buf {
-                lo = lo.min(v);
-                hi = hi.max(v);
+                // Strict compares: of equal values (0 and -0) the first stays.
+                if v < lo {
+                    lo = v;
+                }
+                if v > hi {
+                    hi = v;
+                }
                 zeros += (v == 0.0) as u64;
                 negatives += (v < 0.0) as u64;
                 plain += v;
             }
-            let mb = plain / nb;
+            let mut mb = plain / nb;
+            if !mb.is_finite() {
+                // The plain sum overflowed (values near f64::MAX): scale first.
+                mb = buf.iter().map(|v| v / nb).sum();
+            }
             let m2b: f64 = buf.iter().map(|v| (v - mb) * (v - mb)).sum();
             let na = (self.n - buf.len() as u64) as f64;
-            let d = mb - self.mean;
-            self.mean += d * nb / (na + nb);
-            self.m2 += m2b + d * d * na * nb / (na + nb);
+            if na == 0.0 {
+                self.mean = mb;
+                self.m2 = m2b;
+            } else {
+                // Weights first: d * nb alone could overflow for huge values.
+                let d = mb - self.mean;
+                self.mean += d * (nb / (na + nb));
+                self.m2 += m2b + d * d * (na * nb / (na + nb));
+            }
             self.min = lo;
             self.max = hi;
             self.zeros += zeros;
@@ -343,6 +358,23 @@ mod tests {
         } else {
             0.0
         }
+    }
+
+    #[test]
+    fn huge_values_keep_a_finite_mean_and_the_first_zero_is_the_min() {
+        let mut n = NumState::default();
+        for i in 0..3 {
+            n.add_float(1.5e308, i);
+        }
+        n.finish();
+        assert_eq!(n.mean, 1.5e308);
+        assert_eq!(n.variance(), Some(0.0));
+        let mut z = NumState::default();
+        z.add_float(-0.0, 0);
+        z.add_float(0.0, 1);
+        z.finish();
+        assert!(z.min.is_sign_negative() && z.max.is_sign_negative());
+        assert_eq!(z.zeros, 2);
     }
 
     proptest! {
