@@ -558,7 +558,7 @@ pub struct ReadArgs {
     /// Excel sheet, by name or 0-based index (default: the first).
     #[arg(long, value_name = "S")]
     pub sheet: Option<String>,
-    /// A value that means missing; repeat for several (default: NA, N/A, null, NULL, None, nan, -, ?).
+    /// A value that means missing; repeat for several (default: NA, N/A, null, NULL, None, nan, NaN, -, ?; each matches in lower, upper or title case or as spelled).
     #[arg(long = "null-token", value_name = "T")]
     pub null_tokens: Vec<String>,
 }

@@ -97,12 +97,14 @@ impl std::fmt::Display for ColumnType {
 }
 
 /// The default null tokens: values that mean "missing" in the wild.
-pub const DEFAULT_NULL_TOKENS: &[&str] = &["NA", "N/A", "null", "NULL", "None", "nan", "-", "?"];
+pub const DEFAULT_NULL_TOKENS: &[&str] =
+    &["NA", "N/A", "null", "NULL", "None", "nan", "NaN", "-", "?"];
 
 /// Decides whether a text value is missing.
 #[derive(Debug, Clone)]
 pub struct NullTokens {
-    tokens: Vec<String>,
+    /// Lower-cased tokens, each with the spellings it was given in.
+    tokens: Vec<(String, Vec<String>)>,
     max_len: usize,
 }
 
@@ -124,20 +126,32 @@ pub enum Missing {
 }
 
 impl NullTokens {
-    /// Builds a token set. Tokens match case-insensitively after trimming
-    /// (`na`, `Na` and ` NA ` all match `NA`).
+    /// Builds a token set. A value (trimmed) is a token when it spells one
+    /// in lower case, upper case, title case or exactly as given: `na`,
+    /// `Na`, `NA` and ` NA ` all match `NA`. A value in mixed case such as
+    /// `nAn` does not: that is a typo of a name (Nan, Ann), not a marker.
     pub fn new(tokens: impl IntoIterator<Item = String>) -> Self {
-        let tokens: Vec<String> = tokens
-            .into_iter()
-            .map(|t| t.trim().to_ascii_lowercase())
-            .collect();
-        let max_len = tokens.iter().map(|t| t.len()).max().unwrap_or(0);
-        NullTokens { tokens, max_len }
+        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+        for t in tokens {
+            let t = t.trim();
+            let low = t.to_ascii_lowercase();
+            match out.iter_mut().find(|(l, _)| *l == low) {
+                Some((_, spellings)) => spellings.push(t.to_string()),
+                None => out.push((low, vec![t.to_string()])),
+            }
+        }
+        let max_len = out.iter().map(|(t, _)| t.len()).max().unwrap_or(0);
+        NullTokens {
+            tokens: out,
+            max_len,
+        }
     }
 
-    /// The tokens, lower-cased.
-    pub fn tokens(&self) -> &[String] {
-        &self.tokens
+    /// The tokens as given (`NullTokens::new` of them builds this set again).
+    pub fn spellings(&self) -> impl Iterator<Item = &str> {
+        self.tokens
+            .iter()
+            .flat_map(|(_, s)| s.iter().map(String::as_str))
     }
 
     /// Classifies a value.
@@ -158,12 +172,26 @@ impl NullTokens {
         if t.len() > self.max_len {
             return Missing::No;
         }
-        if self.tokens.iter().any(|tok| t.eq_ignore_ascii_case(tok)) {
-            Missing::Token
-        } else {
-            Missing::No
+        match self
+            .tokens
+            .iter()
+            .find(|(tok, _)| t.eq_ignore_ascii_case(tok))
+        {
+            Some((_, spellings)) if one_case(t) || spellings.iter().any(|s| s == t) => {
+                Missing::Token
+            }
+            _ => Missing::No,
         }
     }
+}
+
+/// Whether a word is in lower case, upper case or title case (ASCII letters).
+fn one_case(t: &str) -> bool {
+    let b = t.as_bytes();
+    let rest = &b[1.min(b.len())..];
+    !b.iter().any(u8::is_ascii_uppercase)
+        || !b.iter().any(u8::is_ascii_lowercase)
+        || !rest.iter().any(u8::is_ascii_uppercase)
 }
 
 /// Parses a boolean word.
@@ -529,6 +557,29 @@ mod tests {
         assert_eq!(n.classify(" n/a "), Missing::Token);
         assert_eq!(n.classify("  "), Missing::Empty);
         assert_eq!(n.classify("nano"), Missing::No);
+    }
+
+    #[test]
+    fn null_tokens_match_in_one_case_or_as_given() {
+        let n = NullTokens::default();
+        for t in [
+            "NA", "na", "Na", "N/A", "n/a", "NULL", "Null", "none", "NONE", "NaN", "NAN", "Nan",
+            "?",
+        ] {
+            assert_eq!(n.classify(t), Missing::Token, "{t}");
+        }
+        // Mixed case is a typo of a word (a name such as Nan), not a marker.
+        for t in ["nAn", "nA", "nuLL", "NoNe"] {
+            assert_eq!(n.classify(t), Missing::No, "{t}");
+        }
+        // A token given in mixed case matches as given, and the set round-trips.
+        let custom = NullTokens::new(["MiSsInG".to_string(), "x".to_string()]);
+        assert_eq!(custom.classify("MiSsInG"), Missing::Token);
+        assert_eq!(custom.classify("missing"), Missing::Token);
+        assert_eq!(custom.classify("mIsSiNg"), Missing::No);
+        let again = NullTokens::new(custom.spellings().map(str::to_string));
+        assert_eq!(again.classify("MiSsInG"), Missing::Token);
+        assert_eq!(again.classify("X"), Missing::Token);
     }
 
     proptest! {

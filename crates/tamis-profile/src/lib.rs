@@ -95,7 +95,12 @@ pub async fn profile(
             position: i,
             sample_type: types[i],
             forced: dataset.is_forced(name),
-            null_tokens: dataset.options().null_tokens.tokens().to_vec(),
+            null_tokens: dataset
+                .options()
+                .null_tokens
+                .spellings()
+                .map(str::to_string)
+                .collect(),
             today: opts.today,
         })
         .collect();
