@@ -210,7 +210,13 @@ impl NumState {
                 }
                 self.sum = t;
             }
-            self.digest = self.digest.merge_unsorted_f64(buf);
+            // Sorted here by a radix sort (radsort: by the bits, in the
+            // IEEE total order, so as `merge_unsorted_f64`'s `total_cmp`
+            // sort would; the digest is the same) rather than by comparisons:
+            // the comparison sort was a twentieth of a profile's time.
+            let mut buf = buf;
+            radsort::sort(&mut buf);
+            self.digest = self.digest.merge_sorted_f64(&buf);
         }
     }
 
@@ -342,6 +348,28 @@ fn insert_sorted(v: &mut Vec<(f64, u64)>, x: (f64, u64), before: impl Fn(f64, f6
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        /// The radix sort orders values as `total_cmp` does (the order the
+        /// digest's own sort used), zeros of both signs and extremes included.
+        #[test]
+        fn radix_order_is_total_order(
+            mut v in proptest::collection::vec(
+                prop_oneof![
+                    any::<f64>(),
+                    Just(0.0), Just(-0.0), Just(f64::MIN_POSITIVE), Just(-5e-324),
+                    Just(f64::MAX), Just(f64::MIN), -1e6f64..1e6,
+                ],
+                0..300,
+            )
+        ) {
+            let mut want = v.clone();
+            want.sort_by(f64::total_cmp);
+            radsort::sort(&mut v);
+            let bits = |x: &[f64]| x.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            prop_assert_eq!(bits(&v), bits(&want));
+        }
+    }
 
     fn exact_quantile(sorted: &[f64], q: f64) -> f64 {
         sorted[((sorted.len() - 1) as f64 * q).round() as usize]
