@@ -100,12 +100,18 @@ impl std::fmt::Display for ColumnType {
 pub const DEFAULT_NULL_TOKENS: &[&str] =
     &["NA", "N/A", "null", "NULL", "None", "nan", "NaN", "-", "?"];
 
-/// Decides whether a text value is missing.
+/// Decides whether a text value is missing. Cheap to clone (shared).
 #[derive(Debug, Clone)]
-pub struct NullTokens {
+pub struct NullTokens(std::sync::Arc<TokenSet>);
+
+#[derive(Debug)]
+struct TokenSet {
     /// Lower-cased tokens, each with the spellings it was given in.
     tokens: Vec<(String, Vec<String>)>,
     max_len: usize,
+    /// Bytes a token can start with, in either case: most values are
+    /// turned away by their first byte, before any token is compared.
+    first: [bool; 256],
 }
 
 impl Default for NullTokens {
@@ -141,15 +147,22 @@ impl NullTokens {
             }
         }
         let max_len = out.iter().map(|(t, _)| t.len()).max().unwrap_or(0);
-        NullTokens {
+        let mut first = [false; 256];
+        for b in out.iter().filter_map(|(t, _)| t.as_bytes().first()) {
+            first[b.to_ascii_lowercase() as usize] = true;
+            first[b.to_ascii_uppercase() as usize] = true;
+        }
+        NullTokens(std::sync::Arc::new(TokenSet {
             tokens: out,
             max_len,
-        }
+            first,
+        }))
     }
 
     /// The tokens as given (`NullTokens::new` of them builds this set again).
     pub fn spellings(&self) -> impl Iterator<Item = &str> {
-        self.tokens
+        self.0
+            .tokens
             .iter()
             .flat_map(|(_, s)| s.iter().map(String::as_str))
     }
@@ -169,10 +182,11 @@ impl NullTokens {
         if t.is_empty() {
             return Missing::Empty;
         }
-        if t.len() > self.max_len {
+        let set = &*self.0;
+        if t.len() > set.max_len || !set.first[t.as_bytes()[0] as usize] {
             return Missing::No;
         }
-        match self
+        match set
             .tokens
             .iter()
             .find(|(tok, _)| t.eq_ignore_ascii_case(tok))

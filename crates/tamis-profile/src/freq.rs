@@ -351,6 +351,8 @@ pub struct Heavy {
     /// probes and force a rehash every round.
     spare: HeavyMap,
     arena: Vec<u8>,
+    /// The counts a shrink ranks (kept to be reused).
+    counts: Vec<u64>,
 }
 
 type HeavyMap = std::collections::HashMap<u64, Slot, std::hash::BuildHasherDefault<KeyIsHash>>;
@@ -411,9 +413,12 @@ impl Heavy {
         if self.map.len() <= capacity {
             return 0;
         }
-        let mut counts: Vec<u64> = self.map.values().map(|s| s.count).collect();
+        let mut counts = std::mem::take(&mut self.counts);
+        counts.clear();
+        counts.extend(self.map.values().map(|s| s.count));
         counts.select_nth_unstable_by(capacity, |a, b| b.cmp(a));
         let cut = counts[capacity];
+        self.counts = counts;
         // The survivors, lowered by `cut`, into the spare map and a fresh arena.
         let mut spare = std::mem::take(&mut self.spare);
         spare.clear();
