@@ -199,13 +199,11 @@ impl NullTokens {
     }
 }
 
-/// Whether a word is in lower case, upper case or title case (ASCII letters).
+/// Whether a word is in upper case, or in lower or title case (no capital
+/// past the first letter), in ASCII letters.
 fn one_case(t: &str) -> bool {
     let b = t.as_bytes();
-    let rest = &b[1.min(b.len())..];
-    !b.iter().any(u8::is_ascii_uppercase)
-        || !b.iter().any(u8::is_ascii_lowercase)
-        || !rest.iter().any(u8::is_ascii_uppercase)
+    !b.iter().any(u8::is_ascii_lowercase) || !b.iter().skip(1).any(u8::is_ascii_uppercase)
 }
 
 /// Parses a boolean word.

@@ -221,8 +221,7 @@ impl ColumnState {
         push_example(&mut self.null_examples, row);
     }
 
-    /// Counts one present value at `row`. Inlined into the one loop that
-    /// calls it: a call per value cost more than its common path.
+    /// Counts one present value at `row`.
     #[inline]
     pub fn add(&mut self, raw: &str, row: u64, ctx: &Ctx) {
         self.count += 1;

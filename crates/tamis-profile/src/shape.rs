@@ -102,20 +102,27 @@ pub fn detect_if(v: &str, want: ValueFormat) -> Option<ValueFormat> {
     if want == ValueFormat::Phone {
         // What `detect_format` needs of a phone: every byte a digit or a
         // separator, and 7 to 15 digits.
-        let b = v.as_bytes();
-        let mut digits = 0usize;
-        for &c in b {
-            match c {
-                b'0'..=b'9' => digits += 1,
-                b' ' | b'-' | b'.' | b'(' | b')' | b'+' | b'/' => {}
-                _ => return None,
-            }
-        }
-        if !(7..=15).contains(&digits) {
-            return None;
+        match digits_and_seps(v.as_bytes()) {
+            Some((digits, _)) if (7..=15).contains(&digits) => {}
+            _ => return None,
         }
     }
     detect_format(v)
+}
+
+/// Digits and phone separators in a value made only of them; `None` if it
+/// holds any other byte.
+#[inline]
+fn digits_and_seps(b: &[u8]) -> Option<(usize, usize)> {
+    let (mut digits, mut seps) = (0usize, 0usize);
+    for &c in b {
+        match c {
+            b'0'..=b'9' => digits += 1,
+            b' ' | b'-' | b'.' | b'(' | b')' | b'+' | b'/' => seps += 1,
+            _ => return None,
+        }
+    }
+    Some((digits, seps))
 }
 
 /// Recognises the format of a (trimmed, non-empty) value.
@@ -166,19 +173,7 @@ pub fn detect_format(v: &str) -> Option<ValueFormat> {
     if is_ipv4(b) {
         return Some(ValueFormat::Ipv4);
     }
-    let mut digits = 0usize;
-    let mut other = false;
-    let mut seps = 0usize;
-    for &c in b {
-        match c {
-            b'0'..=b'9' => digits += 1,
-            b' ' | b'-' | b'.' | b'(' | b')' | b'+' | b'/' => seps += 1,
-            _ => other = true,
-        }
-    }
-    if other {
-        return None;
-    }
+    let (digits, seps) = digits_and_seps(b)?;
     if (n == 5 && digits == 5) || (n == 10 && digits == 9 && b[5] == b'-') {
         return Some(ValueFormat::PostcodeLike);
     }
