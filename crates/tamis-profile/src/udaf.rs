@@ -9,13 +9,17 @@
 //!   seeded hash of the row id — deterministic, mergeable, uniform.
 //! - [`RowHashUdf`] (`tamis_row_hash(c1, …)`): a 64-bit hash of a whole row.
 //!
-//! States travel between partitions as one `Binary` value (postcard).
+//! States travel between partitions as one `Binary` value (postcard), but
+//! for the row hashes: two lists of `u64`, shared rather than copied.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryArray, StringArray, UInt64Array};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BinaryArray, ListArray, StringArray, UInt64Array,
+};
+use datafusion::arrow::buffer::{OffsetBuffer, ScalarBuffer};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, UInt64Type};
 use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
@@ -31,13 +35,7 @@ use crate::column::{ColumnSpec, ColumnState, Ctx};
 use crate::model::Duplicates;
 
 fn encode<T: Serialize>(v: &T) -> Result<ScalarValue> {
-    encode_into(v, Vec::new())
-}
-
-/// Encodes into `buf`: a state whose size is known roughly is written into a
-/// buffer of that capacity rather than one that doubles (and copies) as it grows.
-fn encode_into<T: Serialize>(v: &T, buf: Vec<u8>) -> Result<ScalarValue> {
-    postcard::to_extend(v, buf)
+    postcard::to_allocvec(v)
         .map(|b| ScalarValue::Binary(Some(b)))
         .map_err(|e| {
             datafusion::error::DataFusionError::Internal(format!("encoding profile state: {e}"))
@@ -180,12 +178,15 @@ impl Accumulator for ColumnAcc {
 
 // ---------------------------------------------------------------- rows
 
-/// Row hashes in fixed-size chunks: one hash per row of the dataset, so a
+/// Row hashes in pieces. Hashes arrive one per row of the dataset, so a
 /// single vector would double its capacity (and copy itself) as it grows
-/// and hold up to twice the memory it needs; chunks hold it exactly.
+/// and hold up to twice the memory it needs; fixed-size chunks hold it
+/// exactly. A piece received from another partition is that partition's
+/// state array itself, shared rather than copied.
 #[derive(Debug, Clone, Default)]
 pub struct Hashes {
-    chunks: Vec<Vec<u64>>,
+    pieces: Vec<ScalarBuffer<u64>>,
+    open: Vec<u64>,
     len: usize,
 }
 
@@ -195,15 +196,24 @@ impl Hashes {
     /// Adds a hash.
     #[inline]
     pub fn push(&mut self, h: u64) {
-        match self.chunks.last_mut() {
-            Some(c) if c.len() < Self::CHUNK => c.push(h),
-            _ => {
-                let mut c = Vec::with_capacity(Self::CHUNK);
-                c.push(h);
-                self.chunks.push(c);
-            }
+        if self.open.capacity() == 0 {
+            self.open.reserve_exact(Self::CHUNK);
+        }
+        self.open.push(h);
+        if self.open.len() == Self::CHUNK {
+            self.pieces
+                .push(ScalarBuffer::from(std::mem::take(&mut self.open)));
         }
         self.len += 1;
+    }
+
+    /// Hashes held by one shared buffer.
+    fn shared(b: ScalarBuffer<u64>) -> Self {
+        Hashes {
+            len: b.len(),
+            pieces: vec![b],
+            open: Vec::new(),
+        }
     }
 
     /// Hashes held.
@@ -218,95 +228,31 @@ impl Hashes {
 
     /// The hashes in order.
     pub fn iter(&self) -> impl Iterator<Item = &u64> + '_ {
-        self.chunks.iter().flatten()
+        self.pieces.iter().flat_map(|p| p.iter()).chain(&self.open)
     }
 
     /// Bytes allocated.
     pub fn bytes(&self) -> usize {
-        self.chunks.iter().map(|c| c.capacity() * 8).sum()
+        self.pieces.iter().map(|p| p.len() * 8).sum::<usize>() + self.open.capacity() * 8
     }
-}
 
-/// One chunk of hashes as little-endian bytes: a row hash is random, so a
-/// varint would take 9 or 10 bytes and a byte at a time to write and read.
-struct Blob<'a>(&'a [u8]);
-
-impl Serialize for Blob<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_bytes(self.0)
-    }
-}
-
-/// A chunk read back: its bytes, as [`Blob`] wrote them.
-struct Chunk(Vec<u64>);
-
-impl<'de> Deserialize<'de> for Chunk {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Chunk, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = Chunk;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("row hashes as little-endian bytes")
-            }
-            fn visit_bytes<E: serde::de::Error>(self, b: &[u8]) -> std::result::Result<Chunk, E> {
-                if !b.len().is_multiple_of(8) {
-                    return Err(E::invalid_length(b.len(), &self));
-                }
-                Ok(Chunk(
-                    b.chunks_exact(8)
-                        .map(|c| {
-                            let mut w = [0u8; 8];
-                            w.copy_from_slice(c);
-                            u64::from_le_bytes(w)
-                        })
-                        .collect(),
-                ))
-            }
+    /// The hashes in one buffer: the only piece as it is, or the pieces
+    /// copied end to end (each freed once copied).
+    fn into_buffer(mut self) -> ScalarBuffer<u64> {
+        if self.pieces.len() == 1 && self.open.is_empty() {
+            return self.pieces.remove(0);
         }
-        d.deserialize_bytes(V)
-    }
-}
-
-impl Serialize for Hashes {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        use serde::ser::SerializeSeq;
-        let mut seq = s.serialize_seq(Some(self.chunks.len()))?;
-        let mut buf = Vec::with_capacity(Self::CHUNK * 8);
-        for c in &self.chunks {
-            buf.clear();
-            buf.extend(c.iter().flat_map(|h| h.to_le_bytes()));
-            seq.serialize_element(&Blob(&buf))?;
+        let mut all = Vec::with_capacity(self.len);
+        for p in self.pieces {
+            all.extend_from_slice(&p);
         }
-        seq.end()
-    }
-}
-
-impl<'de> Deserialize<'de> for Hashes {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Hashes, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Hashes;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a sequence of row-hash chunks")
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut a: A,
-            ) -> std::result::Result<Hashes, A::Error> {
-                let mut h = Hashes::default();
-                while let Some(Chunk(c)) = a.next_element::<Chunk>()? {
-                    h.len += c.len();
-                    h.chunks.push(c);
-                }
-                Ok(h)
-            }
-        }
-        d.deserialize_seq(V)
+        all.extend_from_slice(&self.open);
+        ScalarBuffer::from(all)
     }
 }
 
 /// Whole-row hashes in arrival order, with the row ids they belong to.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default)]
 pub struct RowsState {
     /// Row hashes.
     pub hashes: Hashes,
@@ -327,6 +273,63 @@ impl RowsState {
     pub fn row_ids(&self) -> impl Iterator<Item = u64> + '_ {
         self.runs.iter().flat_map(|(s, l)| *s..*s + *l)
     }
+
+    /// The state as two lists of `u64` (the hashes; the runs as
+    /// start, length, start, length…). A `Binary` state would be copied
+    /// twice more (encoded, then copied again into its array) and once
+    /// more decoded: at 10M rows each copy is 80 MB of fresh memory. A list
+    /// scalar becomes its one-row array as it is, and a merge reads the
+    /// hashes where they are.
+    fn into_scalars(self) -> [ScalarValue; 2] {
+        let runs: Vec<u64> = self.runs.iter().flat_map(|&(s, l)| [s, l]).collect();
+        [
+            u64_list(self.hashes.into_buffer()),
+            u64_list(ScalarBuffer::from(runs)),
+        ]
+    }
+
+    /// The states in row `i` of the two state arrays, as [`RowsState::into_scalars`] wrote them.
+    fn from_arrays(hashes: &ListArray, runs: &ListArray, i: usize) -> Result<Self> {
+        let h = hashes.value(i);
+        let r = runs.value(i);
+        let (Some(h), Some(r)) = (
+            h.as_primitive_opt::<UInt64Type>(),
+            r.as_primitive_opt::<UInt64Type>(),
+        ) else {
+            return exec_err!("row-hash state: expected lists of UInt64");
+        };
+        let r = r.values();
+        if !r.len().is_multiple_of(2) {
+            return exec_err!("row-hash state: runs hold an odd number of values");
+        }
+        let runs: Vec<(u64, u64)> = r.chunks_exact(2).map(|p| (p[0], p[1])).collect();
+        let rows = runs
+            .iter()
+            .try_fold(0u64, |a, &(_, l)| a.checked_add(l))
+            .unwrap_or(u64::MAX);
+        if rows != h.len() as u64 {
+            return exec_err!("row-hash state: {} hashes but {rows} row ids", h.len());
+        }
+        Ok(RowsState {
+            hashes: Hashes::shared(h.values().clone()),
+            runs,
+        })
+    }
+}
+
+/// A one-row list scalar of `values`, which it holds without copying.
+fn u64_list(values: ScalarBuffer<u64>) -> ScalarValue {
+    let n = values.len();
+    ScalarValue::List(Arc::new(ListArray::new(
+        u64_item(),
+        OffsetBuffer::from_lengths([n]),
+        Arc::new(UInt64Array::new(values, None)),
+        None,
+    )))
+}
+
+fn u64_item() -> FieldRef {
+    Arc::new(Field::new_list_field(DataType::UInt64, false))
 }
 
 /// `tamis_rows(row_hash, row_id)`: all row hashes, for exact duplicates.
@@ -373,7 +376,14 @@ impl AggregateUDFImpl for RowsUdaf {
         }))
     }
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(binary_state(args.name))
+        let list = |part: &str| {
+            Arc::new(Field::new(
+                format!("{}[{part}]", args.name),
+                DataType::List(u64_item()),
+                true,
+            ))
+        };
+        Ok(vec![list("hashes"), list("runs")])
     }
 }
 
@@ -425,19 +435,23 @@ impl Accumulator for RowsAcc {
     }
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
         // A partial aggregate is asked for its state once, at its end: the
-        // hashes are freed as soon as they are encoded, not when the plan ends.
-        let state = std::mem::take(&mut self.state);
-        // Hashes take 8 bytes (and a length per chunk); runs a few more.
-        let cap =
-            state.hashes.len() * 8 + state.hashes.chunks.len() * 4 + state.runs.len() * 20 + 16;
-        Ok(vec![encode_into(&state, Vec::with_capacity(cap))?])
+        // hashes leave the accumulator (and are freed with the arrays).
+        Ok(std::mem::take(&mut self.state).into_scalars().into())
     }
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        merge_states(states, |s: RowsState| {
-            if !s.hashes.is_empty() {
-                self.parts.push(s)
+        let (Some(hashes), Some(runs)) = (states[0].as_list_opt::<i32>(), states[1].as_list_opt())
+        else {
+            return exec_err!("row-hash state: expected two list arrays");
+        };
+        for i in 0..hashes.len() {
+            if hashes.is_valid(i) && runs.is_valid(i) {
+                let s = RowsState::from_arrays(hashes, runs, i)?;
+                if !s.hashes.is_empty() {
+                    self.parts.push(s);
+                }
             }
-        })
+        }
+        Ok(())
     }
 }
 
@@ -741,21 +755,45 @@ mod tests {
         assert_eq!(one.examples[0], vec![3, 6]);
     }
 
+    /// A partial accumulator's state as the arrays DataFusion hands the final one.
+    fn state_arrays(acc: &mut RowsAcc) -> Vec<ArrayRef> {
+        acc.state()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_array().unwrap())
+            .collect()
+    }
+
     #[test]
-    fn row_states_round_trip_through_their_encoding() {
+    fn row_states_round_trip_through_their_arrays() {
+        let mut fin = RowsAcc::default();
         for p in parts() {
-            let ScalarValue::Binary(Some(b)) = encode(&p).unwrap() else {
-                panic!("not binary")
+            let (len, runs, hashes) = (p.hashes.len(), p.runs.clone(), p.hashes.clone());
+            let mut acc = RowsAcc {
+                state: p,
+                ..RowsAcc::default()
             };
-            let back: RowsState = decode(&b).unwrap();
-            assert_eq!(back.hashes.len(), p.hashes.len());
-            assert!(back.hashes.iter().eq(p.hashes.iter()));
-            assert_eq!(back.runs, p.runs);
+            fin.merge_batch(&state_arrays(&mut acc)).unwrap();
+            let back = fin.parts.last().unwrap();
+            assert_eq!(back.hashes.len(), len);
+            assert!(back.hashes.iter().eq(hashes.iter()));
+            assert_eq!(back.runs, runs);
         }
-        // A truncated chunk is an error, not a panic.
-        let ScalarValue::Binary(Some(b)) = encode(&parts()[0]).unwrap() else {
-            panic!("not binary")
+        // The states merged give the duplicates the parts give.
+        let (whole, direct) = (duplicates(&fin.parts, 5, 1), duplicates(&parts(), 5, 1));
+        assert_eq!(
+            (whole.rows, whole.groups, whole.examples),
+            (direct.rows, direct.groups, direct.examples)
+        );
+        // A state whose runs do not cover its hashes is an error, not a panic.
+        let mut acc = RowsAcc {
+            state: parts().remove(0),
+            ..RowsAcc::default()
         };
-        assert!(decode::<RowsState>(&b[..b.len() / 2]).is_err());
+        let mut arrays = state_arrays(&mut acc);
+        arrays[1] = u64_list(ScalarBuffer::from(vec![0u64, 5]))
+            .to_array()
+            .unwrap();
+        assert!(RowsAcc::default().merge_batch(&arrays).is_err());
     }
 }
