@@ -761,28 +761,22 @@ impl Splitter {
         !(((x & !HI) + !HI) | x) & HI
     }
 
-    /// Position of the first delimiter, quote or `\r` at or after `from`.
+    /// The high bit of each byte of the word at `i` that is a delimiter,
+    /// quote or `\r`.
     ///
     /// Hand-written (SWAR, safe code) because the crates that split CSV with
     /// SIMD do not keep each record's raw text and line, which quarantine
     /// needs, and memchr3 per field costs more than it saves on short fields.
     #[inline]
-    fn next_special(&self, line: &[u8], from: usize) -> Option<usize> {
-        let mut i = from;
-        while let Some(chunk) = line.get(i..i + 8) {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(chunk);
-            let w = u64::from_le_bytes(a);
-            let m = Self::eq(w, self.d) | Self::eq(w, self.q) | Self::eq(w, LO * b'\r' as u64);
-            if m != 0 {
-                return Some(i + (m.trailing_zeros() / 8) as usize);
-            }
-            i += 8;
-        }
-        line[i.min(line.len())..]
-            .iter()
-            .position(|&c| c == self.delimiter || c == self.quote || c == b'\r')
-            .map(|p| i + p)
+    fn specials(&self, word: &[u8]) -> u64 {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(word);
+        let w = u64::from_le_bytes(a);
+        Self::eq(w, self.d) | Self::eq(w, self.q) | Self::eq(w, LO * b'\r' as u64)
+    }
+
+    fn is_special(&self, c: u8) -> bool {
+        c == self.delimiter || c == self.quote || c == b'\r'
     }
 }
 
@@ -795,13 +789,16 @@ impl Splitter {
 fn split_simple(line: &[u8], sp: &Splitter, spans: &mut Vec<(usize, usize)>) -> bool {
     spans.clear();
     let n = line.len();
+    // The open field starts at `start`; bytes before `i` are scanned.
+    let mut start = 0;
     let mut i = 0;
-    loop {
-        if i < n && line[i] == sp.quote {
-            let Some(close) = memchr::memchr(sp.quote, &line[i + 1..]).map(|c| i + 1 + c) else {
+    'field: loop {
+        if start < n && line[start] == sp.quote {
+            let Some(close) = memchr::memchr(sp.quote, &line[start + 1..]).map(|c| start + 1 + c)
+            else {
                 return false;
             };
-            spans.push((i + 1, close));
+            spans.push((start + 1, close));
             let after = close + 1;
             if after == n {
                 return true;
@@ -809,20 +806,46 @@ fn split_simple(line: &[u8], sp: &Splitter, spans: &mut Vec<(usize, usize)>) -> 
             if line[after] != sp.delimiter {
                 return false;
             }
-            i = after + 1;
+            start = after + 1;
+            i = start;
             continue;
         }
-        match sp.next_special(line, i) {
-            None => {
-                spans.push((i, n));
-                return true;
+        // A word at a time, every special byte in it in turn: each word is
+        // read once, however many fields end in it.
+        while let Some(word) = line.get(i..i + 8) {
+            let mut m = sp.specials(word);
+            while m != 0 {
+                let j = i + (m.trailing_zeros() / 8) as usize;
+                m &= m - 1;
+                if j < start {
+                    continue; // before the field (a quoted field ended in this word)
+                }
+                if line[j] != sp.delimiter {
+                    return false;
+                }
+                spans.push((start, j));
+                start = j + 1;
+                if start < n && line[start] == sp.quote {
+                    continue 'field;
+                }
             }
-            Some(j) if line[j] == sp.delimiter => {
-                spans.push((i, j));
-                i = j + 1;
-            }
-            Some(_) => return false,
+            i += 8;
         }
+        for j in i.max(start)..n {
+            if sp.is_special(line[j]) {
+                if line[j] != sp.delimiter {
+                    return false;
+                }
+                spans.push((start, j));
+                start = j + 1;
+                if start < n && line[start] == sp.quote {
+                    i = start;
+                    continue 'field;
+                }
+            }
+        }
+        spans.push((start, n));
+        return true;
     }
 }
 
