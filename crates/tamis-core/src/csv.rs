@@ -817,9 +817,6 @@ fn split_simple(line: &[u8], sp: &Splitter, spans: &mut Vec<(usize, usize)>) -> 
             while m != 0 {
                 let j = i + (m.trailing_zeros() / 8) as usize;
                 m &= m - 1;
-                if j < start {
-                    continue; // before the field (a quoted field ended in this word)
-                }
                 if line[j] != sp.delimiter {
                     return false;
                 }

@@ -5,8 +5,9 @@
 //! a bounded channel (sixteen batches in flight: a few MiB), so memory does
 //! not grow with the file. With only two, the reader and the partitions
 //! above it waited on each other often enough to leave a core idle about a
-//! sixth of the time; sixteen absorb the jitter (profile wall -8 % at 10M rows). DataFusion repartitions the stream round-robin for the work
-//! above it, so aggregates use every core.
+//! sixth of the time; sixteen absorb the jitter (profile wall about -10 %
+//! at 10M rows). DataFusion repartitions the stream round-robin for the
+//! work above it, so aggregates use every core.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;

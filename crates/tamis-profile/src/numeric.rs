@@ -164,7 +164,7 @@ impl NumState {
     /// t-digest. `n` already counts them.
     fn flush(&mut self) {
         if !self.buffer.is_empty() {
-            let buf = std::mem::take(&mut self.buffer);
+            let mut buf = std::mem::take(&mut self.buffer);
             let nb = buf.len() as f64;
             let (mut lo, mut hi) = (self.min, self.max);
             let (mut zeros, mut negatives) = (0u64, 0u64);
@@ -214,9 +214,11 @@ impl NumState {
             // IEEE total order, so as `merge_unsorted_f64`'s `total_cmp`
             // sort would; the digest is the same) rather than by comparisons:
             // the comparison sort was a twentieth of a profile's time.
-            let mut buf = buf;
             radsort::sort(&mut buf);
             self.digest = self.digest.merge_sorted_f64(&buf);
+            // The buffer is kept, not grown again from empty for the next values.
+            buf.clear();
+            self.buffer = buf;
         }
     }
 
