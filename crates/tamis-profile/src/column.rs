@@ -1,14 +1,23 @@
 //! One column's profile state: updated per value, merged across partitions,
 //! and finished into a [`ColumnProfile`].
 //!
-//! Values arrive as text. Each non-missing value is checked against the
-//! column's sample type (so the run never aborts on a stray value; the
-//! mismatch is counted), counted in [`Freq`], measured (length,
-//! whitespace), and, for numeric and date types, parsed into their
-//! statistics. Shape patterns and formats are computed once per distinct
-//! value while the column is exact; after, on the values whose hash falls in
-//! one [`SHAPE_SAMPLE`]-th of the hash space, each counted `SHAPE_SAMPLE`
-//! times (an estimate, flagged `patterns_exact: false`).
+//! Values arrive as text. While a column has few distinct values (the
+//! exact map of [`Freq`] holds them all), a value is only counted there;
+//! what depends on the value alone is measured once per distinct value and
+//! weighted by its count when the map is given up or the profile finished.
+//! After that, each non-missing value is checked against the column's
+//! sample type (so the run never aborts on a stray value; the mismatch is
+//! counted), counted in [`Freq`], measured (length, whitespace), and, for
+//! numeric and date types, parsed into their statistics. Shape patterns and
+//! formats are exact while the column is exact; after, they are counted on
+//! the values whose hash falls in one [`SHAPE_SAMPLE`]-th of the hash space,
+//! each counted `SHAPE_SAMPLE` times (an estimate, flagged
+//! `patterns_exact: false`).
+//!
+//! Examples (row ids of whitespace, mismatches, invalid formats, future
+//! dates, impossible values, outliers) are the first rows found: of a
+//! column measured per distinct value, the first rows of the first
+//! offending values.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -22,7 +31,7 @@ use tamis_core::types::{
 
 use crate::freq::{EXACT_EARLY, EXACT_LIMIT, Freq, value_hash};
 use crate::model::*;
-use crate::numeric::NumState;
+use crate::numeric::{Num, NumState};
 use crate::shape::{NameHint, ValueFormat, detect_format, detect_if, name_hint, pattern_into};
 
 /// Examples kept per finding.
@@ -167,6 +176,9 @@ pub struct ColumnState {
     null_bins: NullBins,
     #[serde(skip)]
     scratch: String,
+    /// Numbers measured with their counts, waiting to be folded in together.
+    #[serde(skip)]
+    staged: Vec<(Num, u64, u64)>,
 }
 
 impl ColumnState {
@@ -208,6 +220,7 @@ impl ColumnState {
             invalid_examples: Vec::new(),
             null_bins: NullBins::default(),
             scratch: String::new(),
+            staged: Vec::new(),
         }
     }
 
@@ -222,6 +235,14 @@ impl ColumnState {
     }
 
     /// Counts one present value at `row`.
+    ///
+    /// While the column is exact (and no merge has streamed it), a value is
+    /// only counted in the exact map: everything else about it (length,
+    /// whitespace, type, numeric and date statistics, format) depends on the
+    /// value alone, so it is measured once per distinct value, weighted by
+    /// its count, when the map is given up or the profile finished
+    /// ([`ColumnState::stream_from_exact`]). Most columns are exact (names,
+    /// codes, dates, small numbers), and most of their values repeats.
     #[inline]
     pub fn add(&mut self, raw: &str, row: u64, ctx: &Ctx) {
         self.count += 1;
@@ -241,30 +262,10 @@ impl ColumnState {
                 return;
             }
         }
-        // Length in characters (bytes when ASCII, which is the common case).
-        let len = if raw.is_ascii() {
-            raw.len()
-        } else {
-            raw.chars().count()
-        } as u64;
-        self.len_min = self.len_min.min(len);
-        self.len_max = self.len_max.max(len);
-        self.len_sum += len;
-        let bytes = raw.as_bytes();
-        let lead = bytes[0].is_ascii_whitespace() || raw.starts_with(char::is_whitespace);
-        let trail =
-            bytes[bytes.len() - 1].is_ascii_whitespace() || raw.ends_with(char::is_whitespace);
-        if lead || trail {
-            self.leading_ws += lead as u64;
-            self.trailing_ws += trail as u64;
-            push_example(&mut self.ws_examples, row);
-        }
-        let v = if lead || trail { raw.trim() } else { raw };
-
         // Frequencies. The exact map gives way to the sketch at EXACT_LIMIT
         // distinct values, or already at EXACT_EARLY when most values are new
         // (an id, an email: it would only fill up); what it holds is
-        // classified first.
+        // measured and classified first.
         // A value the exact map holds is counted by one lookup; only a new one
         // may switch the column to the sketch.
         let counted = self.freq.bump(raw);
@@ -274,65 +275,99 @@ impl ColumnState {
         {
             let seen = (self.count - self.missing()) as usize;
             if m.len() >= EXACT_LIMIT || m.len() * 4 > seen {
-                self.stream_from_exact();
+                self.stream_from_exact(ctx);
                 self.freq.degrade();
             }
         }
-        // The format, when already detected for this value (sampled, streamed columns).
-        let detected = if self.freq.is_exact() {
+        let shape = if self.freq.is_exact() {
             if !counted {
                 self.freq.add_new(raw, row);
             }
-            // Once a merge has classified the exact values (and streamed the
-            // state), each further value is classified as it comes.
-            self.streamed.then(|| self.classify(v, 1))
+            if !self.streamed {
+                // Measured with its count later.
+                return;
+            }
+            // Once a merge has measured the exact values (and streamed the
+            // state), each further value is measured and classified as it comes.
+            Some(1)
         } else {
             let h = value_hash(raw);
             self.freq.add_hashed(raw, h, row);
             self.shape_sampled += 1;
             // Sampled by value: every occurrence of a sampled value is counted.
-            h.is_multiple_of(SHAPE_SAMPLE)
-                .then(|| self.classify(v, SHAPE_SAMPLE))
+            h.is_multiple_of(SHAPE_SAMPLE).then_some(SHAPE_SAMPLE)
         };
+        self.measure(raw, row, 1, shape, ctx, false);
+    }
+
+    /// Measures a present value seen `n` times, first (or here) at `row`:
+    /// length, whitespace, the sample type's parse and statistics, the
+    /// expected format, and (with `shape`, counted that many times) its
+    /// pattern and format. With `staged`, numbers wait in `self.staged` to
+    /// be folded in together ([`NumState::add_counted`]).
+    fn measure(
+        &mut self,
+        raw: &str,
+        row: u64,
+        n: u64,
+        shape: Option<u64>,
+        ctx: &Ctx,
+        staged: bool,
+    ) {
+        // Length in characters (bytes when ASCII, which is the common case).
+        let len = if raw.is_ascii() {
+            raw.len()
+        } else {
+            raw.chars().count()
+        } as u64;
+        self.len_min = self.len_min.min(len);
+        self.len_max = self.len_max.max(len);
+        self.len_sum += len * n;
+        let bytes = raw.as_bytes();
+        let lead = bytes[0].is_ascii_whitespace() || raw.starts_with(char::is_whitespace);
+        let trail =
+            bytes[bytes.len() - 1].is_ascii_whitespace() || raw.ends_with(char::is_whitespace);
+        if lead || trail {
+            self.leading_ws += lead as u64 * n;
+            self.trailing_ws += trail as u64 * n;
+            push_example(&mut self.ws_examples, row);
+        }
+        let v = if lead || trail { raw.trim() } else { raw };
+        // The format, when already detected for this value (classified values).
+        let detected = shape.map(|k| self.classify(v, k * n));
 
         match ctx.sample_type {
             ColumnType::Integer => match parse_int(v) {
                 Some(i) => {
-                    if let Some(n) = self.num.as_mut() {
-                        n.add_int(i, row);
-                    }
-                    self.check_numeric(i as f64, row, v, ctx);
+                    self.number(Num::Int(i), row, n, staged);
+                    self.check_numeric(i as f64, row, n, v, ctx);
                 }
                 None => match parse_float(v) {
                     Some(f) => {
                         if is_big_int(v) {
-                            self.big_ints += 1;
+                            self.big_ints += n;
                         } else {
-                            self.mismatch(row, v, true, false);
+                            self.mismatch(row, n, v, true, false);
                         }
-                        if let Some(n) = self.num.as_mut() {
-                            n.add_float(f, row);
-                        }
-                        self.check_numeric(f, row, v, ctx);
+                        self.number(Num::Float(f), row, n, staged);
+                        self.check_numeric(f, row, n, v, ctx);
                     }
-                    None => self.mismatch(row, v, false, false),
+                    None => self.mismatch(row, n, v, false, false),
                 },
             },
             ColumnType::Float => match parse_float(v) {
                 Some(f) => {
                     if is_big_int(v) {
-                        self.big_ints += 1;
+                        self.big_ints += n;
                     }
-                    if let Some(n) = self.num.as_mut() {
-                        n.add_float(f, row);
-                    }
-                    self.check_numeric(f, row, v, ctx);
+                    self.number(Num::Float(f), row, n, staged);
+                    self.check_numeric(f, row, n, v, ctx);
                 }
-                None => self.mismatch(row, v, false, false),
+                None => self.mismatch(row, n, v, false, false),
             },
             ColumnType::Boolean => {
                 if parse_bool(v).is_none() {
-                    self.mismatch(row, v, false, false);
+                    self.mismatch(row, n, v, false, false);
                 }
             }
             ColumnType::Date | ColumnType::Datetime => {
@@ -341,17 +376,17 @@ impl ColumnState {
                 match parsed {
                     Some((d, f)) => {
                         if ctx.sample_type == ColumnType::Date && f == DateFormat::IsoDatetime {
-                            self.mismatch(row, v, false, true);
+                            self.mismatch(row, n, v, false, true);
                         }
-                        *self.date_formats.entry(f).or_default() += 1;
+                        *self.date_formats.entry(f).or_default() += n;
                         self.date_min = Some(self.date_min.map_or(d, |m| m.min(d)));
                         self.date_max = Some(self.date_max.map_or(d, |m| m.max(d)));
                         if d > ctx.spec.today {
-                            self.future += 1;
+                            self.future += n;
                             push_example(&mut self.future_examples, (row, cut(v)));
                         }
                     }
-                    None => self.mismatch(row, v, false, false),
+                    None => self.mismatch(row, n, v, false, false),
                 }
             }
             ColumnType::String => {}
@@ -359,23 +394,36 @@ impl ColumnState {
         if let Some(want) = ctx.expect_format
             && detected.unwrap_or_else(|| detect_if(v, want)) != Some(want)
         {
-            self.invalid_format += 1;
+            self.invalid_format += n;
             push_example(&mut self.invalid_examples, (row, cut(v)));
         }
     }
 
+    /// Adds a number seen `n` times: now, or staged (see [`ColumnState::measure`]).
     #[inline]
-    fn check_numeric(&mut self, x: f64, row: u64, v: &str, ctx: &Ctx) {
+    fn number(&mut self, x: Num, row: u64, n: u64, staged: bool) {
+        if staged {
+            self.staged.push((x, n, row));
+        } else if let Some(s) = self.num.as_mut() {
+            match x {
+                Num::Int(i) => s.add_int(i, row),
+                Num::Float(f) => s.add_float(f, row),
+            }
+        }
+    }
+
+    #[inline]
+    fn check_numeric(&mut self, x: f64, row: u64, n: u64, v: &str, ctx: &Ctx) {
         if ctx.hint == Some(NameHint::Age) && !(0.0..=130.0).contains(&x) {
-            self.impossible += 1;
+            self.impossible += n;
             push_example(&mut self.impossible_examples, (row, cut(v)));
         }
     }
 
-    fn mismatch(&mut self, row: u64, v: &str, as_float: bool, as_datetime: bool) {
-        self.mismatches += 1;
-        self.mismatch_float += as_float as u64;
-        self.mismatch_datetime += as_datetime as u64;
+    fn mismatch(&mut self, row: u64, n: u64, v: &str, as_float: bool, as_datetime: bool) {
+        self.mismatches += n;
+        self.mismatch_float += as_float as u64 * n;
+        self.mismatch_datetime += as_datetime as u64 * n;
         push_example(&mut self.mismatch_examples, (row, cut(v)));
     }
 
@@ -399,33 +447,44 @@ impl ColumnState {
         format
     }
 
-    /// Counts patterns and formats for every value held exactly, then switches to per-value counting.
-    fn stream_from_exact(&mut self) {
+    /// Measures every value held exactly, once each and weighted by its
+    /// count (see [`ColumnState::add`]), then switches to measuring each
+    /// value as it comes. Values go in the order of their first rows, so the
+    /// examples are the first rows of the first offending values, and the
+    /// result does not depend on the map's order.
+    fn stream_from_exact(&mut self, ctx: &Ctx) {
         if self.streamed {
             return;
         }
-        let entries: Vec<(String, u64)> = self
+        let mut entries: Vec<(String, u64, u64)> = self
             .freq
             .known()
             .into_iter()
-            .map(|(k, c, _)| (k.to_string(), c))
+            .map(|(k, c, first)| (k.to_string(), c, first))
             .collect();
-        for (k, c) in entries {
-            self.classify(&k, c);
+        entries.sort_unstable_by_key(|e| e.2);
+        for (k, c, first) in &entries {
+            self.measure(k, *first, *c, Some(1), ctx, true);
+        }
+        if !self.staged.is_empty() {
+            let staged = std::mem::take(&mut self.staged);
+            if let Some(num) = self.num.as_mut() {
+                num.add_counted(&staged);
+            }
         }
         self.streamed = true;
     }
 
     /// Merges another partition's state into this one.
-    pub fn merge(&mut self, mut o: ColumnState) {
+    pub fn merge(&mut self, mut o: ColumnState, ctx: &Ctx) {
         self.first_row = self.first_row.min(o.first_row);
         let union_may_overflow = match (self.freq.exact(), o.freq.exact()) {
             (Some(a), Some(b)) => a.len() + b.len() > EXACT_LIMIT,
             _ => true,
         };
         if self.streamed || o.streamed || union_may_overflow {
-            self.stream_from_exact();
-            o.stream_from_exact();
+            self.stream_from_exact(ctx);
+            o.stream_from_exact(ctx);
             for (k, c) in o.patterns.drain() {
                 if let Some(x) = self.patterns.get_mut(&k) {
                     *x += c;
@@ -488,9 +547,7 @@ impl ColumnState {
 
     /// Finishes into the profile of the column.
     pub fn finish(mut self, spec: &ColumnSpec) -> ColumnProfile {
-        if !self.streamed {
-            self.stream_from_exact();
-        }
+        self.stream_from_exact(&Ctx::new(spec.clone()));
         let present = self.count - self.missing();
         let hint = name_hint(&spec.name);
         let inferred = if self.mismatches == 0 {
@@ -836,7 +893,7 @@ fn numeric_stats(n: &NumState, big_ints: u64) -> NumericStats {
         p99: q(0.99),
     };
     let count_outside = |lo: f64, hi: f64| -> u64 {
-        let below = if lo <= n.min { 0.0 } else { n.cdf(lo) };
+        let below = if lo <= n.min { 0.0 } else { n.cdf_below(lo) };
         let above = if hi >= n.max { 0.0 } else { 1.0 - n.cdf(hi) };
         ((below + above) * n.n as f64).round() as u64
     };
@@ -858,13 +915,34 @@ fn numeric_stats(n: &NumState, big_ints: u64) -> NumericStats {
             })
             .collect()
     };
+    // Exact from the values themselves when the column had few enough of
+    // them; else from the digest and the kept extremes.
+    let outside = |lo: f64, hi: f64| -> (u64, Vec<Example>) {
+        match n.exact_outside(lo, hi) {
+            Some((count, firsts)) => (
+                count,
+                firsts
+                    .into_iter()
+                    .map(|(v, r)| Example {
+                        row_id: r,
+                        value: fmt_num(v),
+                    })
+                    .collect(),
+            ),
+            None => (
+                exact_or(count_outside(lo, hi), n, lo, hi),
+                outside_examples(lo, hi),
+            ),
+        }
+    };
     let iqr = quantiles.p75 - quantiles.p25;
     let (lo, hi) = (quantiles.p25 - 1.5 * iqr, quantiles.p75 + 1.5 * iqr);
+    let (count, examples) = outside(lo, hi);
     let iqr_rule = OutlierRule {
         lower: lo,
         upper: hi,
-        count: exact_or(count_outside(lo, hi), n, lo, hi),
-        examples: outside_examples(lo, hi),
+        count,
+        examples,
     };
     let median = quantiles.p50;
     let mad = mad_estimate(n, median);
@@ -873,19 +951,16 @@ fn numeric_stats(n: &NumState, big_ints: u64) -> NumericStats {
     } else {
         (median, median)
     };
+    let (count, examples) = if mad > 0.0 {
+        outside(zlo, zhi)
+    } else {
+        (0, Vec::new())
+    };
     let z_rule = OutlierRule {
         lower: zlo,
         upper: zhi,
-        count: if mad > 0.0 {
-            exact_or(count_outside(zlo, zhi), n, zlo, zhi)
-        } else {
-            0
-        },
-        examples: if mad > 0.0 {
-            outside_examples(zlo, zhi)
-        } else {
-            Vec::new()
-        },
+        count,
+        examples,
     };
     NumericStats {
         count: n.n,
@@ -930,7 +1005,7 @@ fn mad_estimate(n: &NumState, median: f64) -> f64 {
     }
     for _ in 0..60 {
         let d = (lo + hi) / 2.0;
-        if n.cdf(median + d) - n.cdf(median - d) < 0.5 {
+        if n.cdf(median + d) - n.cdf_below(median - d) < 0.5 {
             lo = d
         } else {
             hi = d
@@ -974,7 +1049,7 @@ fn histogram(n: &NumState, q: &Quantiles) -> Histogram {
     let below = if lo <= n.min {
         0
     } else {
-        (cdf(lo) * total).round() as u64
+        (n.cdf_below(lo) * total).round() as u64
     };
     let mut prev_cum = below;
     for e in &edges[1..] {
@@ -1010,14 +1085,14 @@ impl ColumnState {
     /// that the order in which partitions finish cannot change the result:
     /// sketches (t-digest, pattern caps) and float sums depend on merge order.
     /// `None` when every state is empty.
-    pub fn merge_all(mut states: Vec<ColumnState>) -> Option<ColumnState> {
+    pub fn merge_all(mut states: Vec<ColumnState>, ctx: &Ctx) -> Option<ColumnState> {
         // Empty partials (a partition that got no batch) add nothing.
         states.retain(|s| s.count > 0);
         states.sort_by_key(|s| (s.first_row, s.count));
         let mut it = states.into_iter();
         let mut acc = it.next()?;
         for s in it {
-            acc.merge(s);
+            acc.merge(s, ctx);
         }
         Some(acc)
     }

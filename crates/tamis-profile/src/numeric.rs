@@ -8,7 +8,7 @@
 //! theory, and measured by the property tests at under 1 % of n for p1..p99
 //! (the tails are better than the middle: t-digest keeps them finer).
 
-use datafusion_functions_aggregate_common::tdigest::TDigest;
+use datafusion_functions_aggregate_common::tdigest::{Centroid, TDigest};
 use serde::{Deserialize, Serialize};
 
 /// Centroids kept by the t-digest.
@@ -48,6 +48,10 @@ pub struct NumState {
     #[serde(with = "digest_serde")]
     digest: TDigest,
     buffer: Vec<f64>,
+    /// Every finite value with its count and first row, ascending, while all
+    /// values came in counted ([`NumState::add_counted`]): quantiles, ranks
+    /// and outliers are then exact, not the digest's estimates.
+    exact: Option<Vec<(f64, u64, u64)>>,
 }
 
 mod digest_serde {
@@ -111,11 +115,106 @@ impl Default for NumState {
             highest: Vec::new(),
             digest: TDigest::new(DIGEST_SIZE),
             buffer: Vec::new(),
+            exact: None,
         }
     }
 }
 
+/// A parsed number: an integer keeps the sum exact.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Num {
+    /// An integer.
+    Int(i64),
+    /// Any other number.
+    Float(f64),
+}
+
 impl NumState {
+    /// Adds values each seen several times, as `(value, times, first row)`:
+    /// the same statistics as adding each occurrence, computed once per
+    /// value. The moments are a two-pass mean and sum of squares over the
+    /// weighted values, merged as a partition would be; the t-digest gets one
+    /// centroid per value. Of each value, up to [`EXTREMES`] occurrences
+    /// enter the extremes, all under its first row.
+    pub fn add_counted(&mut self, items: &[(Num, u64, u64)]) {
+        let mut g = NumState::default();
+        let mut plain = 0.0;
+        let mut weighted: Vec<(f64, u64, u64)> = Vec::with_capacity(items.len());
+        for &(x, n, row) in items {
+            let v = match x {
+                Num::Int(i) => {
+                    if let Some(s) = g.int_sum.as_mut() {
+                        *s += i as i128 * n as i128;
+                    }
+                    i as f64
+                }
+                Num::Float(f) => {
+                    if f.is_infinite() {
+                        g.infinite += n;
+                        continue;
+                    }
+                    if f.fract() != 0.0 || f.abs() >= 9.2e18 {
+                        g.int_sum = None;
+                    } else if let Some(s) = g.int_sum.as_mut() {
+                        *s += f as i128 * n as i128;
+                    }
+                    f
+                }
+            };
+            g.n += n;
+            for _ in 0..n.min(EXTREMES as u64) {
+                g.extremes(v, row);
+            }
+            // Strict compares: of equal values (0 and -0) the first stays.
+            if v < g.min {
+                g.min = v;
+            }
+            if v > g.max {
+                g.max = v;
+            }
+            g.zeros += (v == 0.0) as u64 * n;
+            g.negatives += (v < 0.0) as u64 * n;
+            let t = v * n as f64;
+            plain += t;
+            g.compensated_add(t);
+            weighted.push((v, n, row));
+        }
+        if g.n > 0 {
+            let total = g.n as f64;
+            let mut mean = plain / total;
+            if !mean.is_finite() {
+                // The plain sum overflowed (values near f64::MAX): scale first.
+                mean = weighted
+                    .iter()
+                    .map(|(v, n, _)| v * (*n as f64 / total))
+                    .sum();
+            }
+            g.mean = mean;
+            g.m2 = weighted
+                .iter()
+                .map(|(v, n, _)| (v - mean) * (v - mean) * *n as f64)
+                .sum();
+            weighted.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+            let singles: Vec<TDigest> = weighted
+                .iter()
+                .map(|(v, n, _)| {
+                    TDigest::new_with_centroid(DIGEST_SIZE, Centroid::new(*v, *n as f64))
+                })
+                .collect();
+            g.digest = TDigest::merge_digests(&singles);
+            weighted.dedup_by(|b, a| {
+                let same = a.0 == b.0;
+                if same {
+                    a.1 += b.1;
+                    a.2 = a.2.min(b.2);
+                }
+                same
+            });
+            g.exact = Some(weighted);
+        }
+        self.merge(g);
+    }
+
     /// Adds an integer value.
     #[inline]
     pub fn add_int(&mut self, v: i64, row: u64) {
@@ -146,16 +245,37 @@ impl NumState {
     #[inline]
     fn add_finite(&mut self, v: f64, row: u64) {
         self.n += 1;
+        if self.exact.is_some() {
+            self.exact = None;
+        }
+        self.extremes(v, row);
+        self.buffer.push(v);
+        if self.buffer.len() >= BUFFER {
+            self.flush();
+        }
+    }
+
+    /// Keeps `v` if it is among the [`EXTREMES`] lowest or highest so far.
+    #[inline]
+    fn extremes(&mut self, v: f64, row: u64) {
         if self.lowest.len() < EXTREMES || v < self.lowest[self.lowest.len() - 1].0 {
             insert_sorted(&mut self.lowest, (v, row), |a, b| a < b);
         }
         if self.highest.len() < EXTREMES || v > self.highest[self.highest.len() - 1].0 {
             insert_sorted(&mut self.highest, (v, row), |a, b| a > b);
         }
-        self.buffer.push(v);
-        if self.buffer.len() >= BUFFER {
-            self.flush();
+    }
+
+    /// Adds `v` to the Neumaier-compensated sum.
+    #[inline]
+    fn compensated_add(&mut self, v: f64) {
+        let t = self.sum + v;
+        if self.sum.abs() >= v.abs() {
+            self.sum_c += (self.sum - t) + v;
+        } else {
+            self.sum_c += (v - t) + self.sum;
         }
+        self.sum = t;
     }
 
     /// Folds the buffered values into the moments (a two-pass mean and sum
@@ -202,13 +322,7 @@ impl NumState {
             self.zeros += zeros;
             self.negatives += negatives;
             for &v in &buf {
-                let t = self.sum + v;
-                if self.sum.abs() >= v.abs() {
-                    self.sum_c += (self.sum - t) + v;
-                } else {
-                    self.sum_c += (v - t) + self.sum;
-                }
-                self.sum = t;
+                self.compensated_add(v);
             }
             // Sorted here by a radix sort (radsort: by the bits, in the
             // IEEE total order, so as `merge_unsorted_f64`'s `total_cmp`
@@ -270,6 +384,10 @@ impl NumState {
             }
         }
         self.digest = TDigest::merge_digests([&self.digest, &o.digest]);
+        self.exact = match (self.exact.take(), o.exact) {
+            (Some(a), Some(b)) => Some(merge_counts(a, b)),
+            _ => None,
+        };
     }
 
     /// Prepares for reading quantiles (flushes the buffer).
@@ -290,13 +408,55 @@ impl NumState {
         }
     }
 
-    /// Estimated quantile `q` in [0, 1] (after [`finish`](Self::finish)).
+    /// Quantile `q` in [0, 1] (after [`finish`](Self::finish)): exact (the
+    /// nearest rank) when every value came in counted, else estimated.
     pub fn quantile(&self, q: f64) -> Option<f64> {
-        (self.n > 0).then(|| self.digest.estimate_quantile(q))
+        if self.n == 0 {
+            return None;
+        }
+        if let Some(e) = &self.exact {
+            let total: u64 = e.iter().map(|x| x.1).sum();
+            if total > 0 {
+                let rank = (q.clamp(0.0, 1.0) * (total - 1) as f64).round() as u64;
+                let mut seen = 0;
+                for &(v, c, _) in e {
+                    seen += c;
+                    if seen > rank {
+                        return Some(v);
+                    }
+                }
+            }
+        }
+        Some(self.digest.estimate_quantile(q))
     }
 
-    /// Estimated fraction of values `<= x` (after [`finish`](Self::finish)).
+    /// With the exact values: how many lie outside `[lo, hi]`, and the
+    /// first rows of the first [`EXTREMES`] such values (value, row), by row.
+    pub fn exact_outside(&self, lo: f64, hi: f64) -> Option<(u64, Vec<(f64, u64)>)> {
+        let e = self.exact.as_ref()?;
+        let outside = || e.iter().filter(|x| x.0 < lo || x.0 > hi);
+        let count = outside().map(|x| x.1).sum();
+        let mut firsts: Vec<(f64, u64)> = outside().map(|x| (x.0, x.2)).collect();
+        firsts.sort_by_key(|x| x.1);
+        firsts.truncate(EXTREMES);
+        Some((count, firsts))
+    }
+
+    /// Fraction of values `< x`: exact when every value came in counted,
+    /// else the estimate of [`NumState::cdf`] (which does not tell `<` from `<=`).
+    pub fn cdf_below(&self, x: f64) -> f64 {
+        match &self.exact {
+            Some(e) => exact_fraction(e, |v| v < x),
+            None => self.cdf(x),
+        }
+    }
+
+    /// Fraction of values `<= x` (after [`finish`](Self::finish)): exact when
+    /// every value came in counted, else estimated from the digest.
     pub fn cdf(&self, x: f64) -> f64 {
+        if let Some(e) = &self.exact {
+            return exact_fraction(e, |v| v <= x);
+        }
         let cents = self.digest.centroids();
         let total = self.digest.count();
         if cents.is_empty() || total == 0.0 {
@@ -335,6 +495,46 @@ impl NumState {
         };
         (prev_cum + frac * (total - prev_cum)) / total
     }
+}
+
+/// The share of the counted values for which `keep` holds (a prefix: `e` is ascending).
+fn exact_fraction(e: &[(f64, u64, u64)], keep: impl Fn(f64) -> bool) -> f64 {
+    let total: u64 = e.iter().map(|x| x.1).sum();
+    if total == 0 {
+        return 0.0;
+    }
+    let kept: u64 = e.iter().take_while(|x| keep(x.0)).map(|x| x.1).sum();
+    kept as f64 / total as f64
+}
+
+/// Two ascending lists of (value, count) as one.
+fn merge_counts(a: Vec<(f64, u64, u64)>, b: Vec<(f64, u64, u64)>) -> Vec<(f64, u64, u64)> {
+    let mut out: Vec<(f64, u64, u64)> = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (a.into_iter().peekable(), b.into_iter().peekable());
+    loop {
+        let next = match (i.peek(), j.peek()) {
+            (Some(x), Some(y)) => {
+                if x.0.total_cmp(&y.0).is_le() {
+                    i.next()
+                } else {
+                    j.next()
+                }
+            }
+            (Some(_), None) => i.next(),
+            (None, Some(_)) => j.next(),
+            (None, None) => break,
+        };
+        if let Some((v, c, row)) = next {
+            match out.last_mut() {
+                Some(last) if last.0 == v => {
+                    last.1 += c;
+                    last.2 = last.2.min(row);
+                }
+                _ => out.push((v, c, row)),
+            }
+        }
+    }
+    out
 }
 
 fn insert_sorted(v: &mut Vec<(f64, u64)>, x: (f64, u64), before: impl Fn(f64, f64) -> bool) {
@@ -387,6 +587,72 @@ mod tests {
             (target - hi) / sorted.len() as f64
         } else {
             0.0
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Values added with their counts give the statistics of adding
+        /// every occurrence: the same count, sums, extremes' values, zeros
+        /// and negatives, moments within rounding, quantiles within the
+        /// digest's error.
+        #[test]
+        fn counted_values_equal_each_occurrence(
+            items in proptest::collection::vec(
+                (
+                    prop_oneof![
+                        (-50i64..50).prop_map(Num::Int),
+                        (-1e3f64..1e3).prop_map(Num::Float),
+                        Just(Num::Float(f64::INFINITY)),
+                        Just(Num::Float(0.5)),
+                    ],
+                    1u64..40,
+                ),
+                1..120,
+            )
+        ) {
+            let mut each = NumState::default();
+            let mut counted = Vec::new();
+            let mut row = 0u64;
+            let mut all = Vec::new();
+            for (x, n) in &items {
+                counted.push((*x, *n, row));
+                for _ in 0..*n {
+                    match *x {
+                        Num::Int(i) => each.add_int(i, row),
+                        Num::Float(f) => each.add_float(f, row),
+                    }
+                    if let Num::Int(i) = *x { all.push(i as f64) } else if let Num::Float(f) = *x && f.is_finite() { all.push(f) }
+                    row += 1;
+                }
+            }
+            let mut c = NumState::default();
+            c.add_counted(&counted);
+            each.finish();
+            c.finish();
+            prop_assert_eq!(c.n, each.n);
+            prop_assert_eq!(c.int_sum, each.int_sum);
+            prop_assert_eq!(c.infinite, each.infinite);
+            prop_assert_eq!(c.zeros, each.zeros);
+            prop_assert_eq!(c.negatives, each.negatives);
+            if c.n > 0 {
+                prop_assert_eq!(c.min, each.min);
+                prop_assert_eq!(c.max, each.max);
+            }
+            let vals = |v: &[(f64, u64)]| v.iter().map(|x| x.0).collect::<Vec<_>>();
+            prop_assert_eq!(vals(&c.lowest), vals(&each.lowest));
+            prop_assert_eq!(vals(&c.highest), vals(&each.highest));
+            prop_assert!((c.mean - each.mean).abs() <= 1e-9 * (1.0 + each.mean.abs()));
+            prop_assert!((c.m2 - each.m2).abs() <= 1e-7 * (1.0 + each.m2.abs()));
+            prop_assert!((c.total() - each.total()).abs() <= 1e-9 * (1.0 + each.total().abs()));
+            all.sort_by(f64::total_cmp);
+            if all.len() >= 100 {
+                for q in [0.05, 0.25, 0.5, 0.75, 0.95] {
+                    let est = c.quantile(q).unwrap_or(f64::NAN);
+                    prop_assert!(rank_error(&all, est, q) <= 0.01, "q {} est {}", q, est);
+                }
+            }
         }
     }
 

@@ -134,7 +134,7 @@ impl ColumnAcc {
             &mut self.state,
             ColumnState::new(self.ctx.sample_type),
         ));
-        if let Some(s) = ColumnState::merge_all(all) {
+        if let Some(s) = ColumnState::merge_all(all, &self.ctx) {
             self.state = s;
         }
     }

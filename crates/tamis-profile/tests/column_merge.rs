@@ -94,7 +94,7 @@ fn profile_of(
     }
     let mut merged = states.remove(0);
     for s in states {
-        merged.merge(s);
+        merged.merge(s, &ctx);
     }
     (one.finish(&s), merged.finish(&s))
 }
@@ -195,7 +195,7 @@ fn distinct_and_top_values_stay_within_documented_bounds_above_the_exact_limit()
         parts[(i % 2) as usize].add(&v, i, &ctx);
     }
     let mut m = parts.remove(0);
-    m.merge(parts.remove(0));
+    m.merge(parts.remove(0), &ctx);
     let p = m.finish(&s);
     assert!(!p.distinct_exact);
     let truth = 100_000.0 - 10_000.0 + 1.0; // keys k{i} with i % 10 != 0 (as i % 100000), + HEAVY
@@ -229,7 +229,7 @@ fn shapes_past_the_exact_limit_are_estimated_within_the_documented_error() {
         one.add(&v, i, &ctx);
     }
     let mut m = parts.remove(0);
-    m.merge(parts.remove(0));
+    m.merge(parts.remove(0), &ctx);
     let p = m.finish(&s);
     let o = one.finish(&s);
     for p in [&p, &o] {
@@ -319,4 +319,64 @@ fn repeated_values_stay_exact_past_the_early_limit_and_ids_do_not() {
         "{}",
         d.distinct
     );
+}
+
+#[test]
+fn an_exact_column_has_exact_quantiles_and_outlier_counts() {
+    let t = ColumnType::Float;
+    let s = spec("value", t);
+    let ctx = Ctx::new(s.clone());
+    // 1,000 rows: 0..=9 a hundred times each but 9, which is 91 times,
+    // and 1000 nine times (the outliers).
+    let mut parts: Vec<ColumnState> = (0..2).map(|_| ColumnState::new(t)).collect();
+    for i in 0..1000u64 {
+        let v = if i % 10 == 9 && i >= 910 {
+            "1000".to_string()
+        } else {
+            (i % 10).to_string()
+        };
+        parts[(i % 2) as usize].add(&v, i, &ctx);
+    }
+    let mut m = parts.remove(0);
+    m.merge(parts.remove(0), &ctx);
+    let p = m.finish(&s);
+    let n = p.numeric.unwrap();
+    // Nearest rank over the sorted values: 0 ×100, 1 ×100, …, 9 ×91, 1000 ×9.
+    assert_eq!(n.quantiles.p25, 2.0);
+    assert_eq!(n.quantiles.p50, 5.0);
+    assert_eq!(n.quantiles.p75, 7.0);
+    assert_eq!(n.quantiles.p99, 9.0); // rank 989 of 0..=999
+    // Fences 2 - 7.5 and 7 + 7.5: exactly the nine 1000s are outside.
+    assert_eq!(n.outliers.iqr.count, 9);
+    let rows: Vec<u64> = n.outliers.iqr.examples.iter().map(|e| e.row_id).collect();
+    assert_eq!(rows, vec![919], "the first row of the one outlying value");
+    assert_eq!(
+        n.histogram.below + n.histogram.above + n.histogram.counts.iter().sum::<u64>(),
+        1000
+    );
+}
+
+#[test]
+fn examples_of_a_column_measured_per_distinct_value_are_first_rows_of_the_first_offenders() {
+    let t = ColumnType::Integer;
+    let s = spec("age", t);
+    let ctx = Ctx::new(s.clone());
+    let mut c = ColumnState::new(t);
+    // " 7" at rows 1, 2, 3; "8 " at row 5; "x" at rows 0, 4, 6; "-3" at row 9.
+    let cells = ["x", " 7", " 7", " 7", "x", "8 ", "x", "40", "41", "-3"];
+    for (i, v) in cells.iter().enumerate() {
+        c.add(v, i as u64, &ctx);
+    }
+    let p = c.finish(&s);
+    assert_eq!(p.text.leading_whitespace, 3);
+    assert_eq!(p.text.trailing_whitespace, 1);
+    assert_eq!(p.text.whitespace_examples, vec![1, 5]);
+    assert_eq!(p.type_mismatches, 3);
+    let rows: Vec<u64> = p.mismatch_examples.iter().map(|e| e.row_id).collect();
+    assert_eq!(rows, vec![0]);
+    let imp = p.impossible.unwrap();
+    assert_eq!(imp.count, 1);
+    assert_eq!(imp.examples[0].row_id, 9);
+    let n = p.numeric.unwrap();
+    assert_eq!((n.count, n.min, n.max), (7, -3.0, 41.0));
 }
