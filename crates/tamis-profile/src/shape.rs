@@ -101,11 +101,21 @@ impl ValueFormat {
 pub fn detect_if(v: &str, want: ValueFormat) -> Option<ValueFormat> {
     if want == ValueFormat::Phone {
         // What `detect_format` needs of a phone: every byte a digit or a
-        // separator, and 7 to 15 digits.
-        match digits_and_seps(v.as_bytes()) {
-            Some((digits, _)) if (7..=15).contains(&digits) => {}
+        // separator, and 7 to 15 digits. Of the formats it tries before,
+        // only a date (of exactly 10 bytes) or an IPv4 address can be made
+        // of those bytes alone (no letters, '@' or ':'; a UUID has 32 digits).
+        let b = v.as_bytes();
+        let (digits, seps) = match digits_and_seps(b) {
+            Some((digits, seps)) if (7..=15).contains(&digits) && b.len() <= 254 => (digits, seps),
             _ => return None,
+        };
+        if b.len() == 10 && parse_date(v).is_some() {
+            return Some(ValueFormat::Date);
         }
+        if is_ipv4(b) {
+            return Some(ValueFormat::Ipv4);
+        }
+        return digit_formats(b, digits, seps);
     }
     detect_format(v)
 }
@@ -174,6 +184,15 @@ pub fn detect_format(v: &str) -> Option<ValueFormat> {
         return Some(ValueFormat::Ipv4);
     }
     let (digits, seps) = digits_and_seps(b)?;
+    digit_formats(b, digits, seps)
+}
+
+/// The formats of a value made only of digits and phone separators (with
+/// that many of each) that is not a date or an IPv4 address: postcode,
+/// card number or phone.
+fn digit_formats(b: &[u8], digits: usize, seps: usize) -> Option<ValueFormat> {
+    let n = b.len();
+    let first = b[0];
     if (n == 5 && digits == 5) || (n == 10 && digits == 9 && b[5] == b'-') {
         return Some(ValueFormat::PostcodeLike);
     }
@@ -489,7 +508,16 @@ mod tests {
         /// format asked about.
         #[test]
         fn detect_if_agrees_with_detect_format(
-            v in "[0-9 ().+/:@a-fA-F-]{0,24}",
+            v in proptest::prop_oneof![
+                "[0-9 ().+/:@a-fA-F-]{0,24}",
+                "[0-9]{7}[ ]{240,260}[0-9]",
+                "[0-9]{4}[-/.][0-9]{2}[-/.][0-9]{2}",
+                "[0-9]{2}[-/.][0-9]{2}[-/.][0-9]{4}",
+                "[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,4}",
+                "[0-9]{5}-[0-9]{4}",
+                "\\+?[0-9]{13,16}",
+                "\\(?[0-9]{3}\\)?[ .-]?[0-9]{3}[ .-]?[0-9]{4}",
+            ],
             want in proptest::sample::select(vec![
                 ValueFormat::Phone, ValueFormat::Email, ValueFormat::Ipv4, ValueFormat::Url,
             ]),
