@@ -77,6 +77,30 @@ fn column_expr(name: &str) -> Expr {
     Expr::Column(Column::from_name(name))
 }
 
+/// The rows each of `partitions` partitions can expect: the input's size
+/// over the width of its first rows, with a quarter to spare, and at most
+/// 2^25 (the row hashes' first piece is reserved that large; see
+/// [`udaf::Hashes::expect`]). 0 when the size is unknown. Too few only
+/// costs the copy every partition made before; compressed input is
+/// underestimated that way.
+fn rows_per_partition(dataset: &Dataset, columns: usize, partitions: usize) -> usize {
+    let Some(bytes) = dataset.total_bytes() else {
+        return 0;
+    };
+    let Ok(sample) = dataset.sample_text(200) else {
+        return 0;
+    };
+    // A delimiter or line end per value, plus each column's mean width.
+    let width: f64 = columns as f64
+        + sample
+            .iter()
+            .filter(|v| !v.is_empty())
+            .map(|v| v.iter().map(String::len).sum::<usize>() as f64 / v.len() as f64)
+            .sum::<f64>();
+    let rows = bytes as f64 / width.max(1.0) * 1.25 / partitions.max(1) as f64;
+    (rows as usize).min(1 << 25)
+}
+
 /// Profiles a dataset in one pass.
 pub async fn profile(
     dataset: Arc<Dataset>,
@@ -105,6 +129,7 @@ pub async fn profile(
         })
         .collect();
     let ctx = session(opts.threads);
+    let partitions = ctx.copied_config().target_partitions();
     let table = dataset_table(dataset.clone(), quarantine.clone(), progress)?;
     ctx.register_table("data", table)
         .map_err(ProfileError::from)?;
@@ -127,9 +152,15 @@ pub async fn profile(
         ScalarUDF::new_from_impl(udaf::RowHashUdf::default()).call(all_cols.clone())
     };
     aggs.push(
-        AggregateUDF::new_from_impl(udaf::RowsUdaf::new(ctx.copied_config().target_partitions()))
-            .call(vec![row_hash, row_id.clone()])
-            .alias("rows"),
+        AggregateUDF::new_from_impl(
+            udaf::RowsUdaf::new(partitions).expecting(rows_per_partition(
+                &dataset,
+                columns.len(),
+                partitions,
+            )),
+        )
+        .call(vec![row_hash, row_id.clone()])
+        .alias("rows"),
     );
     let k = (opts.sample_cells / columns.len().max(1)).clamp(100, SAMPLE_ROWS);
     let mut sample_args = vec![row_id];

@@ -181,26 +181,42 @@ impl Accumulator for ColumnAcc {
 /// Row hashes in pieces. Hashes arrive one per row of the dataset, so a
 /// single vector would double its capacity (and copy itself) as it grows
 /// and hold up to twice the memory it needs; fixed-size chunks hold it
-/// exactly. A piece received from another partition is that partition's
-/// state array itself, shared rather than copied.
+/// exactly. The first piece can be made as large as the rows expected
+/// ([`Hashes::expect`]): a partition that gets no more hands its one piece
+/// on as its state without copying it. A piece received from another
+/// partition is that partition's state array itself, shared rather than
+/// copied.
 #[derive(Debug, Clone, Default)]
 pub struct Hashes {
     pieces: Vec<ScalarBuffer<u64>>,
     open: Vec<u64>,
     len: usize,
+    /// Capacity of the first piece (at least [`Hashes::CHUNK`]).
+    first: usize,
 }
 
 impl Hashes {
     const CHUNK: usize = 1 << 16;
 
+    /// Sizes the first piece for `n` hashes. Its memory is only reserved:
+    /// pages a partition never fills are never touched.
+    pub fn expect(&mut self, n: usize) {
+        self.first = n;
+    }
+
     /// Adds a hash.
     #[inline]
     pub fn push(&mut self, h: u64) {
         if self.open.capacity() == 0 {
-            self.open.reserve_exact(Self::CHUNK);
+            let cap = if self.pieces.is_empty() {
+                self.first.max(Self::CHUNK)
+            } else {
+                Self::CHUNK
+            };
+            self.open.reserve_exact(cap);
         }
         self.open.push(h);
-        if self.open.len() == Self::CHUNK {
+        if self.open.len() == self.open.capacity() {
             self.pieces
                 .push(ScalarBuffer::from(std::mem::take(&mut self.open)));
         }
@@ -213,6 +229,7 @@ impl Hashes {
             len: b.len(),
             pieces: vec![b],
             open: Vec::new(),
+            first: 0,
         }
     }
 
@@ -231,9 +248,10 @@ impl Hashes {
         self.pieces.iter().flat_map(|p| p.iter()).chain(&self.open)
     }
 
-    /// Bytes allocated.
+    /// Bytes in use (of the open piece, what is filled: the rest of a
+    /// large first piece is reserved, not touched).
     pub fn bytes(&self) -> usize {
-        self.pieces.iter().map(|p| p.len() * 8).sum::<usize>() + self.open.capacity() * 8
+        self.pieces.iter().map(|p| p.len() * 8).sum::<usize>() + self.open.len() * 8
     }
 
     /// The hashes in one buffer: the only piece as it is, or the pieces
@@ -241,6 +259,9 @@ impl Hashes {
     fn into_buffer(mut self) -> ScalarBuffer<u64> {
         if self.pieces.len() == 1 && self.open.is_empty() {
             return self.pieces.remove(0);
+        }
+        if self.pieces.is_empty() {
+            return ScalarBuffer::from(self.open);
         }
         let mut all = Vec::with_capacity(self.len);
         for p in self.pieces {
@@ -338,6 +359,8 @@ pub struct RowsUdaf {
     signature: Signature,
     /// Threads the final step may use to find the duplicates.
     threads: usize,
+    /// Rows each partition is expected to see (0: unknown).
+    expected: usize,
 }
 
 impl Default for RowsUdaf {
@@ -351,11 +374,20 @@ impl RowsUdaf {
     pub fn new(threads: usize) -> Self {
         RowsUdaf {
             threads,
+            expected: 0,
             signature: Signature::exact(
                 vec![DataType::UInt64, DataType::UInt64],
                 Volatility::Immutable,
             ),
         }
+    }
+}
+
+impl RowsUdaf {
+    /// Expects about `rows` rows in each partition.
+    pub fn expecting(mut self, rows: usize) -> Self {
+        self.expected = rows;
+        self
     }
 }
 
@@ -370,7 +402,10 @@ impl AggregateUDFImpl for RowsUdaf {
         Ok(DataType::Binary)
     }
     fn accumulator(&self, _: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        let mut state = RowsState::default();
+        state.hashes.expect(self.expected);
         Ok(Box::new(RowsAcc {
+            state,
             threads: self.threads,
             ..RowsAcc::default()
         }))
@@ -797,6 +832,35 @@ mod tests {
             1, 2, 2, 1, 1,
         ]));
         assert_eq!(row_hashes(&[a, n], 5).unwrap(), h);
+    }
+
+    #[test]
+    fn an_expected_number_of_hashes_fills_one_piece_handed_on_as_it_is() {
+        // Fewer than expected (the expectation has a margin).
+        let n = Hashes::CHUNK * 3 - 10;
+        let mut h = Hashes::default();
+        h.expect(Hashes::CHUNK * 3);
+        for i in 0..n as u64 {
+            h.push(i);
+        }
+        assert!(h.pieces.is_empty(), "one open piece");
+        assert_eq!(h.bytes(), n * 8);
+        let ptr = h.open.as_ptr();
+        let b = h.clone().into_buffer();
+        assert_eq!(b.len(), n);
+        assert!(b.iter().copied().eq(0..n as u64));
+        let moved = h.into_buffer();
+        assert_eq!(moved.as_ptr(), ptr, "not copied");
+        // More than expected: chunks follow, and the whole comes out in order.
+        let mut h = Hashes::default();
+        h.expect(Hashes::CHUNK + 5);
+        let m = 3 * Hashes::CHUNK as u64 + 7;
+        for i in 0..m {
+            h.push(i);
+        }
+        assert_eq!(h.len(), m as usize);
+        assert!(h.iter().copied().eq(0..m));
+        assert!(h.into_buffer().iter().copied().eq(0..m));
     }
 
     #[test]
