@@ -242,7 +242,7 @@ impl ColumnState {
     /// value alone, so it is measured once per distinct value, weighted by
     /// its count, when the map is given up or the profile finished
     /// ([`ColumnState::stream_from_exact`]). Most columns are exact (names,
-    /// codes, dates, small numbers), and most of their values repeats.
+    /// codes, dates, small numbers), and most of their values repeat.
     #[inline]
     pub fn add(&mut self, raw: &str, row: u64, ctx: &Ctx) {
         self.count += 1;
