@@ -6,8 +6,10 @@ usage: compare_profile.py --timeit T.txt --tamis P.json --polars PREFIX [--meta 
 - Timing: per-round ratios tamis/Polars and tamis/DuckDB (wall and CPU), medians over
   rounds, and the issue's targets checked at 10M rows.
 - Accuracy: tamis's exact statistics against Polars' exact ones (describe + null_count +
-  n_unique), column by column: rows, nulls, min, max, mean, std, distinct. Distinct counts
-  above tamis's exact limit are HyperLogLog estimates: their relative error is shown.
+  n_unique), column by column: rows, nulls, min, max, mean, std, quartiles, distinct.
+  Distinct counts above tamis's exact limit are HyperLogLog estimates, and so are the
+  quartiles of those columns (t-digest): their relative error is shown. The quartiles of a
+  column tamis counts exactly are exact and must equal Polars' (describe(): nearest rank).
 Prints Markdown on stdout. Exit status 1 if an exact statistic disagrees.
 """
 import argparse
@@ -68,12 +70,12 @@ def main():
     rows = prof["dataset"]["rows"]
     bad = 0
     out.append("Accuracy against Polars' exact statistics (✓ equal; numbers are relative errors):\n")
-    out.append("| column | nulls tamis / Polars | min | max | mean | std | distinct tamis / Polars (rel. error) |")
-    out.append("|---|---|---|---|---|---|---|")
+    out.append("| column | nulls tamis / Polars | min | max | mean | std | p25 / p50 / p75 | distinct tamis / Polars (rel. error) |")
+    out.append("|---|---|---|---|---|---|---|---|")
     for c in prof["columns"]:
         p = pol.get(c["name"])
         if p is None:
-            out.append(f"| {c['name']} | not in Polars output | | | | | |")
+            out.append(f"| {c['name']} | not in Polars output | | | | | | |")
             bad += 1
             continue
         p_nulls = int(float(p["null_count"]))
@@ -86,8 +88,16 @@ def main():
                 ok = close(tv, pv, rel) if rel else (tv == pv)
                 bad += not ok
                 cells.append("✓" if ok else f"✗ {tv} vs {pv}")
+            qs = [(n["quantiles"][k], num(p.get(pk))) for k, pk in (("p25", "25%"), ("p50", "50%"), ("p75", "75%"))]
+            if c["distinct_exact"]:
+                ok = all(tv == pv for tv, pv in qs)
+                bad += not ok
+                cells.append("✓ exact" if ok else "✗ " + ", ".join(f"{tv} vs {pv}" for tv, pv in qs))
+            else:
+                err = max(abs(tv - pv) / max(abs(pv), 1e-12) for tv, pv in qs if pv is not None)
+                cells.append(f"t-digest, ≤ {100 * err:.2f} %")
         else:
-            cells += ["", "", "", ""]
+            cells += ["", "", "", "", ""]
         # Polars counts NULL as one value; tamis counts distinct non-missing values.
         p_uniq = int(float(p["n_unique"])) - (1 if p_nulls > 0 else 0)
         rel = abs(c["distinct"] - p_uniq) / max(p_uniq, 1)
