@@ -495,9 +495,11 @@ fn issues(
                     sev,
                     o.count,
                     format!(
-                        "`{}` has about {} values outside the IQR fences [{}, {}] (max {})",
+                        "`{}` has {}{} value{} outside the IQR fences [{}, {}] (max {})",
                         c.name,
+                        if n.exact { "" } else { "about " },
                         o.count,
+                        if o.count == 1 { "" } else { "s" },
                         crate::column::fmt_num(round3(o.lower)),
                         crate::column::fmt_num(round3(o.upper)),
                         crate::column::fmt_num(n.max)

@@ -974,6 +974,7 @@ fn numeric_stats(n: &NumState, big_ints: u64) -> NumericStats {
         negatives: n.negatives,
         infinite: n.infinite,
         big_integers: big_ints,
+        exact: n.is_exact(),
         histogram: histogram(n, &quantiles),
         quantiles,
         outliers: Outliers {

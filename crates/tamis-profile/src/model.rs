@@ -216,9 +216,14 @@ pub struct NumericStats {
     pub infinite: u64,
     /// Integers too large for 64 bits (read as floats).
     pub big_integers: u64,
-    /// Quantiles from a t-digest (rank error < 1 %).
+    /// Whether the quantiles, histogram and outlier counts are exact (every
+    /// value was counted exactly); else they are t-digest estimates.
+    /// (Absent from profiles written before it: read as false.)
+    #[serde(default)]
+    pub exact: bool,
+    /// Quantiles: exact (nearest rank), or from a t-digest (rank error < 1 %).
     pub quantiles: Quantiles,
-    /// Equal-width histogram (counts from the t-digest).
+    /// Equal-width histogram (counts exact, or from the t-digest).
     pub histogram: Histogram,
     /// Outliers by IQR fences and robust z.
     pub outliers: Outliers,

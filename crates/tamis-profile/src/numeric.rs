@@ -430,6 +430,12 @@ impl NumState {
         Some(self.digest.estimate_quantile(q))
     }
 
+    /// Whether every value came in counted, so that quantiles, ranks and
+    /// outliers are exact.
+    pub fn is_exact(&self) -> bool {
+        self.exact.is_some()
+    }
+
     /// With the exact values: how many lie outside `[lo, hi]`, and the
     /// first rows of the first [`EXTREMES`] such values (value, row), by row.
     pub fn exact_outside(&self, lo: f64, hi: f64) -> Option<(u64, Vec<(f64, u64)>)> {

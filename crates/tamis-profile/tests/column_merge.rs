@@ -341,6 +341,7 @@ fn an_exact_column_has_exact_quantiles_and_outlier_counts() {
     m.merge(parts.remove(0), &ctx);
     let p = m.finish(&s);
     let n = p.numeric.unwrap();
+    assert!(n.exact);
     // Nearest rank over the sorted values: 0 ×100, 1 ×100, …, 9 ×91, 1000 ×9.
     assert_eq!(n.quantiles.p25, 2.0);
     assert_eq!(n.quantiles.p50, 5.0);
@@ -353,6 +354,18 @@ fn an_exact_column_has_exact_quantiles_and_outlier_counts() {
     assert_eq!(
         n.histogram.below + n.histogram.above + n.histogram.counts.iter().sum::<u64>(),
         1000
+    );
+    // Mostly new values give the map up: the rest are estimates, and say so.
+    let mut ids = ColumnState::new(t);
+    for i in 0..40_000u64 {
+        ids.add(&i.to_string(), i, &ctx);
+    }
+    let d = ids.finish(&s).numeric.unwrap();
+    assert!(!d.exact);
+    assert!(
+        (d.quantiles.p50 - 20_000.0).abs() < 400.0,
+        "{}",
+        d.quantiles.p50
     );
 }
 
