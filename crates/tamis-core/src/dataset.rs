@@ -556,19 +556,8 @@ impl Dataset {
         let mut types = if let Some(native) = &self.native {
             native.iter().map(column_type_of).collect()
         } else {
-            let mut opts = self.options.clone();
-            opts.limit = Some(self.options.sample_rows as u64);
-            opts.strict = false;
-            let sample = Dataset {
-                files: self.files.clone(),
-                columns: self.columns.clone(),
-                native: None,
-                options: opts,
-                schema: self.schema.clone(),
-            };
-            let q = Arc::new(Quarantine::in_memory());
             let mut values: Vec<Vec<String>> = vec![Vec::new(); self.columns.len()];
-            for batch in sample.batches(q, Arc::new(AtomicU64::new(0)))? {
+            for batch in self.head_batches(self.options.sample_rows)? {
                 let batch = batch?;
                 for (i, v) in values.iter_mut().enumerate() {
                     let col = datafusion::arrow::array::AsArray::as_string::<i32>(batch.column(i));
@@ -588,6 +577,47 @@ impl Dataset {
             }
         }
         Ok(types)
+    }
+
+    /// The first `rows` rows, as batches (malformed rows skipped, never an error).
+    fn head_batches(&self, rows: usize) -> Result<Batches> {
+        let mut opts = self.options.clone();
+        opts.limit = Some(rows as u64);
+        opts.strict = false;
+        let head = Dataset {
+            files: self.files.clone(),
+            columns: self.columns.clone(),
+            native: self.native.clone(),
+            options: opts,
+            schema: self.schema.clone(),
+        };
+        head.batches(
+            Arc::new(Quarantine::in_memory()),
+            Arc::new(AtomicU64::new(0)),
+        )
+    }
+
+    /// Rows the dataset is likely to hold: its size on disk over the mean
+    /// width (as text, a delimiter per value) of its first 1,000 rows.
+    /// Compressed and binary input is underestimated. `None` when the size
+    /// is unknown (standard input) or the head cannot be read.
+    pub fn estimated_rows(&self) -> Option<u64> {
+        let bytes = self.total_bytes()?;
+        let (mut rows, mut width) = (0usize, 0usize);
+        for batch in self.head_batches(1000).ok()? {
+            let batch = batch.ok()?;
+            rows += batch.num_rows();
+            for i in data_columns(&batch.schema()) {
+                let text =
+                    datafusion::arrow::compute::cast(batch.column(i), &DataType::Utf8).ok()?;
+                let text = datafusion::arrow::array::AsArray::as_string::<i32>(&text);
+                width += text
+                    .iter()
+                    .map(|v| v.map_or(0, str::len) + 1)
+                    .sum::<usize>();
+            }
+        }
+        (rows > 0).then(|| (bytes as f64 * rows as f64 / width.max(1) as f64) as u64)
     }
 
     /// Whether a column's type was forced by `--schema` (or is native).
@@ -778,8 +808,6 @@ impl Batches {
                 return Ok(None);
             }
             let batch_size = self.options.batch_size;
-            let index: HashMap<&str, usize> = HashMap::new();
-            let _ = index;
             let out = match self.current.as_mut() {
                 Some(FileReader::Csv(r)) => {
                     let b = r.next_batch()?;

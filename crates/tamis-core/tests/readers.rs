@@ -606,3 +606,27 @@ async fn datasets_are_sql_tables_in_datafusion() {
     assert!(text.contains("| Rome | 1 | 1    |"), "{text}");
     assert_eq!(q.summary().rows, 1);
 }
+
+#[test]
+fn row_count_is_estimated_from_the_size_and_the_head() {
+    let dir = tempfile::tempdir().unwrap();
+    // 50,000 rows of one width, a column always empty.
+    let mut text = String::from("id,name,empty\n");
+    for i in 0..50_000 {
+        text.push_str(&format!("{i:05},name{:02},\n", i % 97));
+    }
+    let p = write(dir.path(), "rows.csv", text.as_bytes());
+    let ds = Dataset::open(&[p.display().to_string()], ReadOptions::default()).unwrap();
+    let est = ds.estimated_rows().unwrap() as f64;
+    assert!((est - 50_000.0).abs() < 0.05 * 50_000.0, "estimate {est}");
+    // A gzip's size says little about its rows: an underestimate, never a failure.
+    let gz = dir.path().join("rows.csv.gz");
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::default(),
+    );
+    enc.write_all(text.as_bytes()).unwrap();
+    enc.finish().unwrap();
+    let ds = Dataset::open(&[gz.display().to_string()], ReadOptions::default()).unwrap();
+    assert!(ds.estimated_rows().unwrap() < 50_000);
+}

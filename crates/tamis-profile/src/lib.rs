@@ -77,28 +77,14 @@ fn column_expr(name: &str) -> Expr {
     Expr::Column(Column::from_name(name))
 }
 
-/// The rows each of `partitions` partitions can expect: the input's size
-/// over the width of its first rows, with a quarter to spare, and at most
-/// 2^25 (the row hashes' first piece is reserved that large; see
-/// [`udaf::Hashes::expect`]). 0 when the size is unknown. Too few only
-/// costs the copy every partition made before; compressed input is
-/// underestimated that way.
-fn rows_per_partition(dataset: &Dataset, columns: usize, partitions: usize) -> usize {
-    let Some(bytes) = dataset.total_bytes() else {
-        return 0;
-    };
-    let Ok(sample) = dataset.sample_text(200) else {
-        return 0;
-    };
-    // A delimiter or line end per value, plus each column's mean width.
-    let width: f64 = columns as f64
-        + sample
-            .iter()
-            .filter(|v| !v.is_empty())
-            .map(|v| v.iter().map(String::len).sum::<usize>() as f64 / v.len() as f64)
-            .sum::<f64>();
-    let rows = bytes as f64 / width.max(1.0) * 1.25 / partitions.max(1) as f64;
-    (rows as usize).min(1 << 25)
+/// The rows each of `partitions` partitions can expect
+/// ([`Dataset::estimated_rows`]), with a quarter to spare, and at most 2^25
+/// (the row hashes' first piece is reserved that large; see
+/// [`udaf::Hashes::expect`]). 0 when unknown. Too few only costs the copy
+/// every partition made before.
+fn rows_per_partition(dataset: &Dataset, partitions: usize) -> usize {
+    let rows = dataset.estimated_rows().unwrap_or(0) as f64;
+    ((rows * 1.25 / partitions.max(1) as f64) as usize).min(1 << 25)
 }
 
 /// Profiles a dataset in one pass.
@@ -153,11 +139,7 @@ pub async fn profile(
     };
     aggs.push(
         AggregateUDF::new_from_impl(
-            udaf::RowsUdaf::new(partitions).expecting(rows_per_partition(
-                &dataset,
-                columns.len(),
-                partitions,
-            )),
+            udaf::RowsUdaf::new(partitions).expecting(rows_per_partition(&dataset, partitions)),
         )
         .call(vec![row_hash, row_id.clone()])
         .alias("rows"),
