@@ -105,34 +105,58 @@ pub fn detect_if(v: &str, want: ValueFormat) -> Option<ValueFormat> {
         // only a date (of exactly 10 bytes) or an IPv4 address can be made
         // of those bytes alone (no letters, '@' or ':'; a UUID has 32 digits).
         let b = v.as_bytes();
-        let (digits, seps) = match digits_and_seps(b) {
-            Some((digits, seps)) if (7..=15).contains(&digits) && b.len() <= 254 => (digits, seps),
+        let s = match digit_shape(b) {
+            Some(s) if (7..=15).contains(&s.digits) && b.len() <= 254 => s,
             _ => return None,
         };
         if b.len() == 10 && parse_date(v).is_some() {
             return Some(ValueFormat::Date);
         }
-        if is_ipv4(b) {
+        // An IPv4 address is digits and exactly three dots.
+        if s.dots == 3 && s.seps == 3 && is_ipv4(b) {
             return Some(ValueFormat::Ipv4);
         }
-        return digit_formats(b, digits, seps);
+        return digit_formats(b, s);
     }
     detect_format(v)
 }
 
-/// Digits and phone separators in a value made only of them; `None` if it
-/// holds any other byte.
+/// What a value made only of digits and phone separators is made of.
+#[derive(Debug, Clone, Copy, Default)]
+struct DigitShape {
+    digits: usize,
+    /// Separators of every kind (dots, slashes and parentheses included).
+    seps: usize,
+    dots: usize,
+    slashes: usize,
+    open_parens: usize,
+}
+
+/// The [`DigitShape`] of a value made only of digits and phone separators,
+/// counted in one pass; `None` if it holds any other byte.
 #[inline]
-fn digits_and_seps(b: &[u8]) -> Option<(usize, usize)> {
-    let (mut digits, mut seps) = (0usize, 0usize);
+fn digit_shape(b: &[u8]) -> Option<DigitShape> {
+    let mut s = DigitShape::default();
     for &c in b {
         match c {
-            b'0'..=b'9' => digits += 1,
-            b' ' | b'-' | b'.' | b'(' | b')' | b'+' | b'/' => seps += 1,
+            b'0'..=b'9' => s.digits += 1,
+            b' ' | b'-' | b')' | b'+' => s.seps += 1,
+            b'.' => {
+                s.seps += 1;
+                s.dots += 1;
+            }
+            b'/' => {
+                s.seps += 1;
+                s.slashes += 1;
+            }
+            b'(' => {
+                s.seps += 1;
+                s.open_parens += 1;
+            }
             _ => return None,
         }
     }
-    Some((digits, seps))
+    Some(s)
 }
 
 /// Recognises the format of a (trimmed, non-empty) value.
@@ -183,29 +207,28 @@ pub fn detect_format(v: &str) -> Option<ValueFormat> {
     if is_ipv4(b) {
         return Some(ValueFormat::Ipv4);
     }
-    let (digits, seps) = digits_and_seps(b)?;
-    digit_formats(b, digits, seps)
+    digit_formats(b, digit_shape(b)?)
 }
 
 /// The formats of a value made only of digits and phone separators (with
 /// that many of each) that is not a date or an IPv4 address: postcode,
 /// card number or phone.
-fn digit_formats(b: &[u8], digits: usize, seps: usize) -> Option<ValueFormat> {
+fn digit_formats(b: &[u8], s: DigitShape) -> Option<ValueFormat> {
     let n = b.len();
     let first = b[0];
+    let digits = s.digits;
     if (n == 5 && digits == 5) || (n == 10 && digits == 9 && b[5] == b'-') {
         return Some(ValueFormat::PostcodeLike);
     }
-    if (13..=19).contains(&digits) && !b.contains(&b'.') && !b.contains(&b'(') && luhn(b) {
+    if (13..=19).contains(&digits) && s.dots == 0 && s.open_parens == 0 && luhn(b) {
         return Some(ValueFormat::CardLike);
     }
     if (7..=15).contains(&digits)
-        && (seps > 0 || first == b'+' || digits == 10 || digits == 11)
-        && !b.contains(&b'/')
+        && (s.seps > 0 || first == b'+' || digits == 10 || digits == 11)
+        && s.slashes == 0
     {
         // a plain number with one dot is a decimal, not a phone
-        let dots = b.iter().filter(|&&c| c == b'.').count();
-        if dots == 1 && seps == 1 {
+        if s.dots == 1 && s.seps == 1 {
             return None;
         }
         return Some(ValueFormat::Phone);
@@ -213,9 +236,11 @@ fn digit_formats(b: &[u8], digits: usize, seps: usize) -> Option<ValueFormat> {
     None
 }
 
+/// The first `c` in `b` (the memchr crate's vector search: values such as
+/// emails are long enough for it to beat a byte loop).
 #[inline]
 fn memchr_byte(c: u8, b: &[u8]) -> Option<usize> {
-    b.iter().position(|&x| x == c)
+    memchr::memchr(c, b)
 }
 
 fn starts_with_ci(b: &[u8], p: &[u8]) -> bool {
@@ -223,7 +248,11 @@ fn starts_with_ci(b: &[u8], p: &[u8]) -> bool {
 }
 
 fn is_email(b: &[u8], at: usize) -> bool {
-    if at == 0 || at + 3 >= b.len() || b[at + 1..].contains(&b'@') || b.contains(&b' ') {
+    if at == 0
+        || at + 3 >= b.len()
+        || memchr_byte(b'@', &b[at + 1..]).is_some()
+        || memchr_byte(b' ', b).is_some()
+    {
         return false;
     }
     let domain = &b[at + 1..];
