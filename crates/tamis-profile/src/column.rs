@@ -405,10 +405,7 @@ impl ColumnState {
         if staged {
             self.staged.push((x, n, row));
         } else if let Some(s) = self.num.as_mut() {
-            match x {
-                Num::Int(i) => s.add_int(i, row),
-                Num::Float(f) => s.add_float(f, row),
-            }
+            s.add(x, row);
         }
     }
 

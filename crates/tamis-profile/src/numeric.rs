@@ -141,25 +141,8 @@ impl NumState {
         let mut plain = 0.0;
         let mut weighted: Vec<(f64, u64, u64)> = Vec::with_capacity(items.len());
         for &(x, n, row) in items {
-            let v = match x {
-                Num::Int(i) => {
-                    if let Some(s) = g.int_sum.as_mut() {
-                        *s += i as i128 * n as i128;
-                    }
-                    i as f64
-                }
-                Num::Float(f) => {
-                    if f.is_infinite() {
-                        g.infinite += n;
-                        continue;
-                    }
-                    if f.fract() != 0.0 || f.abs() >= 9.2e18 {
-                        g.int_sum = None;
-                    } else if let Some(s) = g.int_sum.as_mut() {
-                        *s += f as i128 * n as i128;
-                    }
-                    f
-                }
+            let Some(v) = g.sum_in(x, n) else {
+                continue;
             };
             g.n += n;
             for _ in 0..n.min(EXTREMES as u64) {
@@ -215,28 +198,50 @@ impl NumState {
         self.merge(g);
     }
 
+    /// Counts `x`, seen `n` times, in the exact integer sum (a fraction or
+    /// a float too large for it ends that sum) or, if infinite, among the
+    /// infinite values; the value, if finite.
+    #[inline]
+    fn sum_in(&mut self, x: Num, n: u64) -> Option<f64> {
+        let v = match x {
+            Num::Int(i) => {
+                if let Some(s) = self.int_sum.as_mut() {
+                    *s += i as i128 * n as i128;
+                }
+                return Some(i as f64);
+            }
+            Num::Float(f) => f,
+        };
+        if v.is_infinite() {
+            self.infinite += n;
+            return None;
+        }
+        if v.fract() != 0.0 || v.abs() >= 9.2e18 {
+            self.int_sum = None;
+        } else if let Some(s) = self.int_sum.as_mut() {
+            *s += v as i128 * n as i128;
+        }
+        Some(v)
+    }
+
+    /// Adds a number.
+    #[inline]
+    pub fn add(&mut self, x: Num, row: u64) {
+        if let Some(v) = self.sum_in(x, 1) {
+            self.add_finite(v, row);
+        }
+    }
+
     /// Adds an integer value.
     #[inline]
     pub fn add_int(&mut self, v: i64, row: u64) {
-        if let Some(s) = self.int_sum.as_mut() {
-            *s += v as i128;
-        }
-        self.add_finite(v as f64, row);
+        self.add(Num::Int(v), row);
     }
 
     /// Adds a float value.
     #[inline]
     pub fn add_float(&mut self, v: f64, row: u64) {
-        if v.is_infinite() {
-            self.infinite += 1;
-            return;
-        }
-        if v.fract() != 0.0 || v.abs() >= 9.2e18 {
-            self.int_sum = None;
-        } else if let Some(s) = self.int_sum.as_mut() {
-            *s += v as i128;
-        }
-        self.add_finite(v, row);
+        self.add(Num::Float(v), row);
     }
 
     /// Counts a finite value. The moments, sum, min, max, zeros and

@@ -381,9 +381,7 @@ impl RowsUdaf {
             ),
         }
     }
-}
 
-impl RowsUdaf {
     /// Expects about `rows` rows in each partition.
     pub fn expecting(mut self, rows: usize) -> Self {
         self.expected = rows;
