@@ -12,7 +12,6 @@
 //! States travel between partitions as one `Binary` value (postcard), but
 //! for the row hashes: two lists of `u64`, shared rather than copied.
 
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -246,6 +245,26 @@ impl Hashes {
     /// The hashes in order.
     pub fn iter(&self) -> impl Iterator<Item = &u64> + '_ {
         self.pieces.iter().flat_map(|p| p.iter()).chain(&self.open)
+    }
+
+    /// `len` hashes from position `from` (within [`Hashes::len`]).
+    pub fn range(&self, from: usize, len: usize) -> impl Iterator<Item = u64> + '_ {
+        let end = from + len;
+        self.pieces
+            .iter()
+            .map(|p| &p[..])
+            .chain(std::iter::once(&self.open[..]))
+            .scan(0usize, |base, s| {
+                let b = *base;
+                *base += s.len();
+                Some((b, s))
+            })
+            .filter_map(move |(b, s)| {
+                let (lo, hi) = (from.max(b), end.min(b + s.len()));
+                (lo < hi).then(|| &s[lo - b..hi - b])
+            })
+            .flatten()
+            .copied()
     }
 
     /// Bytes in use (of the open piece, what is filled: the rest of a
@@ -699,83 +718,127 @@ pub fn stable_hash<T: Hash>(v: &T) -> u64 {
     h.finish()
 }
 
-/// Groups row ids by hash over the parts' rows: duplicate rows, groups, and
-/// the first example groups.
+/// Duplicate rows, their groups, and the first example groups, over the
+/// parts' rows.
+///
+/// Equal hashes are found by sorting, some slices of the hash space at a
+/// time (see [`duplicate_hashes`]); with two threads or more, the two
+/// halves of the hash space at once. The example groups are those whose
+/// first rows come first: the rows are walked once in row-id order, and
+/// the walk stops as soon as every example group has its rows.
 pub fn duplicates(parts: &[RowsState], max_examples: usize, threads: usize) -> Duplicates {
-    // Equal hashes are found by sorting, one slice of the hash space at a
-    // time, so that the copy being sorted is a sixteenth of the row hashes
-    // rather than all of them (peak memory), for 16 cheap scans; with two
-    // threads or more, two slices at a time.
-    const SLICES: u64 = 16;
-    let (dup_rows, mut dup_hashes) = if threads >= 2 {
+    let half = SLICES / 2;
+    let dup = if threads >= 2 {
         std::thread::scope(|s| {
-            let upper = s.spawn(|| duplicate_hashes(parts, SLICES / 2..SLICES));
-            let (r, mut h) = duplicate_hashes(parts, 0..SLICES / 2);
-            let (r2, h2) = upper
-                .join()
-                .unwrap_or_else(|e| std::panic::resume_unwind(e));
-            h.extend(h2);
-            (r + r2, h)
+            let upper = s.spawn(|| duplicate_hashes(parts, half..SLICES));
+            let mut d = duplicate_hashes(parts, 0..half);
+            d.extend(
+                upper
+                    .join()
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e)),
+            );
+            d
         })
     } else {
         duplicate_hashes(parts, 0..SLICES)
     };
-    let groups = dup_hashes.len() as u64;
-    let set: std::collections::HashSet<u64, ByHash> = dup_hashes.drain(..).collect();
-    let mut by_hash: HashMap<u64, Vec<u64>, ByHash> = HashMap::default();
-    for p in parts {
-        for (h, row) in p.hashes.iter().zip(p.row_ids()) {
-            if set.contains(h) {
-                by_hash.entry(*h).or_default().push(row);
-            }
-        }
-    }
-    let mut ex: Vec<Vec<u64>> = by_hash
-        .into_values()
-        .map(|mut v| {
-            v.sort_unstable();
-            v.truncate(10);
-            v
-        })
-        .collect();
-    ex.sort();
-    ex.truncate(max_examples);
     Duplicates {
-        rows: dup_rows,
-        groups,
-        examples: ex,
+        rows: dup.iter().map(|&(_, n)| n - 1).sum(),
+        groups: dup.len() as u64,
+        examples: first_groups(parts, &dup, max_examples),
     }
 }
 
-/// Row hashes are their own hash-table hashes.
-type ByHash = std::hash::BuildHasherDefault<crate::freq::KeyIsHash>;
+/// Slices of the hash space (by its top 4 bits) sorted one pass at a time.
+const SLICES: u64 = 16;
+/// Slices one pass over the row hashes gathers: a pass holds this many
+/// sixteenths of the hashes, so fewer passes cost peak memory.
+const SLICES_PER_PASS: u64 = 4;
+/// Rows listed per example group.
+const EXAMPLE_ROWS: usize = 10;
 
-/// Duplicate rows (beyond the first of each group) and the hashes that
-/// repeat, within `slices` (of 16) of the hash space.
-fn duplicate_hashes(parts: &[RowsState], slices: std::ops::Range<u64>) -> (u64, Vec<u64>) {
-    let mut dup_rows = 0u64;
-    let mut dup_hashes = Vec::new();
-    let mut sorted = Vec::new();
-    for slice in slices {
-        sorted.clear();
-        for p in parts {
-            sorted.extend(p.hashes.iter().copied().filter(|h| h >> 60 == slice));
+/// The hashes that repeat within `slices` (of [`SLICES`]) of the hash
+/// space, each with its number of rows, in ascending hash order.
+fn duplicate_hashes(parts: &[RowsState], slices: std::ops::Range<u64>) -> Vec<(u64, u64)> {
+    let mut dup = Vec::new();
+    // Reserved for a slice's share of uniform hashes and a margin: filled,
+    // not grown (each growth would copy into fresh memory).
+    let n: usize = parts.iter().map(|p| p.hashes.len()).sum();
+    let share = n / SLICES as usize;
+    let mut buckets: Vec<Vec<u64>> = (0..SLICES_PER_PASS)
+        .map(|_| Vec::with_capacity(share + share / 16 + 1024))
+        .collect();
+    let mut first = slices.start;
+    while first < slices.end {
+        let last = (first + SLICES_PER_PASS).min(slices.end);
+        for b in &mut buckets {
+            b.clear();
         }
-        sorted.sort_unstable();
-        let mut i = 0;
-        while i < sorted.len() {
-            let mut j = i + 1;
-            while j < sorted.len() && sorted[j] == sorted[i] {
-                j += 1;
+        for p in parts {
+            for &h in p.hashes.iter() {
+                let slice = h >> 60;
+                if (first..last).contains(&slice) {
+                    buckets[(slice - first) as usize].push(h);
+                }
             }
-            if j - i > 1 {
-                dup_rows += (j - i - 1) as u64;
-                dup_hashes.push(sorted[i]);
+        }
+        for b in &mut buckets[..(last - first) as usize] {
+            // Row hashes are uniform: a radix sort beats comparisons on them.
+            radsort::sort(b);
+            for run in b.chunk_by(|x, y| x == y) {
+                if run.len() > 1 {
+                    dup.push((run[0], run.len() as u64));
+                }
             }
-            i = j;
+        }
+        first = last;
+    }
+    dup
+}
+
+/// The rows of the `max` groups of duplicates whose first rows come
+/// first (at most [`EXAMPLE_ROWS`] each, in row order), given the
+/// repeating hashes with their row counts in ascending hash order.
+fn first_groups(parts: &[RowsState], dup: &[(u64, u64)], max: usize) -> Vec<Vec<u64>> {
+    if dup.is_empty() || max == 0 {
+        return Vec::new();
+    }
+    // (hash, rows still wanted, rows): the groups chosen so far.
+    let mut chosen: Vec<(u64, usize, Vec<u64>)> = Vec::with_capacity(max);
+    let mut open = 0usize;
+    // The rows in row-id order: each part's runs of consecutive ids, sorted.
+    let mut runs: Vec<(u64, u64, usize, usize)> = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        let mut at = 0usize;
+        for &(start, len) in &p.runs {
+            runs.push((start, len, i, at));
+            at += len as usize;
         }
     }
-    (dup_rows, dup_hashes)
+    runs.sort_unstable();
+    'rows: for &(start, len, part, at) in &runs {
+        for (row, h) in (start..start + len).zip(parts[part].hashes.range(at, len as usize)) {
+            if let Some(g) = chosen.iter_mut().find(|g| g.0 == h) {
+                if g.1 > 0 {
+                    g.2.push(row);
+                    g.1 -= 1;
+                    if g.1 == 0 {
+                        open -= 1;
+                    }
+                }
+            } else if chosen.len() < max
+                && let Ok(i) = dup.binary_search_by_key(&h, |d| d.0)
+            {
+                let want = (dup[i].1 as usize).min(EXAMPLE_ROWS);
+                chosen.push((h, want - 1, vec![row]));
+                open += 1;
+            }
+            if chosen.len() == max.min(dup.len()) && open == 0 {
+                break 'rows;
+            }
+        }
+    }
+    chosen.into_iter().map(|g| g.2).collect()
 }
 
 #[cfg(test)]
@@ -871,6 +934,37 @@ mod tests {
         assert_eq!((two.rows, two.groups), (one.rows, one.groups));
         assert_eq!(two.examples, one.examples);
         assert_eq!(one.examples[0], vec![3, 6]);
+    }
+
+    proptest::proptest! {
+        /// Rows spread over parts in interleaved batches, with groups of
+        /// every size: the counts and example groups equal those of
+        /// grouping all rows by hash.
+        #[test]
+        fn duplicates_equal_grouping_every_row(
+            keys in proptest::collection::vec(0u64..400, 1..3_000),
+            batch in 1usize..50,
+            max in 0usize..8,
+        ) {
+            let mut parts = vec![RowsState::default(), RowsState::default(), RowsState::default()];
+            let mut groups: std::collections::BTreeMap<u64, Vec<u64>> = Default::default();
+            for (row, k) in keys.iter().enumerate() {
+                let h = xxhash_rust::xxh3::xxh3_64(&k.to_le_bytes());
+                // Batches go to the parts in turn, as partitions get them.
+                parts[(row / batch) % 3].push(h, row as u64);
+                groups.entry(h).or_default().push(row as u64);
+            }
+            let dup: Vec<&Vec<u64>> = groups.values().filter(|g| g.len() > 1).collect();
+            let mut want: Vec<Vec<u64>> = dup.iter().map(|g| g[..g.len().min(10)].to_vec()).collect();
+            want.sort();
+            want.truncate(max);
+            for threads in [1, 2] {
+                let got = duplicates(&parts, max, threads);
+                proptest::prop_assert_eq!(got.groups, dup.len() as u64);
+                proptest::prop_assert_eq!(got.rows, dup.iter().map(|g| g.len() as u64 - 1).sum::<u64>());
+                proptest::prop_assert_eq!(&got.examples, &want);
+            }
+        }
     }
 
     /// A partial accumulator's state as the arrays DataFusion hands the final one.
