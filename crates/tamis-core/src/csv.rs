@@ -769,10 +769,16 @@ impl Splitter {
     /// needs, and memchr3 per field costs more than it saves on short fields.
     #[inline]
     fn specials(&self, word: &[u8]) -> u64 {
+        let w = Self::load(word);
+        Self::eq(w, self.d) | Self::eq(w, self.q) | Self::eq(w, LO * b'\r' as u64)
+    }
+
+    /// Eight bytes as a little-endian word (the first byte lowest).
+    #[inline]
+    fn load(word: &[u8]) -> u64 {
         let mut a = [0u8; 8];
         a.copy_from_slice(word);
-        let w = u64::from_le_bytes(a);
-        Self::eq(w, self.d) | Self::eq(w, self.q) | Self::eq(w, LO * b'\r' as u64)
+        u64::from_le_bytes(a)
     }
 
     fn is_special(&self, c: u8) -> bool {
@@ -868,9 +874,7 @@ fn split_plain(line: &[u8], sp: &Splitter, spans: &mut Vec<(usize, usize)>) -> b
         let words = block.chunks_exact(8);
         let tail = words.remainder();
         for (k, word) in words.enumerate() {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(word);
-            let w = u64::from_le_bytes(a);
+            let w = Splitter::load(word);
             // The high bit of each delimiter byte, gathered into eight
             // consecutive bits (byte k's bit lands on bit 56 + k).
             let d = Splitter::eq(w, sp.d);

@@ -370,7 +370,7 @@ fn add_entry(m: &mut FastMap, k: Key, c: (u64, u64)) {
 /// Passes a `u64` key through as its own hash: [`Heavy`]'s keys are already
 /// xxh3 hashes of the values. (std has no identity hasher; this is all of one.)
 #[derive(Default, Clone, Copy)]
-pub struct KeyIsHash(u64);
+struct KeyIsHash(u64);
 
 impl std::hash::Hasher for KeyIsHash {
     fn finish(&self) -> u64 {

@@ -309,11 +309,6 @@ impl RowsState {
         }
     }
 
-    /// Row ids in the order of `hashes`.
-    pub fn row_ids(&self) -> impl Iterator<Item = u64> + '_ {
-        self.runs.iter().flat_map(|(s, l)| *s..*s + *l)
-    }
-
     /// The state as two lists of `u64` (the hashes; the runs as
     /// start, length, start, length…). A `Binary` state would be copied
     /// twice more (encoded, then copied again into its array) and once
