@@ -185,15 +185,11 @@ impl NumState {
                 })
                 .collect();
             g.digest = TDigest::merge_digests(&singles);
-            weighted.dedup_by(|b, a| {
-                let same = a.0 == b.0;
-                if same {
-                    a.1 += b.1;
-                    a.2 = a.2.min(b.2);
-                }
-                same
-            });
-            g.exact = Some(weighted);
+            let mut exact = Vec::with_capacity(weighted.len());
+            for w in weighted {
+                push_count(&mut exact, w);
+            }
+            g.exact = Some(exact);
         }
         self.merge(g);
     }
@@ -230,18 +226,6 @@ impl NumState {
         if let Some(v) = self.sum_in(x, 1) {
             self.add_finite(v, row);
         }
-    }
-
-    /// Adds an integer value.
-    #[inline]
-    pub fn add_int(&mut self, v: i64, row: u64) {
-        self.add(Num::Int(v), row);
-    }
-
-    /// Adds a float value.
-    #[inline]
-    pub fn add_float(&mut self, v: f64, row: u64) {
-        self.add(Num::Float(v), row);
     }
 
     /// Counts a finite value. The moments, sum, min, max, zeros and
@@ -535,17 +519,23 @@ fn merge_counts(a: Vec<(f64, u64, u64)>, b: Vec<(f64, u64, u64)>) -> Vec<(f64, u
             (None, Some(_)) => j.next(),
             (None, None) => break,
         };
-        if let Some((v, c, row)) = next {
-            match out.last_mut() {
-                Some(last) if last.0 == v => {
-                    last.1 += c;
-                    last.2 = last.2.min(row);
-                }
-                _ => out.push((v, c, row)),
-            }
+        if let Some(x) = next {
+            push_count(&mut out, x);
         }
     }
     out
+}
+
+/// Appends `(value, count, first row)` to an ascending list of them, or
+/// adds it to the last entry when that holds the same value.
+fn push_count(out: &mut Vec<(f64, u64, u64)>, (v, c, row): (f64, u64, u64)) {
+    match out.last_mut() {
+        Some(last) if last.0 == v => {
+            last.1 += c;
+            last.2 = last.2.min(row);
+        }
+        _ => out.push((v, c, row)),
+    }
 }
 
 fn insert_sorted(v: &mut Vec<(f64, u64)>, x: (f64, u64), before: impl Fn(f64, f64) -> bool) {
@@ -630,10 +620,7 @@ mod tests {
             for (x, n) in &items {
                 counted.push((*x, *n, row));
                 for _ in 0..*n {
-                    match *x {
-                        Num::Int(i) => each.add_int(i, row),
-                        Num::Float(f) => each.add_float(f, row),
-                    }
+                    each.add(*x, row);
                     if let Num::Int(i) = *x { all.push(i as f64) } else if let Num::Float(f) = *x && f.is_finite() { all.push(f) }
                     row += 1;
                 }
@@ -671,14 +658,14 @@ mod tests {
     fn huge_values_keep_a_finite_mean_and_the_first_zero_is_the_min() {
         let mut n = NumState::default();
         for i in 0..3 {
-            n.add_float(1.5e308, i);
+            n.add(Num::Float(1.5e308), i);
         }
         n.finish();
         assert_eq!(n.mean, 1.5e308);
         assert_eq!(n.variance(), Some(0.0));
         let mut z = NumState::default();
-        z.add_float(-0.0, 0);
-        z.add_float(0.0, 1);
+        z.add(Num::Float(-0.0), 0);
+        z.add(Num::Float(0.0), 1);
         z.finish();
         assert!(z.min.is_sign_negative() && z.max.is_sign_negative());
         assert_eq!(z.zeros, 2);
@@ -693,8 +680,8 @@ mod tests {
             let mut all = NumState::default();
             let (mut a, mut b) = (NumState::default(), NumState::default());
             for (i, v) in values.iter().enumerate() {
-                all.add_float(*v, i as u64);
-                if i < split { a.add_float(*v, i as u64) } else { b.add_float(*v, i as u64) }
+                all.add(Num::Float(*v), i as u64);
+                if i < split { a.add(Num::Float(*v), i as u64) } else { b.add(Num::Float(*v), i as u64) }
             }
             a.merge(b);
             a.finish();
@@ -731,7 +718,7 @@ mod tests {
             }).collect();
             let (mut a, mut b) = (NumState::default(), NumState::default());
             for (i, v) in values.iter().enumerate() {
-                if i % 2 == 0 { a.add_float(*v, i as u64) } else { b.add_float(*v, i as u64) }
+                if i % 2 == 0 { a.add(Num::Float(*v), i as u64) } else { b.add(Num::Float(*v), i as u64) }
             }
             a.merge(b);
             a.finish();

@@ -242,18 +242,23 @@ impl Hashes {
         self.len == 0
     }
 
+    /// The pieces in order, the open one last.
+    fn slices(&self) -> impl Iterator<Item = &[u64]> + '_ {
+        self.pieces
+            .iter()
+            .map(|p| &p[..])
+            .chain(std::iter::once(&self.open[..]))
+    }
+
     /// The hashes in order.
     pub fn iter(&self) -> impl Iterator<Item = &u64> + '_ {
-        self.pieces.iter().flat_map(|p| p.iter()).chain(&self.open)
+        self.slices().flatten()
     }
 
     /// `len` hashes from position `from` (within [`Hashes::len`]).
     pub fn range(&self, from: usize, len: usize) -> impl Iterator<Item = u64> + '_ {
         let end = from + len;
-        self.pieces
-            .iter()
-            .map(|p| &p[..])
-            .chain(std::iter::once(&self.open[..]))
+        self.slices()
             .scan(0usize, |base, s| {
                 let b = *base;
                 *base += s.len();
