@@ -424,3 +424,39 @@ fn json_lines_input() {
     assert_eq!(v["columns"][0]["inferred_type"], "integer");
     assert_eq!(v["columns"][1]["name"], "t");
 }
+
+/// Exact duplicates compare the fields, not how a file writes them: quoted
+/// or not, `""` or nothing, `,` or `;` between fields. A comma inside a field
+/// keeps rows apart that would read alike with the fields run together.
+#[test]
+fn csv_duplicates_follow_the_fields_not_the_quoting() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = |name: &str, csv: &[u8]| {
+        write(dir.path(), name, csv);
+        let files = dir.path().join("d*.csv");
+        let out = run(&["profile", files.to_str().unwrap(), "--json"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let v = profile(
+        "d1.csv",
+        b"a,b,c\n1,x,y\n\"1\",\"x\",y\n1,\"x,y\",\n1,x,\"y,\"\n1,,z\n1,\"\",z\n",
+    );
+    assert_eq!(v["duplicates"]["rows"], 2);
+    assert_eq!(v["duplicates"]["groups"], 2);
+    assert_eq!(
+        v["duplicates"]["examples"],
+        serde_json::json!([[0, 1], [4, 5]])
+    );
+    // The same rows again, `;`-separated: each is a duplicate of its twin.
+    let v = profile(
+        "d2.csv",
+        b"a;b;c\n1;x;y\n\"1\";\"x\";y\n1;\"x,y\";\n1;x;\"y,\"\n1;;z\n1;\"\";z\n",
+    );
+    assert_eq!(v["dataset"]["rows"], 12);
+    assert_eq!(v["duplicates"]["rows"], 8);
+    assert_eq!(
+        v["duplicates"]["examples"],
+        serde_json::json!([[0, 1, 6, 7], [2, 8], [3, 9], [4, 5, 10, 11]])
+    );
+}

@@ -17,10 +17,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use csv_core::{ReadRecordResult, ReaderBuilder};
-use datafusion::arrow::array::{ArrayRef, UInt64Builder};
+use datafusion::arrow::array::{ArrayRef, UInt64Array, UInt64Builder};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 use crate::error::{CoreError, Result};
 use crate::quarantine::{Quarantine, QuarantinedRow};
@@ -240,6 +241,10 @@ pub struct CsvBatchReader {
     /// What the fast path looks for: see [`split_simple`].
     splitter: Splitter,
     fast: bool,
+    /// Whether batches carry [`crate::ROW_HASH`] (the schema ends with it).
+    hashes: bool,
+    /// Room to join a record's fields for [`text_row_hash`].
+    scratch: Vec<u8>,
 }
 
 /// What the reader needs to know besides the bytes.
@@ -248,7 +253,8 @@ pub struct CsvReaderConfig {
     pub file: String,
     /// The dialect.
     pub dialect: CsvDialect,
-    /// Output schema: the text columns then the row-id column.
+    /// Output schema: the text columns, the row-id column, then optionally
+    /// the row-hash column ([`crate::ROW_HASH`], see [`text_row_hash`]).
     pub schema: SchemaRef,
     /// Whether the bytes are raw UTF-8 that still needs checking (false for transcoded input).
     pub check_utf8: bool,
@@ -276,7 +282,12 @@ impl CsvBatchReader {
     /// [`CsvBatchReader::new`], with the one-line fast path on or off (off
     /// only in tests, to check it gives what csv-core alone gives).
     fn build(input: Box<dyn BufRead + Send>, cfg: CsvReaderConfig, fast: bool) -> Result<Self> {
-        let ncols = cfg.schema.fields().len() - 1;
+        let hashes = cfg
+            .schema
+            .fields()
+            .last()
+            .is_some_and(|f| f.name() == crate::ROW_HASH);
+        let ncols = cfg.schema.fields().len() - 1 - hashes as usize;
         let mut r = CsvBatchReader {
             input,
             file: cfg.file,
@@ -316,6 +327,8 @@ impl CsvBatchReader {
             fast: fast
                 && !matches!(cfg.dialect.delimiter, b'\n' | b'\r')
                 && cfg.dialect.delimiter != cfg.dialect.quote,
+            hashes,
+            scratch: Vec::new(),
         };
         if r.dialect.has_header {
             // The header is not a data row: it gets no row id.
@@ -539,6 +552,7 @@ impl CsvBatchReader {
             })
             .collect();
         let mut ids = UInt64Builder::with_capacity(self.batch_size);
+        let mut hashes = Vec::with_capacity(if self.hashes { self.batch_size } else { 0 });
         let mut rows = 0;
         // Bytes of the records taken: no column holds more (a field is a
         // part of its record, or shorter once its quotes are undone).
@@ -638,14 +652,35 @@ impl CsvBatchReader {
                 continue;
             }
             if self.fast_line.is_some() {
+                let mut width = 0;
                 for (c, &(a, b)) in cols.iter_mut().zip(&self.spans) {
                     c.push(&fields[a..b]);
+                    width += b - a;
+                }
+                if self.hashes {
+                    // No field was quoted when the fields and the delimiters
+                    // between them fill the line: a comma-separated line is
+                    // then its fields joined by commas, as hashed.
+                    let plain = width + nfields.saturating_sub(1) == fields.len();
+                    hashes.push(if plain && self.dialect.delimiter == b',' {
+                        xxh3_64(fields)
+                    } else {
+                        let f = self.spans.iter().map(|&(a, b)| &fields[a..b]);
+                        text_row_hash(f, &mut self.scratch)
+                    });
                 }
             } else {
                 let mut start = 0;
                 for (c, &end) in cols.iter_mut().zip(&self.ends[..nfields]) {
                     c.push(&fields[start..end]);
                     start = end;
+                }
+                if self.hashes {
+                    let starts = std::iter::once(0).chain(self.ends[..nfields].iter().copied());
+                    let f = starts
+                        .zip(&self.ends[..nfields])
+                        .map(|(a, &b)| &fields[a..b]);
+                    hashes.push(text_row_hash(f, &mut self.scratch));
                 }
             }
             ids.append_value(self.next_row_id);
@@ -669,6 +704,9 @@ impl CsvBatchReader {
             })?);
         }
         arrays.push(Arc::new(ids.finish()) as ArrayRef);
+        if self.hashes {
+            arrays.push(Arc::new(UInt64Array::from(hashes)) as ArrayRef);
+        }
         Ok(Some(RecordBatch::try_new(self.schema.clone(), arrays)?))
     }
 
@@ -901,6 +939,40 @@ fn split_plain(line: &[u8], sp: &Splitter, spans: &mut Vec<(usize, usize)>) -> b
     true
 }
 
+/// The seed of [`text_row_hash`] for a row with a comma inside a field.
+const FIELD_COMMA_SEED: u64 = 0x5851_F42D_4C95_7F2D;
+
+/// A 64-bit hash of a row of text fields, the same however the row was
+/// quoted or delimited (an empty field, quoted or not, is null, as the
+/// reader reads it): xxh3 of the fields joined by commas, which for a plain
+/// comma-separated line is the line itself. Joined fields tell rows apart
+/// only while no field holds a comma (`a,b` + `c` would join as `a` + `b,c`
+/// does), so such a row is hashed as each field's length then its bytes,
+/// with another seed.
+pub fn text_row_hash<'a>(
+    fields: impl Iterator<Item = &'a [u8]> + Clone,
+    scratch: &mut Vec<u8>,
+) -> u64 {
+    scratch.clear();
+    let mut n = 0;
+    for f in fields.clone() {
+        if n > 0 {
+            scratch.push(b',');
+        }
+        scratch.extend_from_slice(f);
+        n += 1;
+    }
+    if memchr::memchr_iter(b',', scratch).count() + 1 == n.max(1) {
+        return xxh3_64(scratch);
+    }
+    scratch.clear();
+    for f in fields {
+        scratch.extend_from_slice(&(f.len() as u64).to_le_bytes());
+        scratch.extend_from_slice(f);
+    }
+    xxh3_64_with_seed(scratch, FIELD_COMMA_SEED)
+}
+
 fn trim_newline(raw: &[u8]) -> &[u8] {
     let mut end = raw.len();
     while end > 0 && (raw[end - 1] == b'\n' || raw[end - 1] == b'\r') {
@@ -1013,6 +1085,8 @@ mod tests {
             .map(|i| Field::new(format!("c{i}"), DataType::Utf8, true))
             .collect();
         fields.push(Field::new("__row_id", DataType::UInt64, false));
+        // Every read makes row hashes too: the fast path must hash as csv-core's does.
+        fields.push(Field::new(crate::ROW_HASH, DataType::UInt64, false));
         let q = Arc::new(Quarantine::in_memory());
         let cfg = CsvReaderConfig {
             file: "t.csv".into(),
@@ -1042,10 +1116,19 @@ mod tests {
     }
 
     fn ids(batches: &[RecordBatch]) -> Vec<u64> {
+        column_u64(batches, crate::ROW_ID)
+    }
+
+    fn hashes(batches: &[RecordBatch]) -> Vec<u64> {
+        column_u64(batches, crate::ROW_HASH)
+    }
+
+    fn column_u64(batches: &[RecordBatch], name: &str) -> Vec<u64> {
         batches
             .iter()
             .flat_map(|b| {
-                b.column(b.num_columns() - 1)
+                b.column_by_name(name)
+                    .unwrap()
                     .as_primitive::<datafusion::arrow::datatypes::UInt64Type>()
                     .values()
                     .to_vec()
@@ -1303,6 +1386,97 @@ mod tests {
                 serde_json::to_string(&fs.examples).unwrap(),
                 serde_json::to_string(&ss.examples).unwrap()
             );
+        }
+    }
+
+    #[test]
+    fn row_hashes_follow_the_fields_not_the_quoting() {
+        let text =
+            b"h1,h2\nx,y\n\"x\",y\n\"x,y\",\nx,\"y,\"\nx,\nx,\"\"\n\"x\"\"\",y\n\"x\ny\",z\n";
+        let (b, q, r) = read(text, 2, false);
+        r.unwrap();
+        assert_eq!(q.summary().rows, 0);
+        let h = hashes(&b);
+        assert_eq!(h.len(), 8);
+        assert_eq!(h[0], h[1], "plain and quoted x,y");
+        assert_ne!(
+            h[2], h[3],
+            "`x,y` + null and `x` + `y,` join alike but differ"
+        );
+        assert_ne!(h[0], h[2]);
+        assert_eq!(h[4], h[5], "an empty field is null, quoted or not");
+        assert_ne!(h[0], h[4]);
+        assert_ne!(h[6], h[0], "x\" is not x");
+        let distinct: std::collections::HashSet<u64> = h.iter().copied().collect();
+        assert_eq!(distinct.len(), 6);
+        // Another delimiter, same fields: same hashes.
+        let (t, _, r) = read_delimited(b"h1;h2\nx;y\n\"x,y\";\nx;y,\n", b';', 2, false, true, 2);
+        r.unwrap();
+        assert_eq!(hashes(&t), vec![h[0], h[2], h[3]]);
+    }
+
+    /// Writes rows of fields as CSV with `delimiter`, quoting a field when
+    /// it must be and otherwise when `quote` says so.
+    fn write_rows(rows: &[Vec<String>], delimiter: u8, quote: &[bool]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for i in 0..rows.first().map_or(0, Vec::len) {
+            if i > 0 {
+                out.push(delimiter);
+            }
+            out.extend_from_slice(format!("h{i}").as_bytes());
+        }
+        out.push(b'\n');
+        let mut k = 0;
+        for row in rows {
+            for (i, f) in row.iter().enumerate() {
+                if i > 0 {
+                    out.push(delimiter);
+                }
+                let must = f
+                    .bytes()
+                    .any(|c| c == delimiter || matches!(c, b'"' | b'\n' | b'\r'));
+                k += 1;
+                if must || quote[k % quote.len()] {
+                    out.push(b'"');
+                    out.extend_from_slice(f.replace('"', "\"\"").as_bytes());
+                    out.push(b'"');
+                } else {
+                    out.extend_from_slice(f.as_bytes());
+                }
+            }
+            out.push(b'\n');
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+        /// Two rows get the same hash exactly when their fields are equal (an
+        /// empty field being null), whatever the quoting and delimiter.
+        #[test]
+        fn row_hashes_are_equal_exactly_for_equal_fields(
+            rows in proptest::collection::vec(
+                proptest::collection::vec(
+                    proptest::sample::select(vec!["", "", "a", "a", "b", ",", "a,", ",a", "\"", " ", "a;b", "\n", "ab"]),
+                    3,
+                ),
+                1..30,
+            ),
+            quote in proptest::collection::vec(proptest::bool::ANY, 1..7),
+            delimiter in proptest::sample::select(vec![b',', b',', b';', b'\t']),
+        ) {
+            let rows: Vec<Vec<String>> = rows.into_iter().map(|r| r.into_iter().map(String::from).collect()).collect();
+            let text = write_rows(&rows, delimiter, &quote);
+            let (b, q, r) = read_delimited(&text, delimiter, 3, true, true, 4);
+            proptest::prop_assert!(r.is_ok(), "{:?}", r);
+            proptest::prop_assert_eq!(q.summary().rows, 0);
+            let h = hashes(&b);
+            proptest::prop_assert_eq!(h.len(), rows.len());
+            for i in 0..rows.len() {
+                for j in 0..rows.len() {
+                    proptest::prop_assert_eq!(h[i] == h[j], rows[i] == rows[j], "rows {:?} and {:?}", &rows[i], &rows[j]);
+                }
+            }
         }
     }
 }

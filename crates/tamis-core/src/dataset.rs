@@ -34,6 +34,10 @@ use crate::types::{ColumnType, NullTokens, infer_type};
 /// The name of the row-id column every batch carries.
 pub const ROW_ID: &str = "__row_id";
 
+/// The name of the row-hash column that batches of [`Dataset::with_row_hash`]
+/// carry after [`ROW_ID`].
+pub const ROW_HASH: &str = "__row_hash";
+
 /// The row-id column of a batch.
 pub fn row_ids(
     batch: &datafusion::arrow::record_batch::RecordBatch,
@@ -45,10 +49,11 @@ pub fn row_ids(
         .ok_or_else(|| CoreError::Internal(format!("the batch has no `{ROW_ID}` column")))
 }
 
-/// Indices of a schema's fields other than the row id: the data's own columns.
+/// Indices of a schema's fields other than the row id (and row hash): the
+/// data's own columns.
 pub fn data_columns(schema: &datafusion::arrow::datatypes::Schema) -> Vec<usize> {
     (0..schema.fields().len())
-        .filter(|&i| schema.field(i).name() != ROW_ID)
+        .filter(|&i| !matches!(schema.field(i).name().as_str(), ROW_ID | ROW_HASH))
         .collect()
 }
 
@@ -530,9 +535,38 @@ impl Dataset {
         &self.columns
     }
 
-    /// The Arrow schema of the batches: the columns, then [`ROW_ID`].
+    /// The Arrow schema of the batches: the columns, then [`ROW_ID`] (and
+    /// [`ROW_HASH`] for [`Dataset::with_row_hash`]).
     pub fn schema(&self) -> SchemaRef {
         self.schema.clone()
+    }
+
+    /// This dataset, its batches carrying a [`ROW_HASH`] column after the row
+    /// ids: each row's [`crate::csv::text_row_hash`], which the CSV reader
+    /// takes from the bytes it holds anyway (for a plain line, the line
+    /// itself), where hashing the text columns afterwards reads every value
+    /// again. `None` unless every file is read as CSV (other readers do not
+    /// make the column) and no column already has the name.
+    pub fn with_row_hash(&self) -> Option<Dataset> {
+        if self.files.iter().any(|f| f.1.format != Format::Csv)
+            || self.columns.iter().any(|c| c == ROW_HASH)
+        {
+            return None;
+        }
+        let mut fields: Vec<Field> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.push(Field::new(ROW_HASH, DataType::UInt64, false));
+        Some(Dataset {
+            files: self.files.clone(),
+            columns: self.columns.clone(),
+            native: self.native.clone(),
+            options: self.options.clone(),
+            schema: Arc::new(Schema::new(fields)),
+        })
     }
 
     /// What was detected about each file.

@@ -24,7 +24,7 @@ pub mod writer;
 
 pub use cancel::Cancel;
 pub use dataset::{
-    Dataset, FileInfo, Format, ROW_ID, ReadOptions, SchemaSpec, row_ids, sample_text,
+    Dataset, FileInfo, Format, ROW_HASH, ROW_ID, ReadOptions, SchemaSpec, row_ids, sample_text,
 };
 pub use error::{CoreError, Result};
 pub use quarantine::{Quarantine, QuarantineSummary, QuarantinedRow};

@@ -25,7 +25,7 @@ use datafusion::arrow::array::{Array, AsArray};
 use datafusion::common::Column;
 use datafusion::logical_expr::{AggregateUDF, Expr, ScalarUDF};
 use tamis_core::engine::{dataset_table, from_df, session};
-use tamis_core::{CoreError, Dataset, Quarantine, ROW_ID};
+use tamis_core::{CoreError, Dataset, Quarantine, ROW_HASH, ROW_ID};
 
 pub use model::*;
 
@@ -116,7 +116,10 @@ pub async fn profile(
         .collect();
     let ctx = session(opts.threads);
     let partitions = ctx.copied_config().target_partitions();
-    let table = dataset_table(dataset.clone(), quarantine.clone(), progress)?;
+    // CSV input: the reader hashes each row from the bytes it holds.
+    let hashed = dataset.with_row_hash().map(Arc::new);
+    let scanned = hashed.clone().unwrap_or_else(|| dataset.clone());
+    let table = dataset_table(scanned, quarantine.clone(), progress)?;
     ctx.register_table("data", table)
         .map_err(ProfileError::from)?;
     let df = ctx.table("data").await?;
@@ -134,6 +137,8 @@ pub async fn profile(
     let all_cols: Vec<Expr> = columns.iter().map(|c| column_expr(c)).collect();
     let row_hash = if all_cols.is_empty() {
         Expr::Literal(datafusion::scalar::ScalarValue::UInt64(Some(0)), None)
+    } else if hashed.is_some() {
+        column_expr(ROW_HASH)
     } else {
         ScalarUDF::new_from_impl(udaf::RowHashUdf::default()).call(all_cols.clone())
     };
