@@ -12,6 +12,7 @@
 //! States travel between partitions as one `Binary` value (postcard), but
 //! for the row hashes: two lists of `u64`, shared rather than copied.
 
+use std::borrow::Cow;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -48,7 +49,7 @@ pub fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T> {
     })
 }
 
-fn as_text(a: &ArrayRef) -> Result<std::borrow::Cow<'_, StringArray>> {
+fn as_text(a: &ArrayRef) -> Result<Cow<'_, StringArray>> {
     Ok(match a.data_type() {
         DataType::Utf8 => std::borrow::Cow::Borrowed(a.as_string::<i32>()),
         _ => {
@@ -510,17 +511,75 @@ impl Accumulator for RowsAcc {
 // ---------------------------------------------------------------- sample
 
 /// A bottom-k sample: the `k` rows with the smallest seeded hash of their row id.
+/// `V` holds a row's values: a value each in the state and the result, one
+/// [`Packed`] buffer while rows are taken (most are dropped again later).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Sample {
+pub struct Sample<V = Vec<Option<String>>> {
     /// How many rows to keep.
     pub k: usize,
     /// (priority, row id, values) sorted by priority once finished.
-    pub rows: Vec<(u64, u64, Vec<Option<String>>)>,
+    pub rows: Vec<(u64, u64, V)>,
     /// Largest priority kept while full (rows above it are skipped).
     threshold: u64,
 }
 
-impl Sample {
+/// A row's values in one allocation: each value as its length (u32, little
+/// endian; `u32::MAX` for null) then its bytes. A sample takes several rows
+/// for each one it keeps, and a string per value was most of its time.
+#[derive(Debug, Clone, Default)]
+struct Packed(Vec<u8>);
+
+impl Packed {
+    const NULL: u32 = u32::MAX;
+
+    fn new(texts: &[Cow<'_, StringArray>], i: usize) -> Self {
+        let len: usize = texts.iter().map(|t| 4 + t.value(i).len()).sum();
+        let mut b = Vec::with_capacity(len);
+        for t in texts {
+            Self::put(&mut b, (!t.is_null(i)).then(|| t.value(i)));
+        }
+        Packed(b)
+    }
+
+    fn pack(values: &[Option<String>]) -> Self {
+        let mut b = Vec::new();
+        for v in values {
+            Self::put(&mut b, v.as_deref());
+        }
+        Packed(b)
+    }
+
+    fn put(b: &mut Vec<u8>, v: Option<&str>) {
+        match v {
+            // A value past 4 GiB (no reader makes one) keeps its first bytes.
+            Some(v) => {
+                let n = v.len().min(Self::NULL as usize - 1);
+                b.extend_from_slice(&(n as u32).to_le_bytes());
+                b.extend_from_slice(&v.as_bytes()[..n]);
+            }
+            None => b.extend_from_slice(&Self::NULL.to_le_bytes()),
+        }
+    }
+
+    fn unpack(&self) -> Vec<Option<String>> {
+        let mut out = Vec::new();
+        let mut rest = self.0.as_slice();
+        while let Some((len, tail)) = rest.split_first_chunk::<4>() {
+            let n = u32::from_le_bytes(*len);
+            if n == Self::NULL {
+                out.push(None);
+                rest = tail;
+            } else {
+                let (v, tail) = tail.split_at((n as usize).min(tail.len()));
+                out.push(Some(String::from_utf8_lossy(v).into_owned()));
+                rest = tail;
+            }
+        }
+        out
+    }
+}
+
+impl<V> Sample<V> {
     fn new(k: usize) -> Self {
         Sample {
             k,
@@ -544,9 +603,25 @@ impl Sample {
         }
     }
 
-    fn merge(&mut self, o: Sample) {
+    fn merge(&mut self, o: Sample<V>) {
         self.rows.extend(o.rows);
         self.compact();
+    }
+}
+
+impl Sample<Packed> {
+    /// The sample with a value each, sorted: what states and results hold.
+    fn unpacked(&mut self) -> Sample {
+        self.compact();
+        Sample {
+            k: self.k,
+            rows: self
+                .rows
+                .iter()
+                .map(|(p, id, v)| (*p, *id, v.unpack()))
+                .collect(),
+            threshold: self.threshold,
+        }
     }
 }
 
@@ -592,7 +667,7 @@ impl AggregateUDFImpl for SampleUdaf {
 
 #[derive(Debug)]
 struct SampleAcc {
-    sample: Sample,
+    sample: Sample<Packed>,
     seed: u64,
 }
 
@@ -611,28 +686,32 @@ impl Accumulator for SampleAcc {
             if p > self.sample.threshold {
                 continue;
             }
-            let vals = texts
-                .iter()
-                .map(|t| (!t.is_null(i)).then(|| t.value(i).to_string()))
-                .collect();
-            self.sample.rows.push((p, *id, vals));
+            self.sample.rows.push((p, *id, Packed::new(&texts, i)));
             self.sample.maybe_compact();
         }
         Ok(())
     }
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        self.sample.compact();
-        encode(&self.sample)
+        encode(&self.sample.unpacked())
     }
     fn size(&self) -> usize {
         std::mem::size_of_val(self) + self.sample.rows.capacity() * 64
     }
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        self.sample.compact();
-        Ok(vec![encode(&self.sample)?])
+        Ok(vec![encode(&self.sample.unpacked())?])
     }
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        merge_states(states, |s: Sample| self.sample.merge(s))
+        merge_states(states, |s: Sample| {
+            self.sample.merge(Sample {
+                k: s.k,
+                rows: s
+                    .rows
+                    .iter()
+                    .map(|(p, id, v)| (*p, *id, Packed::pack(v)))
+                    .collect(),
+                threshold: s.threshold,
+            })
+        })
     }
 }
 
@@ -1007,5 +1086,56 @@ mod tests {
             .to_array()
             .unwrap();
         assert!(RowsAcc::default().merge_batch(&arrays).is_err());
+    }
+
+    /// The sample is the bottom k of all rows by priority, with every value
+    /// (null, empty, non-ASCII) as read, however the rows were split
+    /// between partitions and batches.
+    #[test]
+    fn sample_is_the_bottom_k_rows_with_their_values() {
+        let (n, k, seed) = (6_000u64, 75, 9);
+        let value = |c: usize, i: u64| -> Option<String> {
+            match (c, i % 3) {
+                (0, _) => Some(format!("v{i}")),
+                (1, 0) => None,
+                (1, 1) => Some(String::new()),
+                (1, _) => Some("é".repeat(i as usize % 5)),
+                _ => (!i.is_multiple_of(4)).then(|| format!("{}", i * 7)),
+            }
+        };
+        let batch = |ids: std::ops::Range<u64>| -> Vec<ArrayRef> {
+            let mut cols: Vec<ArrayRef> =
+                vec![Arc::new(UInt64Array::from_iter_values(ids.clone()))];
+            for c in 0..3 {
+                let v: Vec<Option<String>> = ids.clone().map(|i| value(c, i)).collect();
+                cols.push(Arc::new(StringArray::from(v)));
+            }
+            cols
+        };
+        let acc = || SampleAcc {
+            sample: Sample::new(k),
+            seed,
+        };
+        let (mut a, mut b) = (acc(), acc());
+        for (j, start) in (0..n).step_by(250).enumerate() {
+            let part = if j % 3 == 0 { &mut a } else { &mut b };
+            part.update_batch(&batch(start..(start + 250).min(n)))
+                .unwrap();
+        }
+        let state = b.state().unwrap().remove(0).to_array().unwrap();
+        a.merge_batch(&[state]).unwrap();
+        let ScalarValue::Binary(Some(bytes)) = a.evaluate().unwrap() else {
+            panic!("not binary")
+        };
+        let got: Sample = decode(&bytes).unwrap();
+        let mut want: Vec<(u64, u64, Vec<Option<String>>)> = (0..n)
+            .map(|i| {
+                let p = xxh3_64_with_seed(&i.to_le_bytes(), seed);
+                (p, i, (0..3).map(|c| value(c, i)).collect())
+            })
+            .collect();
+        want.sort_by_key(|r| (r.0, r.1));
+        want.truncate(k);
+        assert_eq!(got.rows, want);
     }
 }
