@@ -362,6 +362,28 @@ fn reads_stdin() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // While it waits for input: the process runs without transparent huge
+    // pages (see `no_huge_pages` in main.rs).
+    #[cfg(target_os = "linux")]
+    {
+        let status = format!("/proc/{}/status", child.id());
+        let thp = || {
+            std::fs::read_to_string(&status)
+                .unwrap_or_default()
+                .lines()
+                .find_map(|l| l.strip_prefix("THP_enabled:").map(|v| v.trim().to_string()))
+        };
+        let start = std::time::Instant::now();
+        while thp().as_deref() == Some("1") && start.elapsed().as_secs() < 10 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // Kernels before 5.0 do not show the line.
+        assert_ne!(
+            thp().as_deref(),
+            Some("1"),
+            "THP still on in the tamis process"
+        );
+    }
     child
         .stdin
         .take()
