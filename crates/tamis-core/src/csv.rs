@@ -211,6 +211,9 @@ pub struct CsvBatchReader {
     schema: SchemaRef,
     ncols: usize,
     utf8_checked: bool,
+    /// `buf[..valid_to]` is known to be UTF-8 (checked a read at a time): a
+    /// record within it needs no check of its own.
+    valid_to: usize,
     buf: Vec<u8>,
     pos: usize,
     rec_start: usize,
@@ -299,6 +302,7 @@ impl CsvBatchReader {
             schema: cfg.schema,
             ncols,
             utf8_checked: cfg.check_utf8,
+            valid_to: 0,
             buf: Vec::with_capacity(READ_CHUNK * 2),
             pos: 0,
             rec_start: 0,
@@ -341,6 +345,7 @@ impl CsvBatchReader {
         if self.rec_start > 0 {
             self.buf.drain(..self.rec_start);
             self.pos -= self.rec_start;
+            self.valid_to = self.valid_to.saturating_sub(self.rec_start);
             self.rec_start = 0;
         }
         if self.buf.len() - self.rec_start > MAX_RECORD_BYTES {
@@ -363,6 +368,20 @@ impl CsvBatchReader {
             }
         };
         self.buf.truncate(old + n);
+        if self.utf8_checked {
+            // From where the last check stopped (a character boundary: the
+            // end of a read's last whole character, or the buffer's start,
+            // a record's start) to the end. A character cut by the end of a
+            // read, or a bad byte, ends the checked part; records past it are
+            // checked one by one, until the next read checks on from there.
+            let from = self.valid_to.min(old);
+            let rest = &self.buf[from..];
+            self.valid_to = from
+                + match simdutf8::compat::from_utf8(rest) {
+                    Ok(_) => rest.len(),
+                    Err(e) => e.valid_up_to(),
+                };
+        }
         self.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
         if n == 0 {
             self.eof = true;
@@ -627,11 +646,14 @@ impl CsvBatchReader {
             // at ASCII bytes, so they are valid exactly when the whole is (the
             // fields joined end to end could pair a lead byte ending one field
             // with a continuation byte starting the next).
-            let whole = match &self.fast_line {
-                Some(_) => fields,
-                None => raw_bytes,
+            let (whole, whole_end) = match &self.fast_line {
+                Some(l) => (fields, l.end),
+                None => (raw_bytes, raw.end),
             };
-            if self.utf8_checked && simdutf8::basic::from_utf8(whole).is_err() {
+            if self.utf8_checked
+                && whole_end > self.valid_to
+                && simdutf8::basic::from_utf8(whole).is_err()
+            {
                 let raw_owned = raw_bytes.to_vec();
                 let col = match std::str::from_utf8(trim_newline(&raw_owned)) {
                     Err(e) => {
@@ -1081,6 +1103,30 @@ mod tests {
         fast: bool,
         batch_size: usize,
     ) -> (Vec<RecordBatch>, Arc<Quarantine>, Result<()>) {
+        read_trickled(text, delimiter, ncols, strict, fast, batch_size, 0)
+    }
+
+    /// Input that gives at most `.1` bytes a read: records, and characters,
+    /// are cut across reads.
+    struct Trickle(std::io::Cursor<Vec<u8>>, usize);
+
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.1);
+            self.0.read(&mut buf[..n])
+        }
+    }
+
+    /// [`read_delimited`], the input coming `trickle` bytes a read (0: at once).
+    fn read_trickled(
+        text: &[u8],
+        delimiter: u8,
+        ncols: usize,
+        strict: bool,
+        fast: bool,
+        batch_size: usize,
+        trickle: usize,
+    ) -> (Vec<RecordBatch>, Arc<Quarantine>, Result<()>) {
         let mut fields: Vec<Field> = (0..ncols)
             .map(|i| Field::new(format!("c{i}"), DataType::Utf8, true))
             .collect();
@@ -1103,10 +1149,16 @@ mod tests {
             strict,
             bytes_read: Arc::new(AtomicU64::new(0)),
         };
+        let input: Box<dyn BufRead + Send> = match trickle {
+            0 => Box::new(std::io::Cursor::new(text.to_vec())),
+            k => Box::new(std::io::BufReader::with_capacity(
+                1,
+                Trickle(std::io::Cursor::new(text.to_vec()), k),
+            )),
+        };
         let mut out = vec![];
         let res = (|| {
-            let mut r =
-                CsvBatchReader::build(Box::new(std::io::Cursor::new(text.to_vec())), cfg, fast)?;
+            let mut r = CsvBatchReader::build(input, cfg, fast)?;
             while let Some(b) = r.next_batch()? {
                 out.push(b);
             }
@@ -1374,10 +1426,13 @@ mod tests {
             strict in proptest::bool::ANY,
             // Mostly the comma; now and then a delimiter that is also a quote or a line end.
             delimiter in proptest::sample::select(vec![b',', b',', b',', b',', b'\t', b'"', b'\r', b'\n']),
+            trickle in 1usize..9,
         ) {
             let text: Vec<u8> = parts.concat();
             let (fb, fq, fr) = read_delimited(&text, delimiter, ncols, strict, true, batch);
-            let (sb, sq, sr) = read_delimited(&text, delimiter, ncols, strict, false, batch);
+            // csv-core alone, the input coming a few bytes a read (records and
+            // characters cut across reads, for the UTF-8 check a read at a time).
+            let (sb, sq, sr) = read_trickled(&text, delimiter, ncols, strict, false, batch, trickle);
             proptest::prop_assert_eq!(cells(&fb), cells(&sb));
             proptest::prop_assert_eq!(format!("{:?}", fr), format!("{:?}", sr));
             let (fs, ss) = (fq.summary(), sq.summary());
@@ -1385,6 +1440,14 @@ mod tests {
             proptest::prop_assert_eq!(
                 serde_json::to_string(&fs.examples).unwrap(),
                 serde_json::to_string(&ss.examples).unwrap()
+            );
+            // The fast path, trickled too.
+            let (tb, tq, tr) = read_trickled(&text, delimiter, ncols, strict, true, batch, trickle);
+            proptest::prop_assert_eq!(cells(&fb), cells(&tb));
+            proptest::prop_assert_eq!(format!("{:?}", fr), format!("{:?}", tr));
+            proptest::prop_assert_eq!(
+                serde_json::to_string(&fs.examples).unwrap(),
+                serde_json::to_string(&tq.summary().examples).unwrap()
             );
         }
     }
