@@ -1092,18 +1092,7 @@ mod tests {
         fast: bool,
         batch_size: usize,
     ) -> (Vec<RecordBatch>, Arc<Quarantine>, Result<()>) {
-        read_delimited(text, b',', ncols, strict, fast, batch_size)
-    }
-
-    fn read_delimited(
-        text: &[u8],
-        delimiter: u8,
-        ncols: usize,
-        strict: bool,
-        fast: bool,
-        batch_size: usize,
-    ) -> (Vec<RecordBatch>, Arc<Quarantine>, Result<()>) {
-        read_trickled(text, delimiter, ncols, strict, fast, batch_size, 0)
+        read_delimited(text, b',', ncols, strict, fast, batch_size, 0)
     }
 
     /// Input that gives at most `.1` bytes a read: records, and characters,
@@ -1117,8 +1106,8 @@ mod tests {
         }
     }
 
-    /// [`read_delimited`], the input coming `trickle` bytes a read (0: at once).
-    fn read_trickled(
+    /// Reads `text` with `delimiter`, the input coming `trickle` bytes a read (0: at once).
+    fn read_delimited(
         text: &[u8],
         delimiter: u8,
         ncols: usize,
@@ -1429,10 +1418,10 @@ mod tests {
             trickle in 1usize..9,
         ) {
             let text: Vec<u8> = parts.concat();
-            let (fb, fq, fr) = read_delimited(&text, delimiter, ncols, strict, true, batch);
+            let (fb, fq, fr) = read_delimited(&text, delimiter, ncols, strict, true, batch, 0);
             // csv-core alone, the input coming a few bytes a read (records and
             // characters cut across reads, for the UTF-8 check a read at a time).
-            let (sb, sq, sr) = read_trickled(&text, delimiter, ncols, strict, false, batch, trickle);
+            let (sb, sq, sr) = read_delimited(&text, delimiter, ncols, strict, false, batch, trickle);
             proptest::prop_assert_eq!(cells(&fb), cells(&sb));
             proptest::prop_assert_eq!(format!("{:?}", fr), format!("{:?}", sr));
             let (fs, ss) = (fq.summary(), sq.summary());
@@ -1442,7 +1431,7 @@ mod tests {
                 serde_json::to_string(&ss.examples).unwrap()
             );
             // The fast path, trickled too.
-            let (tb, tq, tr) = read_trickled(&text, delimiter, ncols, strict, true, batch, trickle);
+            let (tb, tq, tr) = read_delimited(&text, delimiter, ncols, strict, true, batch, trickle);
             proptest::prop_assert_eq!(cells(&fb), cells(&tb));
             proptest::prop_assert_eq!(format!("{:?}", fr), format!("{:?}", tr));
             proptest::prop_assert_eq!(
@@ -1473,7 +1462,7 @@ mod tests {
         let distinct: std::collections::HashSet<u64> = h.iter().copied().collect();
         assert_eq!(distinct.len(), 6);
         // Another delimiter, same fields: same hashes.
-        let (t, _, r) = read_delimited(b"h1;h2\nx;y\n\"x,y\";\nx;y,\n", b';', 2, false, true, 2);
+        let (t, _, r) = read_delimited(b"h1;h2\nx;y\n\"x,y\";\nx;y,\n", b';', 2, false, true, 2, 0);
         r.unwrap();
         assert_eq!(hashes(&t), vec![h[0], h[2], h[3]]);
     }
@@ -1530,7 +1519,7 @@ mod tests {
         ) {
             let rows: Vec<Vec<String>> = rows.into_iter().map(|r| r.into_iter().map(String::from).collect()).collect();
             let text = write_rows(&rows, delimiter, &quote);
-            let (b, q, r) = read_delimited(&text, delimiter, 3, true, true, 4);
+            let (b, q, r) = read_delimited(&text, delimiter, 3, true, true, 4, 0);
             proptest::prop_assert!(r.is_ok(), "{:?}", r);
             proptest::prop_assert_eq!(q.summary().rows, 0);
             let h = hashes(&b);
