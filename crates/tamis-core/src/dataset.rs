@@ -546,10 +546,12 @@ impl Dataset {
     /// takes from the bytes it holds anyway (for a plain line, the line
     /// itself), where hashing the text columns afterwards reads every value
     /// again. `None` unless every file is read as CSV (other readers do not
-    /// make the column) and no column already has the name.
+    /// make the column) and neither a column nor this dataset's batches
+    /// already have the name.
     pub fn with_row_hash(&self) -> Option<Dataset> {
         if self.files.iter().any(|f| f.1.format != Format::Csv)
             || self.columns.iter().any(|c| c == ROW_HASH)
+            || self.schema.column_with_name(ROW_HASH).is_some()
         {
             return None;
         }

@@ -630,3 +630,36 @@ fn row_count_is_estimated_from_the_size_and_the_head() {
     let ds = Dataset::open(&[gz.display().to_string()], ReadOptions::default()).unwrap();
     assert!(ds.estimated_rows().unwrap() < 50_000);
 }
+
+/// Only an all-CSV dataset gets reader-made row hashes, once: its batches
+/// end with them, and equal rows, however quoted, hash alike.
+#[test]
+fn row_hashes_come_only_with_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let open =
+        |p: &Path| Dataset::open(&[p.display().to_string()], ReadOptions::default()).unwrap();
+    let csv = write(dir.path(), "a.csv", b"k,v\n1,x\n\"1\",\"x\"\n2,\n");
+    let hashed = open(&csv)
+        .with_row_hash()
+        .expect("a CSV dataset has row hashes");
+    assert!(hashed.with_row_hash().is_none(), "only once");
+    let schema = hashed.schema();
+    assert_eq!(schema.fields().last().unwrap().name(), tamis_core::ROW_HASH);
+    assert_eq!(tamis_core::dataset::data_columns(&schema), vec![0, 1]);
+    let q = Arc::new(Quarantine::in_memory());
+    let mut hashes = Vec::new();
+    for b in hashed.batches(q, Arc::new(AtomicU64::new(0))).unwrap() {
+        let b = b.unwrap();
+        let h = b.column_by_name(tamis_core::ROW_HASH).unwrap();
+        let h = h.as_any().downcast_ref::<UInt64Array>().unwrap();
+        hashes.extend(h.values().iter().copied());
+    }
+    assert_eq!(hashes.len(), 3);
+    assert_eq!(hashes[0], hashes[1]);
+    assert_ne!(hashes[0], hashes[2]);
+    // Not for other formats, nor over a column of that name.
+    let json = write(dir.path(), "a.jsonl", b"{\"k\": 1}\n");
+    assert!(open(&json).with_row_hash().is_none());
+    let named = write(dir.path(), "b.csv", b"__row_hash,v\n1,x\n");
+    assert!(open(&named).with_row_hash().is_none());
+}
