@@ -830,7 +830,14 @@ impl Splitter {
     #[inline]
     fn specials(&self, word: &[u8]) -> u64 {
         let w = Self::load(word);
-        Self::eq(w, self.d) | Self::eq(w, self.q) | Self::eq(w, LO * b'\r' as u64)
+        Self::eq(w, self.d) | self.quotes_or_crs(w)
+    }
+
+    /// The high bit of each byte of `w` that is a quote or `\r`: the bytes
+    /// besides the delimiter that end the fast paths.
+    #[inline]
+    fn quotes_or_crs(&self, w: u64) -> u64 {
+        Self::eq(w, self.q) | Self::eq(w, LO * b'\r' as u64)
     }
 
     /// Eight bytes as a little-endian word (the first byte lowest).
@@ -842,7 +849,13 @@ impl Splitter {
     }
 
     fn is_special(&self, c: u8) -> bool {
-        c == self.delimiter || c == self.quote || c == b'\r'
+        c == self.delimiter || self.is_quote_or_cr(c)
+    }
+
+    /// [`Splitter::quotes_or_crs`] for one byte.
+    #[inline]
+    fn is_quote_or_cr(&self, c: u8) -> bool {
+        c == self.quote || c == b'\r'
     }
 }
 
@@ -927,7 +940,6 @@ fn split_simple(line: &[u8], sp: &Splitter, spans: &mut Vec<(usize, usize)>) -> 
 /// could not foresee, in almost every word.
 fn split_plain(line: &[u8], sp: &Splitter, spans: &mut Vec<(usize, usize)>) -> bool {
     let n = line.len();
-    let cr = LO * b'\r' as u64;
     let mut start = 0;
     for (b, block) in line.chunks(64).enumerate() {
         let (mut delims, mut others) = (0u64, 0u64);
@@ -939,12 +951,12 @@ fn split_plain(line: &[u8], sp: &Splitter, spans: &mut Vec<(usize, usize)>) -> b
             // consecutive bits (byte k's bit lands on bit 56 + k).
             let d = Splitter::eq(w, sp.d);
             delims |= ((d >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * k);
-            others |= Splitter::eq(w, sp.q) | Splitter::eq(w, cr);
+            others |= sp.quotes_or_crs(w);
         }
         let at = block.len() - tail.len();
         for (k, &c) in tail.iter().enumerate() {
             delims |= ((c == sp.delimiter) as u64) << (at + k);
-            others |= (c == sp.quote || c == b'\r') as u64;
+            others |= sp.is_quote_or_cr(c) as u64;
         }
         if others != 0 {
             return false;

@@ -51,7 +51,7 @@ pub fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T> {
 
 fn as_text(a: &ArrayRef) -> Result<Cow<'_, StringArray>> {
     Ok(match a.data_type() {
-        DataType::Utf8 => std::borrow::Cow::Borrowed(a.as_string::<i32>()),
+        DataType::Utf8 => Cow::Borrowed(a.as_string::<i32>()),
         _ => {
             let c = datafusion::arrow::compute::cast(a, &DataType::Utf8)?;
             std::borrow::Cow::Owned(c.as_string::<i32>().clone())
@@ -532,33 +532,26 @@ struct Packed(Vec<u8>);
 impl Packed {
     const NULL: u32 = u32::MAX;
 
+    /// Row `i` of the text columns.
     fn new(texts: &[Cow<'_, StringArray>], i: usize) -> Self {
-        let len: usize = texts.iter().map(|t| 4 + t.value(i).len()).sum();
+        Self::of(texts.iter().map(|t| (!t.is_null(i)).then(|| t.value(i))))
+    }
+
+    fn of<'a>(values: impl Iterator<Item = Option<&'a str>> + Clone) -> Self {
+        let len: usize = values.clone().map(|v| 4 + v.map_or(0, str::len)).sum();
         let mut b = Vec::with_capacity(len);
-        for t in texts {
-            Self::put(&mut b, (!t.is_null(i)).then(|| t.value(i)));
-        }
-        Packed(b)
-    }
-
-    fn pack(values: &[Option<String>]) -> Self {
-        let mut b = Vec::new();
         for v in values {
-            Self::put(&mut b, v.as_deref());
+            match v {
+                // A value past 4 GiB (no reader makes one) keeps its first bytes.
+                Some(v) => {
+                    let n = v.len().min(Self::NULL as usize - 1);
+                    b.extend_from_slice(&(n as u32).to_le_bytes());
+                    b.extend_from_slice(&v.as_bytes()[..n]);
+                }
+                None => b.extend_from_slice(&Self::NULL.to_le_bytes()),
+            }
         }
         Packed(b)
-    }
-
-    fn put(b: &mut Vec<u8>, v: Option<&str>) {
-        match v {
-            // A value past 4 GiB (no reader makes one) keeps its first bytes.
-            Some(v) => {
-                let n = v.len().min(Self::NULL as usize - 1);
-                b.extend_from_slice(&(n as u32).to_le_bytes());
-                b.extend_from_slice(&v.as_bytes()[..n]);
-            }
-            None => b.extend_from_slice(&Self::NULL.to_le_bytes()),
-        }
     }
 
     fn unpack(&self) -> Vec<Option<String>> {
@@ -607,21 +600,22 @@ impl<V> Sample<V> {
         self.rows.extend(o.rows);
         self.compact();
     }
+
+    /// The same rows, each one's values turned by `f`.
+    fn map<W>(&self, f: impl Fn(&V) -> W) -> Sample<W> {
+        Sample {
+            k: self.k,
+            rows: self.rows.iter().map(|(p, id, v)| (*p, *id, f(v))).collect(),
+            threshold: self.threshold,
+        }
+    }
 }
 
 impl Sample<Packed> {
     /// The sample with a value each, sorted: what states and results hold.
     fn unpacked(&mut self) -> Sample {
         self.compact();
-        Sample {
-            k: self.k,
-            rows: self
-                .rows
-                .iter()
-                .map(|(p, id, v)| (*p, *id, v.unpack()))
-                .collect(),
-            threshold: self.threshold,
-        }
+        self.map(Packed::unpack)
     }
 }
 
@@ -702,15 +696,8 @@ impl Accumulator for SampleAcc {
     }
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
         merge_states(states, |s: Sample| {
-            self.sample.merge(Sample {
-                k: s.k,
-                rows: s
-                    .rows
-                    .iter()
-                    .map(|(p, id, v)| (*p, *id, Packed::pack(v)))
-                    .collect(),
-                threshold: s.threshold,
-            })
+            self.sample
+                .merge(s.map(|v| Packed::of(v.iter().map(Option::as_deref))))
         })
     }
 }
