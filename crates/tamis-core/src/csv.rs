@@ -869,15 +869,16 @@ impl Splitter {
 /// are plain (no quote byte; a `\r` only right before the `\n`), finding
 /// its end in the same pass: `Some((newline, length))`, the offset of its
 /// `\n` and the length of the line without its line end. `None` (with
-/// `spans` partly filled) for a line with a quote or a stray `\r`, and
-/// for one whose end is not within the whole 64-byte blocks of `s`: such a
-/// line is left to [`split_simple`] (after `memchr` finds its end).
+/// `spans` partly filled) for a line with a quote or a stray `\r`, which
+/// is left to [`split_simple`] (after `memchr` finds its end), and when `s`
+/// holds no `\n`.
 ///
 /// A block's delimiters, newlines and quotes or `\r`s are gathered into
 /// three bit masks sixteen bytes at a time (`wide`: SSE2 compares and
 /// byte masks, in safe code), then the delimiter bits before the first
-/// newline are taken in turn. One pass over the line replaces the search
-/// for its end plus [`split_plain`]'s pass over it.
+/// newline are taken in turn: one pass over the line finds its end and its
+/// fields. The last, short block of `s` is copied into a full one and its
+/// bits past the end of `s` dropped.
 fn split_line(s: &[u8], sp: &Splitter, spans: &mut Vec<(usize, usize)>) -> Option<(usize, usize)> {
     use wide::u8x16;
     let (d, q, cr, lf) = (
@@ -889,7 +890,16 @@ fn split_line(s: &[u8], sp: &Splitter, spans: &mut Vec<(usize, usize)>) -> Optio
     spans.clear();
     let mut start = 0;
     let mut base = 0;
-    while let Some(block) = s.get(base..base + 64) {
+    while base < s.len() {
+        let mut short = [0u8; 64];
+        let (block, within) = match s.get(base..base + 64) {
+            Some(block) => (block, u64::MAX),
+            None => {
+                let rest = &s[base..];
+                short[..rest.len()].copy_from_slice(rest);
+                (&short[..], (1u64 << rest.len()) - 1)
+            }
+        };
         let (mut delims, mut newlines, mut others) = (0u64, 0u64, 0u64);
         for (k, bytes) in block.chunks_exact(16).enumerate() {
             let mut a = [0u8; 16];
@@ -899,6 +909,9 @@ fn split_line(s: &[u8], sp: &Splitter, spans: &mut Vec<(usize, usize)>) -> Optio
             newlines |= (v.simd_eq(lf).to_bitmask() as u64) << (16 * k);
             others |= ((v.simd_eq(q) | v.simd_eq(cr)).to_bitmask() as u64) << (16 * k);
         }
+        delims &= within;
+        newlines &= within;
+        others &= within;
         let mut end = None;
         if newlines != 0 {
             let nl = newlines.trailing_zeros();
@@ -912,6 +925,10 @@ fn split_line(s: &[u8], sp: &Splitter, spans: &mut Vec<(usize, usize)>) -> Optio
                 len -= 1;
             }
             end = Some((base + nl as usize, len));
+        } else if others == 1 << 63 && block[63] == b'\r' && s.get(base + 64) == Some(&b'\n') {
+            // The same, the `\r` ending this block and the `\n` starting the next.
+            others = 0;
+            end = Some((base + 64, base + 63));
         }
         if others != 0 {
             return None;
@@ -938,10 +955,6 @@ fn split_line(s: &[u8], sp: &Splitter, spans: &mut Vec<(usize, usize)>) -> Optio
 /// field, text after a closing quote, a quote left open to the next line)
 /// returns false and the record goes to csv-core.
 fn split_simple(line: &[u8], sp: &Splitter, spans: &mut Vec<(usize, usize)>) -> bool {
-    spans.clear();
-    if split_plain(line, sp, spans) {
-        return true;
-    }
     spans.clear();
     let n = line.len();
     // The open field starts at `start`; bytes before `i` are scanned.
@@ -999,50 +1012,6 @@ fn split_simple(line: &[u8], sp: &Splitter, spans: &mut Vec<(usize, usize)>) -> 
         spans.push((start, n));
         return true;
     }
-}
-
-/// Splits a line that holds no quote and no `\r` at every delimiter (the
-/// fields csv-core gives such a line); false, with `spans` partly filled,
-/// for any other line.
-///
-/// The delimiters of 64 bytes at a time are gathered into one bit mask
-/// first (a word at a time, with no branch), then its bits are taken in
-/// turn: the loop that walks a line's fields then only ends once per 64
-/// bytes, where a word at a time it ended, at a branch the processor
-/// could not foresee, in almost every word.
-fn split_plain(line: &[u8], sp: &Splitter, spans: &mut Vec<(usize, usize)>) -> bool {
-    let n = line.len();
-    let mut start = 0;
-    for (b, block) in line.chunks(64).enumerate() {
-        let (mut delims, mut others) = (0u64, 0u64);
-        let words = block.chunks_exact(8);
-        let tail = words.remainder();
-        for (k, word) in words.enumerate() {
-            let w = Splitter::load(word);
-            // The high bit of each delimiter byte, gathered into eight
-            // consecutive bits (byte k's bit lands on bit 56 + k).
-            let d = Splitter::eq(w, sp.d);
-            delims |= ((d >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * k);
-            others |= sp.quotes_or_crs(w);
-        }
-        let at = block.len() - tail.len();
-        for (k, &c) in tail.iter().enumerate() {
-            delims |= ((c == sp.delimiter) as u64) << (at + k);
-            others |= sp.is_quote_or_cr(c) as u64;
-        }
-        if others != 0 {
-            return false;
-        }
-        let base = b * 64;
-        while delims != 0 {
-            let j = base + delims.trailing_zeros() as usize;
-            delims &= delims - 1;
-            spans.push((start, j));
-            start = j + 1;
-        }
-    }
-    spans.push((start, n));
-    true
 }
 
 /// The seed of [`text_row_hash`] for a row with a comma inside a field.
@@ -1484,8 +1453,7 @@ mod tests {
     proptest::proptest! {
         /// The one-pass split of a line finds the end memchr finds and the
         /// fields split_simple finds in the line; it declines only a line
-        /// with a quote or a stray `\r`, or one that ends past the whole
-        /// 64-byte blocks.
+        /// with a quote or a stray `\r`.
         #[test]
         fn one_pass_split_is_line_end_then_split(
             bytes in proptest::collection::vec(
@@ -1530,18 +1498,18 @@ mod tests {
                 }
                 (Some(_), None) => proptest::prop_assert!(false, "a line end where there is none"),
                 (None, Some(n)) => {
-                    // Declined only for a quote or a stray `\r`, or a line
-                    // end past the whole blocks.
+                    // Declined only for a quote or a stray `\r`.
                     let special = bytes[..len_of(n)].iter().any(|c| *c == b'"' || *c == b'\r');
-                    proptest::prop_assert!(special || n >= bytes.len() / 64 * 64);
+                    proptest::prop_assert!(special);
                 }
                 (None, None) => {}
             }
         }
 
         /// A line of plain fields, of any length (the split gathers 64
-        /// bytes at a time), splits at exactly its delimiters; a quote or
-        /// `\r` anywhere in it is left to the quoted-field path.
+        /// bytes at a time, the last block short), splits at exactly its
+        /// delimiters; a quote or `\r` anywhere in it is left to the
+        /// quoted-field path.
         #[test]
         fn plain_lines_split_at_every_delimiter(
             bytes in proptest::collection::vec(
@@ -1559,12 +1527,19 @@ mod tests {
             let d = CsvDialect { delimiter, ..CsvDialect::default() };
             let sp = Splitter::new(d);
             let mut spans = Vec::new();
-            let split = split_plain(&line, &sp, &mut spans);
+            // The line, an empty last field (so a `\r` in the line is never
+            // right before its `\n`), its line end, and the next line.
+            let mut text = line.clone();
+            text.extend_from_slice(&[delimiter, b'\n']);
+            text.extend_from_slice(b"next,line\n");
+            let split = split_line(&text, &sp, &mut spans);
             let special = line.iter().any(|c| *c == b'"' || *c == b'\r');
-            proptest::prop_assert_eq!(split, !special);
-            if split {
-                let got: Vec<&[u8]> = spans.iter().map(|&(a, b)| &line[a..b]).collect();
-                let want: Vec<&[u8]> = line.split(|c| *c == delimiter).collect();
+            proptest::prop_assert_eq!(split.is_some(), !special);
+            if let Some(ends) = split {
+                proptest::prop_assert_eq!(ends, (line.len() + 1, line.len() + 1));
+                let got: Vec<&[u8]> = spans.iter().map(|&(a, b)| &text[a..b]).collect();
+                let mut want: Vec<&[u8]> = line.split(|c| *c == delimiter).collect();
+                want.push(b"");
                 proptest::prop_assert_eq!(got, want);
             }
         }
