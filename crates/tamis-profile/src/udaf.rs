@@ -54,7 +54,7 @@ fn as_text(a: &ArrayRef) -> Result<Cow<'_, StringArray>> {
         DataType::Utf8 => Cow::Borrowed(a.as_string::<i32>()),
         _ => {
             let c = datafusion::arrow::compute::cast(a, &DataType::Utf8)?;
-            std::borrow::Cow::Owned(c.as_string::<i32>().clone())
+            Cow::Owned(c.as_string::<i32>().clone())
         }
     })
 }
