@@ -761,7 +761,10 @@ impl Op for Impute {
                     fills.insert(g, format!("{}", s / n as f64));
                 }
             }
-            for (g, counts) in o.counts {
+            // Groups in order: the mean share below must not depend on hash order.
+            let mut groups: Vec<_> = o.counts.into_iter().collect();
+            groups.sort_by(|a, b| a.0.cmp(&b.0));
+            for (g, counts) in groups {
                 let total: u64 = counts.values().sum();
                 // Most frequent; ties go to the smallest value (BTreeMap order).
                 if let Some((v, n)) = counts.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))) {
