@@ -24,6 +24,7 @@ use tamis_core::datafusion::parquet::schema::types::ColumnPath;
 use tamis_core::{ColumnType, Dataset, Format, Quarantine, ROW_ID};
 use tamis_lineage::{BlockKind, Chain};
 
+use crate::early::{Early, OutAct, Sampler, early_plan, row_json};
 use crate::ops::{self, Mode, Op, StepOutput};
 use crate::plan::Plan;
 use crate::typing::Typing;
@@ -59,6 +60,11 @@ pub struct CleanRequest {
     pub vault: Option<(PathBuf, tamis_privacy::anonymize::Keys)>,
     /// Finds near duplicates for `dedupe_fuzzy` steps.
     pub matcher: Option<Arc<dyn crate::merge::Matcher>>,
+    /// Write the output in the last statistics pass when the plan allows it,
+    /// computing only the columns that wait on statistics after it. The output
+    /// is the same either way; `false` keeps a separate final pass over a
+    /// spill of the whole typed input (slower; tests compare the two).
+    pub early_output: bool,
 }
 
 /// What one step did.
@@ -501,18 +507,67 @@ struct Prepared {
     spill: Option<tempfile::TempPath>,
     /// Whether a complete pass already sent malformed rows to the quarantine.
     quarantined: bool,
+    /// The last statistics pass is left to the final pass, which runs it as this says.
+    early: Option<Early>,
 }
 
-/// Runs statistics passes until every op is resolved and the types are final.
+/// Sizes the ops' tables once, from an estimate of the rows a pass will see.
+struct Hint {
+    done: bool,
+    seen: usize,
+    start: u64,
+}
+
+impl Hint {
+    fn new(req: &CleanRequest) -> Hint {
+        Hint {
+            done: false,
+            seen: 0,
+            start: req.progress.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    /// Counts `rows` more rows; hints the ops once enough were read.
+    fn rows(&mut self, rows: usize, req: &CleanRequest, ops: &mut [Box<dyn Op>]) {
+        self.seen += rows;
+        if self.done || self.seen < HINT_AFTER_ROWS {
+            return;
+        }
+        // Rows so far × total bytes / bytes read so far, plus a tenth: the
+        // reader's read-ahead (a few MiB) makes the ratio an underestimate,
+        // and a table that still has to grow rehashes every entry once.
+        self.done = true;
+        let read = req
+            .progress
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .saturating_sub(self.start);
+        // No estimate from a reader that does not count its bytes (Excel),
+        // and never more than 256 times the rows seen: a hint reserves
+        // memory up front.
+        if let Some(total) = req.dataset.total_bytes().filter(|_| read > 0) {
+            let est = (self.seen as u128 * total as u128 * 11 / (10 * read as u128))
+                .min(self.seen as u128 * 256) as usize;
+            for op in ops.iter_mut() {
+                op.size_hint(est);
+            }
+        }
+    }
+}
+
+/// Runs statistics passes until every op is resolved and the types are final,
+/// or, with `early_ok`, until the last one, which it leaves to the final pass
+/// when the plan allows (`Prepared::early`). `quarantined` says whether a
+/// complete pass already sent malformed rows to the quarantine.
 fn stats_passes(
     req: &CleanRequest,
     ops: &mut [Box<dyn Op>],
     typing: &mut Typing,
     text: bool,
+    out_csv: bool,
+    quarantined: &mut bool,
 ) -> Result<Prepared, CleanError> {
     let mut passes = 0;
     let mut types_final = !text;
-    let mut quarantined = false;
     let spill_dir = req
         .output
         .parent()
@@ -529,23 +584,37 @@ fn stats_passes(
             return Ok(Prepared {
                 passes,
                 spill: None,
-                quarantined,
+                quarantined: *quarantined,
+                early: None,
             });
         }
-        passes += 1;
-        req.passes
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let empty = empty_typed(&req.dataset, typing);
         let acts = schedule(ops, &empty)?;
-        for op in ops.iter_mut() {
-            op.start_apply();
-        }
-        // The pass that resolves the last op keeps its typed input for the final pass.
+        // The pass that resolves the last op keeps its typed input for the final
+        // pass, unless the final pass can be this pass.
         let last = ops
             .iter()
             .zip(&acts)
             .all(|(o, a)| o.is_resolved() || *a == Act::Observe);
-        let q = if quarantined {
+        if last && req.early_output {
+            // A CSV output cannot be spliced: only a plan with no late column.
+            let early = early_plan(ops, &empty)?.filter(|e| !(out_csv && e.has_late()));
+            if early.is_some() {
+                return Ok(Prepared {
+                    passes,
+                    spill: None,
+                    quarantined: *quarantined,
+                    early,
+                });
+            }
+        }
+        passes += 1;
+        req.passes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        for op in ops.iter_mut() {
+            op.start_apply();
+        }
+        let q = if *quarantined {
             Arc::new(Quarantine::in_memory())
         } else {
             req.quarantine.clone()
@@ -556,11 +625,8 @@ fn stats_passes(
             req.progress.clone(),
             spill_dir.clone().filter(|_| last && text),
         );
-        let mut widened = false;
         let mut result = Ok(());
-        let mut seen_rows = 0usize;
-        let mut hinted = false;
-        let start_bytes = req.progress.load(std::sync::atomic::Ordering::Relaxed);
+        let mut hint = Hint::new(req);
         for b in rx.iter() {
             let mut b = match b.and_then(|b| req.cancel.check().map(|_| b).map_err(Into::into)) {
                 Ok(b) => b,
@@ -569,27 +635,7 @@ fn stats_passes(
                     break;
                 }
             };
-            seen_rows += b.num_rows();
-            if !hinted && seen_rows >= HINT_AFTER_ROWS {
-                // Rows so far × total bytes / bytes read so far, plus a tenth: the
-                // reader's read-ahead (a few MiB) makes the ratio an underestimate,
-                // and a table that still has to grow rehashes every entry once.
-                hinted = true;
-                let read = req
-                    .progress
-                    .load(std::sync::atomic::Ordering::Relaxed)
-                    .saturating_sub(start_bytes);
-                // No estimate from a reader that does not count its bytes (Excel),
-                // and never more than 256 times the rows seen: a hint reserves
-                // memory up front.
-                if let Some(total) = req.dataset.total_bytes().filter(|_| read > 0) {
-                    let est = (seen_rows as u128 * total as u128 * 11 / (10 * read as u128))
-                        .min(seen_rows as u128 * 256) as usize;
-                    for op in ops.iter_mut() {
-                        op.size_hint(est);
-                    }
-                }
-            }
+            hint.rows(b.num_rows(), req, ops);
             for (op, act) in ops.iter_mut().zip(&acts) {
                 match act {
                     Act::Observe => {
@@ -609,12 +655,11 @@ fn stats_passes(
             .join()
             .map_err(|_| CleanError::Internal("reader thread panicked".into()))?;
         result?;
-        quarantined = true;
+        *quarantined = true;
         let spill = spill.transpose()?;
         let old = typing.types.clone();
         *typing = t;
-        widened |= typing.types != old;
-        if widened {
+        if typing.types != old {
             tracing::info!(
                 "a column widened in pass {passes}; the pass restarts with the new types"
             );
@@ -633,7 +678,8 @@ fn stats_passes(
             return Ok(Prepared {
                 passes,
                 spill,
-                quarantined,
+                quarantined: *quarantined,
+                early: None,
             });
         }
     }
@@ -793,24 +839,6 @@ fn record_cells(
     Ok(())
 }
 
-fn row_json(b: &RecordBatch, i: usize) -> Value {
-    let mut m = serde_json::Map::new();
-    for (f, c) in b.schema().fields().iter().zip(b.columns()) {
-        if f.name() == ROW_ID {
-            continue;
-        }
-        let v = cast(&c.slice(i, 1), &DataType::Utf8).ok().and_then(|s| {
-            s.as_string::<i32>()
-                .iter()
-                .next()
-                .flatten()
-                .map(String::from)
-        });
-        m.insert(f.name().clone(), json!(v));
-    }
-    Value::Object(m)
-}
-
 /// Runs a plan: statistics passes, then the final pass that writes the output
 /// (to a temporary name, then renamed) with provenance, audit log and lineage.
 pub fn clean(req: CleanRequest) -> Result<CleanOutcome, CleanError> {
@@ -912,9 +940,6 @@ pub fn clean(req: CleanRequest) -> Result<CleanOutcome, CleanError> {
         !text,
         dataset.options().null_tokens.clone(),
     );
-    let prepared = stats_passes(&req, &mut ops, &mut typing, text)?;
-    let stat_passes = prepared.passes;
-
     // PII columns: the contract's, and every column a pii step touches.
     let mut pii: HashSet<String> = req
         .contract
@@ -930,61 +955,54 @@ pub fn clean(req: CleanRequest) -> Result<CleanOutcome, CleanError> {
         }
     }
 
-    // Step schemas and summaries.
-    let empty = empty_typed(&dataset, &typing);
-    let input_schema = schema_pairs(&empty.schema());
-    let mut summaries = Vec::new();
-    {
-        let mut b = empty.clone();
-        for (i, (op, s)) in ops.iter_mut().zip(&req.plan.steps).enumerate() {
-            let before = schema_pairs(&b.schema());
-            b = op.apply(&b)?.batch;
-            let (confidence, source) = op.confidence();
-            summaries.push(StepSummary {
-                index: i,
-                id: s.id.clone(),
-                ty: s.type_name().into(),
-                params: s.params.clone(),
-                learned: op.learned(),
-                schema_before: before,
-                schema_after: schema_pairs(&b.schema()),
-                confidence,
-                source: source.name().into(),
-                ..Default::default()
-            });
-        }
-    }
-
-    // Final pass.
     let side = sidecar_dir(&req.output);
     let side_tmp = tamis_core::quarantine::tmp_name(&side);
     let out_tmp = tamis_core::quarantine::tmp_name(&req.output);
-    let _ = std::fs::remove_dir_all(&side_tmp);
-    std::fs::create_dir_all(&side_tmp).map_err(|e| werr(&side_tmp, e))?;
     let cleanup = || {
         let _ = std::fs::remove_file(&out_tmp);
         let _ = std::fs::remove_dir_all(&side_tmp);
     };
-    let result = final_pass(
-        &req,
-        &mut ops,
-        &typing,
-        &prepared,
-        &pii,
-        &mut summaries,
-        &out_tmp,
-        out_csv,
-        &side_tmp,
-    );
-    let (rows_in, rows_out, non_null, sample, output_schema) = match result {
-        Ok(x) => x,
-        Err(e) => {
-            cleanup();
-            return Err(e);
+    let mut quarantined = false;
+    // Output passes given up on because a column widened.
+    let mut restarts = 0;
+    // Passes, then the final pass; again from the start when a column widens
+    // in a final pass that was also the last statistics pass.
+    let (stat_passes, input_schema, summaries, done) = loop {
+        let prepared = stats_passes(&req, &mut ops, &mut typing, text, out_csv, &mut quarantined)?;
+        let empty = empty_typed(&dataset, &typing);
+        let input_schema = schema_pairs(&empty.schema());
+        let mut summaries = step_summaries(&mut ops, &req.plan, &empty)?;
+        let _ = std::fs::remove_dir_all(&side_tmp);
+        std::fs::create_dir_all(&side_tmp).map_err(|e| werr(&side_tmp, e))?;
+        let result = final_pass(
+            &req,
+            &mut ops,
+            &mut typing,
+            &prepared,
+            &pii,
+            &mut summaries,
+            &out_tmp,
+            out_csv,
+            &side_tmp,
+        );
+        match result {
+            Ok(Some(done)) => break (prepared.passes, input_schema, summaries, done),
+            Ok(None) => {
+                cleanup();
+                restarts += 1;
+                tracing::info!("a column widened in the output pass; the passes restart");
+                quarantined = true;
+                for op in ops.iter_mut() {
+                    op.reset();
+                }
+            }
+            Err(e) => {
+                cleanup();
+                return Err(e);
+            }
         }
     };
-    req.passes
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (rows_in, rows_out, non_null, sample, output_schema) = done;
     let quarantined = req.quarantine.finish()?.rows;
     let input_sha256 = hasher.join().unwrap_or_default();
     let output_sha256 = tamis_lineage::sha256_file(&out_tmp).inspect_err(|_| cleanup())?;
@@ -1017,7 +1035,7 @@ pub fn clean(req: CleanRequest) -> Result<CleanOutcome, CleanError> {
         rows_in,
         rows_out,
         quarantined,
-        passes: stat_passes + 1,
+        passes: stat_passes + restarts + 1,
         pii_columns: {
             let mut v: Vec<String> = pii.into_iter().collect();
             v.sort();
@@ -1063,6 +1081,34 @@ pub fn clean(req: CleanRequest) -> Result<CleanOutcome, CleanError> {
     Ok(outcome)
 }
 
+/// Each step's summary before the final pass: its schemas and what it learned.
+fn step_summaries(
+    ops: &mut [Box<dyn Op>],
+    plan: &Plan,
+    empty: &RecordBatch,
+) -> Result<Vec<StepSummary>, CleanError> {
+    let mut summaries = Vec::new();
+    let mut b = empty.clone();
+    for (i, (op, s)) in ops.iter_mut().zip(&plan.steps).enumerate() {
+        let before = schema_pairs(&b.schema());
+        b = op.apply(&b)?.batch;
+        let (confidence, source) = op.confidence();
+        summaries.push(StepSummary {
+            index: i,
+            id: s.id.clone(),
+            ty: s.type_name().into(),
+            params: s.params.clone(),
+            learned: op.learned(),
+            schema_before: before,
+            schema_after: schema_pairs(&b.schema()),
+            confidence,
+            source: source.name().into(),
+            ..Default::default()
+        });
+    }
+    Ok(summaries)
+}
+
 type FinalResult = (
     u64,
     u64,
@@ -1071,45 +1117,13 @@ type FinalResult = (
     Vec<(String, String)>,
 );
 
-#[allow(clippy::too_many_arguments)]
-fn final_pass(
-    req: &CleanRequest,
-    ops: &mut [Box<dyn Op>],
-    typing: &Typing,
-    prepared: &Prepared,
-    pii: &HashSet<String>,
-    summaries: &mut [StepSummary],
-    out_tmp: &Path,
-    out_csv: bool,
-    side_tmp: &Path,
-) -> Result<FinalResult, CleanError> {
-    let (tx, rx): (SyncSender<Out>, Receiver<Out>) = sync_channel(8);
-    let writer = std::thread::spawn(move || writer_thread(rx));
-    let send_to = |path: PathBuf, csv: bool, batch: RecordBatch| -> Result<(), CleanError> {
-        tx.send(Out { path, csv, batch })
-            .map_err(|_| CleanError::Internal("the writer stopped early".into()))
-    };
-    let cells_path = side_tmp.join(CELLS);
-    let ids_path = side_tmp.join(ROW_IDS);
-    for op in ops.iter_mut() {
-        op.start_apply();
-    }
-    let input = match &prepared.spill {
-        Some(p) => Input::Spill(p.to_path_buf()),
-        None if prepared.quarantined => {
-            Input::Dataset(req.dataset.clone(), Arc::new(Quarantine::in_memory()))
-        }
-        None => Input::Dataset(req.dataset.clone(), req.quarantine.clone()),
-    };
-    let (rx_in, reader) = spawn_reader(input, typing.clone(), req.progress.clone(), None);
-    let mut cells = CellRecorder::new();
-    let mut rows_in = 0u64;
-    let mut rows_out = 0u64;
-    let mut non_null: BTreeMap<String, u64> = BTreeMap::new();
-    let mut sample: Vec<Value> = Vec::new();
-    let mut output_schema = Vec::new();
-    let mut wrote_any = false;
-    let recs: Vec<(f64, &'static str)> = summaries
+/// Output rows of the final pass kept for the sample until a late pass says
+/// whether a late step changed them.
+const SAMPLE_WINDOW: u64 = 1024;
+
+/// Confidence and source of each step's changes, from the summaries.
+fn recordings(summaries: &[StepSummary]) -> Vec<(f64, &'static str)> {
+    summaries
         .iter()
         .map(|s| {
             (
@@ -1121,7 +1135,134 @@ fn final_pass(
                 },
             )
         })
+        .collect()
+}
+
+/// Applies op `i` to `b`, counting its rows and changed cells in its summary
+/// and, with provenance, recording each changed cell. Returns the op's output
+/// and which rows of `b` it changed.
+#[allow(clippy::too_many_arguments)]
+fn apply_recorded(
+    op: &mut Box<dyn Op>,
+    i: usize,
+    b: &RecordBatch,
+    req: &CleanRequest,
+    summaries: &mut [StepSummary],
+    recs: &[(f64, &'static str)],
+    pii: &HashSet<String>,
+    cells: &mut CellRecorder,
+) -> Result<(StepOutput, Vec<bool>), CleanError> {
+    let writes = op.writes(&b.schema());
+    let out = op.apply(b)?;
+    let s = &mut summaries[i];
+    s.rows_in += b.num_rows() as u64;
+    let mut t = vec![false; b.num_rows()];
+    if req.provenance {
+        let rec = Recording {
+            index: i,
+            id: &s.id.clone(),
+            ty: &s.ty.clone(),
+            confidence: recs[i].0,
+            source: recs[i].1,
+            pii,
+            secret: &req.secret,
+        };
+        record_cells(b, &out, &writes, &rec, cells, s, &mut t)?;
+    } else {
+        let mut throwaway = CellRecorder::new();
+        let rec = Recording {
+            index: i,
+            id: "",
+            ty: "",
+            confidence: 1.0,
+            source: "deterministic",
+            pii,
+            secret: &req.secret,
+        };
+        record_cells(b, &out, &writes, &rec, &mut throwaway, s, &mut t)?;
+    }
+    s.rows_modified += t.iter().filter(|x| **x).count() as u64;
+    Ok((out, t))
+}
+
+/// The columns of `b` named in `names`, in that order.
+fn pick(b: &RecordBatch, names: &[String]) -> Result<RecordBatch, CleanError> {
+    let schema = b.schema();
+    let idx = names
+        .iter()
+        .map(|n| schema.index_of(n))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(b.project(&idx)?)
+}
+
+/// The columns of `b` not named in `names`.
+fn pick_others(b: &RecordBatch, names: &[String]) -> Result<RecordBatch, CleanError> {
+    let idx: Vec<usize> = (0..b.num_columns())
+        .filter(|i| !names.contains(b.schema().field(*i).name()))
         .collect();
+    Ok(b.project(&idx)?)
+}
+
+/// The final pass: applies every step and writes the output, dropped rows,
+/// cell provenance and row ids. With `prepared.early` it is also the last
+/// statistics pass (see `early`): then it returns `None` when a column widened,
+/// and the passes must start again with the wider `typing`.
+#[allow(clippy::too_many_arguments)]
+fn final_pass(
+    req: &CleanRequest,
+    ops: &mut [Box<dyn Op>],
+    typing: &mut Typing,
+    prepared: &Prepared,
+    pii: &HashSet<String>,
+    summaries: &mut [StepSummary],
+    out_tmp: &Path,
+    out_csv: bool,
+    side_tmp: &Path,
+) -> Result<Option<FinalResult>, CleanError> {
+    req.passes
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let early = prepared.early.as_ref();
+    let late = early.filter(|e| e.has_late());
+    let late_cols: &[String] = late.map_or(&[], |e| &e.late);
+    let (tx, rx): (SyncSender<Out>, Receiver<Out>) = sync_channel(8);
+    let writer = std::thread::spawn(move || writer_thread(rx));
+    let send_to = |path: PathBuf, csv: bool, batch: RecordBatch| -> Result<(), CleanError> {
+        tx.send(Out { path, csv, batch })
+            .map_err(|_| CleanError::Internal("the writer stopped early".into()))
+    };
+    let cells_path = side_tmp.join(CELLS);
+    let ids_path = side_tmp.join(ROW_IDS);
+    // With late columns, this pass writes the others here and the late pass
+    // writes them beside; the two are spliced into the output.
+    let early_part = side_tmp.join(".output-early.parquet");
+    let late_part = side_tmp.join(".output-late.parquet");
+    for op in ops.iter_mut() {
+        op.start_apply();
+    }
+    let input = match &prepared.spill {
+        Some(p) => Input::Spill(p.to_path_buf()),
+        None if prepared.quarantined => {
+            Input::Dataset(req.dataset.clone(), Arc::new(Quarantine::in_memory()))
+        }
+        None => Input::Dataset(req.dataset.clone(), req.quarantine.clone()),
+    };
+    // Batches of another schema mean a column widened while this pass read.
+    let expected = early.map(|_| empty_typed(&req.dataset, typing).schema());
+    let (rx_in, reader) = spawn_reader(input, typing.clone(), req.progress.clone(), None);
+    let mut snapshot = match late {
+        Some(_) => Some(Spill::create(side_tmp)?),
+        None => None,
+    };
+    let mut hint = Hint::new(req);
+    let mut widened = false;
+    let mut cells = CellRecorder::new();
+    let mut rows_in = 0u64;
+    let mut rows_out = 0u64;
+    let mut non_null: BTreeMap<String, u64> = BTreeMap::new();
+    let mut sampler = Sampler::new(20, if late.is_some() { SAMPLE_WINDOW } else { 0 });
+    let mut output_schema = Vec::new();
+    let mut wrote_any = false;
+    let recs = recordings(summaries);
     let empty_out = {
         let mut b = empty_typed(&req.dataset, typing);
         for op in ops.iter_mut() {
@@ -1130,6 +1271,12 @@ fn final_pass(
         op_reset_sequential(ops);
         b
     };
+    // Whether any output column is not late (else only the late part is written).
+    let early_cols = drop_row_id(&empty_out)?
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| !late_cols.contains(f.name()));
     let mut failure = None;
     for b in rx_in.iter() {
         let input = match b.and_then(|b| req.cancel.check().map(|_| b).map_err(Into::into)) {
@@ -1139,58 +1286,54 @@ fn final_pass(
                 break;
             }
         };
+        if widened {
+            continue; // read on: the quarantine sees every row once
+        }
+        if expected.as_ref().is_some_and(|s| input.schema() != *s) {
+            widened = true;
+            continue;
+        }
+        if early.is_some() {
+            hint.rows(input.num_rows(), req, ops);
+        }
         rows_in += input.num_rows() as u64;
         let mut b = input.clone();
         let mut touched = vec![false; b.num_rows()];
         // Each row's position in `input`, so samples can show the row as read.
         let mut pos: ArrayRef = Arc::new(UInt64Array::from_iter_values(0..b.num_rows() as u64));
         for (i, op) in ops.iter_mut().enumerate() {
-            let writes = op.writes(&b.schema());
-            let out = op.apply(&b)?;
-            let s = &mut summaries[i];
-            s.rows_in += b.num_rows() as u64;
-            if req.provenance {
-                let rec = Recording {
-                    index: i,
-                    id: &s.id.clone(),
-                    ty: &s.ty.clone(),
-                    confidence: recs[i].0,
-                    source: recs[i].1,
-                    pii,
-                    secret: &req.secret,
-                };
-                let mut t = vec![false; b.num_rows()];
-                record_cells(&b, &out, &writes, &rec, &mut cells, s, &mut t)?;
-                let modified = t.iter().filter(|x| **x).count() as u64;
-                s.rows_modified += modified;
-                for (j, x) in t.iter().enumerate() {
-                    if *x
-                        && let Some(p) = pos
-                            .as_primitive::<tamis_core::datafusion::arrow::datatypes::UInt64Type>()
-                            .values()
-                            .get(j)
-                    {
-                        touched[*p as usize] = true;
+            match early.map_or(OutAct::Apply, |e| e.acts[i]) {
+                OutAct::Apply => {}
+                // Its decisions for this batch, which its apply then carries out.
+                OutAct::Decide => {
+                    op.observe(&b)?;
+                }
+                OutAct::Observe => {
+                    if op.observe(&b)?.is_some() {
+                        return Err(CleanError::Internal(format!(
+                            "step {}: dropped rows while observing",
+                            summaries[i].id
+                        )));
                     }
+                    continue;
                 }
-                if cells.len >= 65_536 {
-                    send_to(cells_path.clone(), false, cells.finish()?)?;
-                }
-            } else {
-                let mut t = vec![false; b.num_rows()];
-                let mut throwaway = CellRecorder::new();
-                let rec = Recording {
-                    index: i,
-                    id: "",
-                    ty: "",
-                    confidence: 1.0,
-                    source: "deterministic",
-                    pii,
-                    secret: &req.secret,
-                };
-                record_cells(&b, &out, &writes, &rec, &mut throwaway, s, &mut t)?;
-                s.rows_modified += t.iter().filter(|x| **x).count() as u64;
+                OutAct::Defer => continue,
             }
+            let (out, t) = apply_recorded(op, i, &b, req, summaries, &recs, pii, &mut cells)?;
+            for (j, x) in t.iter().enumerate() {
+                if *x
+                    && let Some(p) = pos
+                        .as_primitive::<tamis_core::datafusion::arrow::datatypes::UInt64Type>()
+                        .values()
+                        .get(j)
+                {
+                    touched[*p as usize] = true;
+                }
+            }
+            if req.provenance && cells.len >= 65_536 {
+                send_to(cells_path.clone(), false, cells.finish()?)?;
+            }
+            let s = &mut summaries[i];
             if let Some(k) = &out.keep {
                 let dropped = not(k)?;
                 let n = dropped.true_count() as u64;
@@ -1233,29 +1376,28 @@ fn final_pass(
             b = keep_rows(&out.batch, &out.keep)?;
         }
         // Sample of changed rows, before and after.
-        if sample.len() < 20 {
+        if !sampler.full(rows_out) {
             let p = pos.as_primitive::<tamis_core::datafusion::arrow::datatypes::UInt64Type>();
+            let ids = tamis_core::row_ids(&input)?;
             for (j, src) in p.values().iter().enumerate() {
-                if sample.len() >= 20 {
+                let at = rows_out + j as u64;
+                if sampler.full(at) {
                     break;
                 }
-                if touched[*src as usize] {
-                    let id = input
-                        .column_by_name(ROW_ID)
-                        .and_then(|c| c.as_primitive_opt::<tamis_core::datafusion::arrow::datatypes::UInt64Type>())
-                        .map(|c| c.value(*src as usize))
-                        .unwrap_or_default();
-                    sample.push(json!({
-                        "row_id": id,
-                        "before": row_json(&input, *src as usize),
-                        "after": row_json(&b, j),
-                    }));
-                }
+                let src = *src as usize;
+                sampler.offer(
+                    at,
+                    touched[src],
+                    || ids.value(src),
+                    || row_json(&input, src),
+                    || row_json(&b, j),
+                );
             }
         }
         rows_out += b.num_rows() as u64;
         for f in b.schema().fields() {
             if f.name() != ROW_ID
+                && !late_cols.contains(f.name())
                 && let Some(c) = b.column_by_name(f.name())
             {
                 *non_null.entry(f.name().clone()).or_default() += (c.len() - c.null_count()) as u64;
@@ -1270,16 +1412,74 @@ fn final_pass(
         }
         let data = drop_row_id(&b)?;
         output_schema = schema_pairs(&data.schema());
-        send_to(out_tmp.to_path_buf(), out_csv, data)?;
-        wrote_any = true;
+        match (late, snapshot.as_mut()) {
+            (Some(e), Some(snap)) => {
+                if b.num_rows() > 0 {
+                    snap.write(&pick(&b, &e.snapshot)?)?;
+                    if early_cols {
+                        send_to(early_part.clone(), false, pick_others(&data, &e.late)?)?;
+                    }
+                    wrote_any = true;
+                }
+            }
+            _ => {
+                send_to(out_tmp.to_path_buf(), out_csv, data)?;
+                wrote_any = true;
+            }
+        }
     }
     drop(rx_in);
-    let _ = reader.join();
+    let joined = reader
+        .join()
+        .map_err(|_| CleanError::Internal("reader thread panicked".into()));
     if let Some(e) = failure {
         drop(tx);
         let _ = writer.join();
         return Err(e);
     }
+    if let Some(e) = early {
+        let (t, _) = joined?;
+        if widened || t.types != typing.types {
+            *typing = t;
+            drop(tx);
+            let _ = writer.join();
+            return Ok(None);
+        }
+        // This pass was the last statistics pass too.
+        for (op, act) in ops.iter_mut().zip(&e.acts) {
+            if matches!(act, OutAct::Observe | OutAct::Decide) {
+                op.resolve()?;
+            }
+        }
+        for ((op, act), s) in ops.iter_mut().zip(&e.acts).zip(summaries.iter_mut()) {
+            if matches!(act, OutAct::Observe | OutAct::Decide) {
+                s.learned = op.learned();
+                let (confidence, source) = op.confidence();
+                s.confidence = confidence;
+                s.source = source.name().into();
+            }
+        }
+    }
+    let spliced = match (late, snapshot) {
+        (Some(e), Some(snap)) if wrote_any => {
+            let snap = snap.finish()?;
+            late_pass(
+                req,
+                ops,
+                e,
+                &snap,
+                pii,
+                summaries,
+                &mut cells,
+                &mut sampler,
+                &mut non_null,
+                |b| send_to(late_part.clone(), false, b),
+                |b| send_to(cells_path.clone(), false, b),
+            )?;
+            true
+        }
+        _ => false,
+    };
     if !wrote_any {
         // An empty input still gives a valid, empty output with the right columns.
         let data = drop_row_id(&empty_out)?;
@@ -1299,7 +1499,87 @@ fn final_pass(
     writer
         .join()
         .map_err(|_| CleanError::Internal("writer thread panicked".into()))??;
-    Ok((rows_in, rows_out, non_null, sample, output_schema))
+    if spliced {
+        let data = drop_row_id(&empty_out)?;
+        let schema = data.schema();
+        let parts: &[&Path] = if early_cols {
+            &[&early_part, &late_part]
+        } else {
+            &[&late_part]
+        };
+        crate::early::splice(parts, &schema, props(&schema), out_tmp)?;
+        for p in parts {
+            std::fs::remove_file(p).map_err(|e| werr(p, e))?;
+        }
+    }
+    Ok(Some((
+        rows_in,
+        rows_out,
+        non_null,
+        sampler.finish(),
+        output_schema,
+    )))
+}
+
+/// The late pass: applies the steps that waited on statistics to the
+/// snapshot the output pass took, records their changes, and sends the late
+/// columns, row for row in output order, to `send`.
+#[allow(clippy::too_many_arguments)]
+fn late_pass(
+    req: &CleanRequest,
+    ops: &mut [Box<dyn Op>],
+    early: &Early,
+    snapshot: &Path,
+    pii: &HashSet<String>,
+    summaries: &mut [StepSummary],
+    cells: &mut CellRecorder,
+    sampler: &mut Sampler,
+    non_null: &mut BTreeMap<String, u64>,
+    send: impl Fn(RecordBatch) -> Result<(), CleanError>,
+    send_cells: impl Fn(RecordBatch) -> Result<(), CleanError>,
+) -> Result<(), CleanError> {
+    let recs = recordings(summaries);
+    let late_ops = |act: &OutAct| matches!(act, OutAct::Observe | OutAct::Defer);
+    for (op, act) in ops.iter_mut().zip(&early.acts) {
+        if late_ops(act) {
+            op.start_apply();
+        }
+    }
+    let mut start = 0u64;
+    for b in read_spill(snapshot)? {
+        let mut b = b?;
+        req.cancel.check()?;
+        let mut changed = vec![false; b.num_rows()];
+        for (i, (op, act)) in ops.iter_mut().zip(&early.acts).enumerate() {
+            if !late_ops(act) {
+                continue;
+            }
+            let (out, t) = apply_recorded(op, i, &b, req, summaries, &recs, pii, cells)?;
+            if out.keep.is_some() {
+                return Err(CleanError::Internal(format!(
+                    "step {}: a late step dropped rows",
+                    summaries[i].id
+                )));
+            }
+            for (c, x) in changed.iter_mut().zip(t) {
+                *c |= x;
+            }
+            b = out.batch;
+        }
+        for c in &early.late {
+            let a = b
+                .column_by_name(c)
+                .ok_or_else(|| CleanError::Internal(format!("late column `{c}` missing")))?;
+            *non_null.entry(c.clone()).or_default() += (a.len() - a.null_count()) as u64;
+        }
+        sampler.late(start, &b, &changed, &early.late);
+        start += b.num_rows() as u64;
+        send(pick(&b, &early.late)?)?;
+        if req.provenance && cells.len >= 65_536 {
+            send_cells(cells.finish()?)?;
+        }
+    }
+    Ok(())
 }
 
 fn ids_batch(ids: ArrayRef) -> Result<RecordBatch, CleanError> {

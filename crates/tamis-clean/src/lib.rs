@@ -4,11 +4,14 @@
 //! A plan runs in passes over the dataset's batches. Pass 1 (and, rarely, more)
 //! computes what steps need (types, medians, modes, fences, duplicate sets);
 //! the last pass applies every step in row order and streams the output,
-//! provenance and dropped rows to Parquet. Every step sees the data exactly as
+//! provenance and dropped rows to Parquet. When the plan allows it, the last
+//! statistics pass is that pass, and only the columns that wait on its
+//! statistics are computed after it (see `early`). Every step sees the data exactly as
 //! the steps before it left it, so the same input, plan and seed give the same
 //! bytes.
 
 pub mod check;
+mod early;
 pub mod exec;
 pub mod merge;
 pub mod ops;

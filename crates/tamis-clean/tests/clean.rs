@@ -63,6 +63,7 @@ fn request(
         today: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
         vault: None,
         matcher: None,
+        early_output: true,
     })
 }
 
@@ -179,9 +180,13 @@ fn typed_input(input: &Path, out: &Path) -> RecordBatch {
 }
 
 fn assert_reverts(r: &Run) {
-    let (back, _) = revert(&r.out, None).unwrap();
+    assert_reverts_input(&r.out, &r.dir.path().join("in.csv"));
+}
+
+fn assert_reverts_input(out: &Path, input: &Path) {
+    let (back, _) = revert(out, None).unwrap();
     let back = tamis_clean::exec::drop_row_id(&back).unwrap();
-    let input = typed_input(&r.dir.path().join("in.csv"), &r.out);
+    let input = typed_input(input, out);
     assert_eq!(rows(&back), rows(&input), "revert(clean(x)) != x");
     let names = |b: &RecordBatch| {
         b.schema()
@@ -473,12 +478,13 @@ fn outliers_flag_clip_and_null_after_an_imputation() {
     assert_eq!(v[20].as_deref(), Some("16"));
     assert_eq!(v[22].as_deref(), Some("8"));
     assert_reverts(&r);
-    // Impute first: the fences are computed on the imputed column (a second statistics pass).
+    // Impute first: the fences are computed on the imputed column (a second
+    // statistics pass, which also writes the output; only `v` waits for it).
     let r = run(
         &csv,
         "steps: [{type: impute, columns: [v], method: median}, {type: outliers, columns: [v], action: null}]",
     );
-    assert_eq!(r.outcome.passes, 3);
+    assert_eq!(r.outcome.passes, 2);
     let v = col(&read_parquet(&r.out), "v");
     assert_eq!(v[21].as_deref(), Some("12"));
     assert_eq!(v[20], None);
@@ -841,6 +847,48 @@ mod props {
         "steps: [{type: impute, columns: [n], method: constant, value: \"7\"}, {type: outliers, columns: [n], action: null, method: robust_z}, {type: dedupe_exact, columns: [n, k]}]",
     ];
 
+    /// Plans whose last statistics pass also writes the output (see `early`):
+    /// with late columns (median, mode by group, mean after schema changes, a
+    /// late step reading a late column) and none (dedupe only).
+    const EARLY_PLANS: [&str; 6] = [
+        PLANS[0],
+        PLANS[2],
+        PLANS[4],
+        "steps: [{type: impute, columns: [s], method: mode}, {type: normalize_text, columns: [s], case: upper}, {type: normalize_text, columns: [t], trim: true}]",
+        "steps: [{type: normalize_text, columns: [t], case: lower}, {type: dedupe_exact, columns: [t]}]",
+        "steps: [{type: canonicalize, columns: [s]}]",
+    ];
+
+    /// The same run through a separate final pass over a spill of the input.
+    fn final_pass_run(r: &Run, plan: &str) -> (PathBuf, CleanOutcome) {
+        let out = r.dir.path().join("final-pass.parquet");
+        let o = clean(CleanRequest {
+            early_output: false,
+            ..request(&r.dir.path().join("in.csv"), plan, None, &out).unwrap()
+        })
+        .unwrap();
+        (out, o)
+    }
+
+    /// Every Parquet file of a sidecar, as sorted rows (cell records of the
+    /// late columns come after the others in an early run).
+    fn sidecar_rows(out: &Path) -> Vec<(String, Vec<Vec<Option<String>>>)> {
+        let mut files: Vec<_> = std::fs::read_dir(sidecar_dir(out))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|p| {
+                let mut r = rows(&read_parquet(p));
+                r.sort();
+                (p.file_name().unwrap().to_string_lossy().into_owned(), r)
+            })
+            .collect()
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
         #[test]
@@ -850,6 +898,25 @@ mod props {
             let again = r.dir.path().join("again.parquet");
             run_at(&r.dir.path().join("in.csv"), PLANS[p], None, &again).unwrap();
             prop_assert_eq!(std::fs::read(&r.out).unwrap(), std::fs::read(&again).unwrap());
+        }
+
+        #[test]
+        fn early_output_equals_a_separate_final_pass(csv in table(), p in 0usize..EARLY_PLANS.len()) {
+            let r = run(&csv, EARLY_PLANS[p]);
+            let (out, o) = final_pass_run(&r, EARLY_PLANS[p]);
+            // The early run reads the input once less.
+            prop_assert_eq!(r.outcome.passes + 1, o.passes);
+            // Byte for byte: the spliced column chunks are the ones one writer makes.
+            prop_assert_eq!(std::fs::read(&r.out).unwrap(), std::fs::read(&out).unwrap());
+            prop_assert_eq!(sidecar_rows(&r.out), sidecar_rows(&out));
+            let json = |x: &CleanOutcome| {
+                serde_json::json!([
+                    x.steps, x.sample, x.rows_in, x.rows_out, x.output_non_null,
+                    x.output_schema, x.output_sha256
+                ])
+            };
+            prop_assert_eq!(json(&r.outcome), json(&o));
+            assert_reverts(&r);
         }
     }
 }
@@ -866,30 +933,59 @@ fn malformed_rows_are_quarantined_once_across_passes_and_a_restart() {
     }
     csv.push_str("text-later,3\n"); // widens `n` after the sample: the pass restarts
     let input = write(dir.path(), "in.csv", &csv);
-    let qfile = dir.path().join("q.jsonl");
-    let out = dir.path().join("out.parquet");
-    let plan = "steps: [{type: impute, columns: [m], method: median}, {type: outliers, columns: [m], action: flag}]";
-    let o = clean(CleanRequest {
-        quarantine: Arc::new(Quarantine::to_file(&qfile).unwrap()),
-        ..request(&input, plan, None, &out).unwrap()
-    })
-    .unwrap();
-    // A restarted pass, two statistics passes (outliers wait for the imputation), the final pass.
-    assert_eq!(o.passes, 4);
-    assert_eq!(o.quarantined, 1);
-    assert_eq!(std::fs::read_to_string(&qfile).unwrap().lines().count(), 1);
-    assert_eq!(o.rows_in, 1201);
-    assert_eq!(read_parquet(&out).num_rows(), 1201);
-    // No spill or temporary file is left beside the output.
-    let mut names: Vec<String> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    assert_eq!(
-        names,
-        vec!["in.csv", "out.parquet", "out.parquet.tamis", "q.jsonl"]
-    );
+    let cases = [
+        // A restarted pass, two statistics passes (outliers wait for the
+        // imputation), the final pass.
+        (
+            "steps: [{type: impute, columns: [m], method: median}, {type: outliers, columns: [m], action: flag}]",
+            4,
+        ),
+        // A restarted pass that was also writing the output, then that pass again.
+        ("steps: [{type: impute, columns: [m], method: median}]", 2),
+    ];
+    for (plan, passes) in cases {
+        let qfile = dir.path().join("q.jsonl");
+        let out = dir.path().join("out.parquet");
+        let o = clean(CleanRequest {
+            quarantine: Arc::new(Quarantine::to_file(&qfile).unwrap()),
+            ..request(&input, plan, None, &out).unwrap()
+        })
+        .unwrap();
+        assert_eq!(o.passes, passes, "{plan}");
+        assert_eq!(o.quarantined, 1);
+        assert_eq!(std::fs::read_to_string(&qfile).unwrap().lines().count(), 1);
+        assert_eq!(o.rows_in, 1201);
+        let b = read_parquet(&out);
+        assert_eq!(b.num_rows(), 1201);
+        assert_eq!(b.column_by_name("n").unwrap().data_type(), &DataType::Utf8);
+        assert_eq!(col(&b, "n")[1200].as_deref(), Some("text-later"));
+        // No spill or temporary file is left beside the output or in its sidecar.
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            vec!["in.csv", "out.parquet", "out.parquet.tamis", "q.jsonl"]
+        );
+        let mut side: Vec<String> = std::fs::read_dir(sidecar_dir(&out))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        side.sort();
+        assert_eq!(
+            side,
+            vec![
+                "audit.jsonl",
+                "cells.parquet",
+                "lineage.json",
+                "manifest.json",
+                "row_ids.parquet"
+            ]
+        );
+        assert_reverts_input(&out, &input);
+    }
 }
 
 #[test]

@@ -113,6 +113,7 @@ pub async fn clean(job: CleanJob) -> Result<CleanOutcome, ServiceError> {
         today: job.today,
         vault: job.vault.clone(),
         matcher: Some(Arc::new(crate::dedup::DedupMatcher)),
+        early_output: true,
     };
     let outcome = tokio::task::spawn_blocking(move || tamis_clean::clean(req))
         .await
