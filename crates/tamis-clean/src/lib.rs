@@ -17,6 +17,7 @@ pub mod merge;
 pub mod ops;
 pub mod plan;
 pub mod provenance;
+mod rowtable;
 pub mod suggest;
 pub mod typing;
 pub mod udf;

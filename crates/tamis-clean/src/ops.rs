@@ -10,7 +10,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use foldhash::HashMapExt;
 use serde_json::{Value, json};
 use tamis_core::ROW_ID;
 use tamis_core::contract::{Contract, PiiStrategy};
@@ -30,9 +29,8 @@ use unicode_normalization::char::is_combining_mark;
 
 use crate::CleanError;
 use crate::plan::*;
+use crate::rowtable::RowTable;
 use crate::typing::{arrow_type, days};
-
-type FoldMap<K, V> = foldhash::HashMap<K, V>;
 
 /// Where a change comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,7 +183,7 @@ pub fn build(
         StepKind::DedupeExact { columns, keep } => Box::new(Dedupe {
             columns: columns.clone(),
             keep: *keep,
-            seen: FoldMap::new(),
+            seen: RowTable::default(),
             drops: Vec::new(),
             cursor: 0,
             resolved: false,
@@ -492,7 +490,7 @@ struct Dedupe {
     columns: Option<Vec<String>>,
     keep: Keep,
     /// hash → row id of the first (keep first) or last (keep last) occurrence.
-    seen: FoldMap<[u64; 2], u64>,
+    seen: RowTable,
     /// keep first: (dropped row id, survivor row id), in row order.
     drops: Vec<(u64, u64)>,
     cursor: usize,
@@ -531,29 +529,19 @@ impl Op for Dedupe {
     }
     fn observe(&mut self, batch: &RecordBatch) -> Result<Option<BooleanArray>, CleanError> {
         let hs = row_hashes(batch, &self.cols(&batch.schema()))?;
-        let ids = row_ids(batch)?;
+        let ids = row_ids(batch)?.values();
         match self.keep {
             Keep::First => {
-                let mut keep = BooleanBuilder::with_capacity(hs.len());
-                for (i, h) in hs.into_iter().enumerate() {
-                    let id = ids.value(i);
-                    match self.seen.entry(h) {
-                        std::collections::hash_map::Entry::Vacant(e) => {
-                            e.insert(id);
-                            keep.append_value(true);
-                        }
-                        std::collections::hash_map::Entry::Occupied(e) => {
-                            self.drops.push((id, *e.get()));
-                            keep.append_value(false);
-                        }
-                    }
-                }
-                Ok(Some(keep.finish()))
+                let mut keep = vec![true; hs.len()];
+                let drops = &mut self.drops;
+                self.seen.insert_first(&hs, ids, |i, first| {
+                    keep[i] = false;
+                    drops.push((ids[i], first));
+                });
+                Ok(Some(BooleanArray::from(keep)))
             }
             Keep::Last => {
-                for (i, h) in hs.into_iter().enumerate() {
-                    self.seen.insert(h, ids.value(i));
-                }
+                self.seen.insert_last(&hs, ids);
                 Ok(None)
             }
         }
@@ -561,7 +549,7 @@ impl Op for Dedupe {
     fn resolve(&mut self) -> Result<(), CleanError> {
         if self.keep == Keep::First {
             // The decisions are made; the hashes are no longer needed.
-            self.seen = FoldMap::new();
+            self.seen = RowTable::default();
         }
         self.resolved = true;
         Ok(())
@@ -595,15 +583,14 @@ impl Op for Dedupe {
             }
             Keep::Last => {
                 let hs = row_hashes(batch, &self.cols(&batch.schema()))?;
-                for (h, id) in hs.iter().zip(ids.values().iter()) {
-                    match self.seen.get(h) {
-                        Some(last) if last != id => {
-                            keep.append_value(false);
-                            reasons.push(format!("exact duplicate of row {last}"));
-                        }
-                        _ => keep.append_value(true),
+                let ids = ids.values();
+                self.seen.get_each(&hs, |i, last| match last {
+                    Some(last) if last != ids[i] => {
+                        keep.append_value(false);
+                        reasons.push(format!("exact duplicate of row {last}"));
                     }
-                }
+                    _ => keep.append_value(true),
+                });
             }
         }
         Ok(StepOutput {
