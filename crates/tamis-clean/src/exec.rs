@@ -555,9 +555,9 @@ impl Hint {
 }
 
 /// Runs statistics passes until every op is resolved and the types are final,
-/// or, with `early_ok`, until the last one, which it leaves to the final pass
-/// when the plan allows (`Prepared::early`). `quarantined` says whether a
-/// complete pass already sent malformed rows to the quarantine.
+/// or, with `req.early_output`, until the last one, which it leaves to the
+/// final pass when the plan allows (`Prepared::early`). `quarantined` says
+/// whether a complete pass already sent malformed rows to the quarantine.
 fn stats_passes(
     req: &CleanRequest,
     ops: &mut [Box<dyn Op>],
@@ -1440,9 +1440,15 @@ fn final_pass(
     if let Some(e) = early {
         let (t, _) = joined?;
         if widened || t.types != typing.types {
-            *typing = t;
             drop(tx);
             let _ = writer.join();
+            if t.types == typing.types {
+                // Only a wider type may change a batch's schema: never restart for nothing.
+                return Err(CleanError::Internal(
+                    "a batch's schema differs from the typed schema".into(),
+                ));
+            }
+            *typing = t;
             return Ok(None);
         }
         // This pass was the last statistics pass too.
