@@ -1115,3 +1115,38 @@ fn user_columns_named_row_id_are_written_whatever_their_type() {
     );
     assert_reverts(&r);
 }
+
+#[test]
+fn csv_output_is_the_same_with_or_without_the_early_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "in.csv", PEOPLE);
+    // (plan, whether the output pass can be the statistics pass: a CSV output
+    // cannot be spliced, so a plan with late columns takes a final pass).
+    let cases = [
+        (
+            "steps: [{type: dedupe_exact}, {type: normalize_text, columns: [status], case: lower}]",
+            true,
+        ),
+        (
+            "steps: [{type: dedupe_exact}, {type: impute, columns: [age], method: median}]",
+            false,
+        ),
+    ];
+    for (plan, early) in cases {
+        let a = dir.path().join("early.csv");
+        let b = dir.path().join("final.csv");
+        let oa = run_at(&input, plan, None, &a).unwrap();
+        let ob = clean(CleanRequest {
+            early_output: false,
+            ..request(&input, plan, None, &b).unwrap()
+        })
+        .unwrap();
+        assert_eq!(
+            std::fs::read(&a).unwrap(),
+            std::fs::read(&b).unwrap(),
+            "{plan}"
+        );
+        assert_eq!(oa.passes + u64::from(early), ob.passes, "{plan}");
+        assert_eq!(oa.rows_out, 5);
+    }
+}
