@@ -108,6 +108,12 @@ pub(crate) fn early_plan(
             if op.drops_rows() || after.schema() != schema {
                 return Ok(None);
             }
+            // An unresolved op's schema on an empty batch is only a guess for
+            // a column it writes without reading (an outlier flag over a column
+            // of that name): only ops that rewrite what they read wait.
+            if act == OutAct::Observe && writes.iter().any(|c| !reads.contains(c)) {
+                return Ok(None);
+            }
             first.get_or_insert(i);
             for c in writes.iter().chain(&reads) {
                 let list = if writes.contains(c) {
@@ -201,8 +207,8 @@ struct SampleRow {
 /// Picks the rows a report shows: the first `want` output rows a step
 /// changed, as read and as written. When a late pass follows, every output
 /// row below `window` is kept too, until the late pass says whether it
-/// changed; a row only a late step changes is shown when it lies below the
-/// window or before the `want`-th row the output pass changed.
+/// changed: a row only a late step changes is shown only when it lies below
+/// the window (its other columns are not kept past it).
 pub(crate) struct Sampler {
     want: usize,
     window: u64,

@@ -1395,6 +1395,11 @@ fn final_pass(
             }
         }
         rows_out += b.num_rows() as u64;
+        // Late columns are counted by the late pass; listed here even when no
+        // row reaches it, as every other column is.
+        for c in late_cols {
+            non_null.entry(c.clone()).or_default();
+        }
         for f in b.schema().fields() {
             if f.name() != ROW_ID
                 && !late_cols.contains(f.name())

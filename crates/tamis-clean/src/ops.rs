@@ -1088,6 +1088,8 @@ impl Op for Canonicalize {
         self.resolved
     }
     fn reset(&mut self) {
+        // Mappings cached before the canonical values were known are void.
+        self.cache.clear();
         if !self.counts.is_empty() || !self.resolved {
             self.counts.clear();
             for c in &self.columns {
@@ -1149,6 +1151,9 @@ impl Op for Canonicalize {
             }
             self.canon.entry(c).or_insert(canon);
         }
+        // An apply before this (its input still changing, in an earlier
+        // pass) cached every value as unmapped.
+        self.cache.clear();
         self.resolved = true;
         Ok(())
     }

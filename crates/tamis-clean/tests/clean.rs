@@ -850,8 +850,10 @@ mod props {
     /// Plans whose last statistics pass also writes the output (see `early`):
     /// with late columns (median, mode by group, mean after schema changes, a
     /// late step reading a late column) and none (dedupe only).
-    const EARLY_PLANS: [&str; 6] = [
+    const EARLY_PLANS: [&str; 7] = [
         PLANS[0],
+        // Every row dropped before the late step: the late column is still counted (0).
+        "steps: [{type: filter, drop_where: \"k >= 0\"}, {type: impute, columns: [n], method: median}]",
         PLANS[2],
         PLANS[4],
         "steps: [{type: impute, columns: [s], method: mode}, {type: normalize_text, columns: [s], case: upper}, {type: normalize_text, columns: [t], trim: true}]",
@@ -1149,4 +1151,60 @@ fn csv_output_is_the_same_with_or_without_the_early_output() {
         assert_eq!(oa.passes + u64::from(early), ob.passes, "{plan}");
         assert_eq!(oa.rows_out, 5);
     }
+}
+
+#[test]
+fn a_step_whose_input_waits_on_statistics_still_learns_and_applies() {
+    // canonicalize runs after an unresolved impute in the first pass; what it
+    // mapped then (nothing: no canonical values yet) must not stick.
+    let mut csv = String::from("status\n");
+    for i in 0..100 {
+        csv.push_str(match i % 10 {
+            0 => "ACTIVE\n",
+            1 => " active\n",
+            2..=5 => "active\n",
+            6 => "\n",
+            7 | 8 => "inactive\n",
+            _ => "inactve\n",
+        });
+    }
+    let r = run(
+        &csv,
+        "steps: [{type: impute, columns: [status], method: mode}, {type: canonicalize, columns: [status]}]",
+    );
+    let vals: std::collections::BTreeSet<_> = col(&read_parquet(&r.out), "status")
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(
+        vals.into_iter().collect::<Vec<_>>(),
+        vec!["active", "inactive"]
+    );
+    assert_reverts(&r);
+}
+
+#[test]
+fn an_outlier_flag_over_a_column_of_its_name_is_written_as_flags() {
+    // The flag replaces the input's `x_outlier` text column: its type is only
+    // known once the fences are, so this plan takes a separate final pass.
+    let mut csv = String::from("x,x_outlier\n");
+    for i in 0..20 {
+        csv.push_str(&format!(
+            "{},{}\n",
+            10 + i % 5,
+            if i % 2 == 0 { "a" } else { "b" }
+        ));
+    }
+    csv.push_str("1000,a\n");
+    let r = run(
+        &csv,
+        "steps: [{type: outliers, columns: [x], action: flag}]",
+    );
+    let b = read_parquet(&r.out);
+    assert_eq!(
+        b.column_by_name("x_outlier").unwrap().data_type(),
+        &DataType::Boolean
+    );
+    assert_eq!(col(&b, "x_outlier")[20].as_deref(), Some("true"));
+    assert_eq!(r.outcome.passes, 2);
 }
