@@ -179,6 +179,32 @@ fn typed_input(input: &Path, out: &Path) -> RecordBatch {
     .unwrap()
 }
 
+/// The distinct non-null values of `column` in the output, sorted.
+fn distinct_values(out: &Path, column: &str) -> Vec<String> {
+    let vals: std::collections::BTreeSet<_> = col(&read_parquet(out), column)
+        .into_iter()
+        .flatten()
+        .collect();
+    vals.into_iter().collect()
+}
+
+/// A `status` column of 100 values: case and whitespace variants of
+/// `active`, `inactive` and its typo `inactve`; with `empty`, one in ten empty.
+fn statuses(empty: bool) -> String {
+    let mut csv = String::from("status\n");
+    for i in 0..100 {
+        csv.push_str(match i % 10 {
+            0 => "ACTIVE\n",
+            1 => " active\n",
+            6 if empty => "\n",
+            2..=6 => "active\n",
+            7 | 8 => "inactive\n",
+            _ => "inactve\n",
+        });
+    }
+    csv
+}
+
 fn assert_reverts(r: &Run) {
     assert_reverts_input(&r.out, &r.dir.path().join("in.csv"));
 }
@@ -411,16 +437,7 @@ fn normalize_canonicalize_standardize_parse() {
 
 #[test]
 fn canonical_values_are_learned_or_taken_from_the_contract() {
-    let mut csv = String::from("status\n");
-    for i in 0..100 {
-        csv.push_str(match i % 10 {
-            0 => "ACTIVE\n",
-            1 => " active\n",
-            2..=6 => "active\n",
-            7 | 8 => "inactive\n",
-            _ => "inactve\n",
-        });
-    }
+    let csv = statuses(false);
     let r = run(&csv, "steps: [{type: canonicalize, columns: [status]}]");
     let b = read_parquet(&r.out);
     let vals: std::collections::BTreeSet<_> = col(&b, "status").into_iter().flatten().collect();
@@ -436,12 +453,8 @@ fn canonical_values_are_learned_or_taken_from_the_contract() {
         Some(contract),
     )
     .unwrap();
-    let vals: std::collections::BTreeSet<_> = col(&read_parquet(&r.out), "status")
-        .into_iter()
-        .flatten()
-        .collect();
     assert_eq!(
-        vals.into_iter().collect::<Vec<_>>(),
+        distinct_values(&r.out, "status"),
         vec!["Active", "Inactive"]
     );
     assert_reverts(&r);
@@ -1157,27 +1170,12 @@ fn csv_output_is_the_same_with_or_without_the_early_output() {
 fn a_step_whose_input_waits_on_statistics_still_learns_and_applies() {
     // canonicalize runs after an unresolved impute in the first pass; what it
     // mapped then (nothing: no canonical values yet) must not stick.
-    let mut csv = String::from("status\n");
-    for i in 0..100 {
-        csv.push_str(match i % 10 {
-            0 => "ACTIVE\n",
-            1 => " active\n",
-            2..=5 => "active\n",
-            6 => "\n",
-            7 | 8 => "inactive\n",
-            _ => "inactve\n",
-        });
-    }
     let r = run(
-        &csv,
+        &statuses(true),
         "steps: [{type: impute, columns: [status], method: mode}, {type: canonicalize, columns: [status]}]",
     );
-    let vals: std::collections::BTreeSet<_> = col(&read_parquet(&r.out), "status")
-        .into_iter()
-        .flatten()
-        .collect();
     assert_eq!(
-        vals.into_iter().collect::<Vec<_>>(),
+        distinct_values(&r.out, "status"),
         vec!["active", "inactive"]
     );
     assert_reverts(&r);
