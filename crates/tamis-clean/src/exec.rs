@@ -1219,13 +1219,55 @@ fn final_pass(
     out_csv: bool,
     side_tmp: &Path,
 ) -> Result<Option<FinalResult>, CleanError> {
+    let (tx, rx): (SyncSender<Out>, Receiver<Out>) = sync_channel(8);
+    let writer = std::thread::spawn(move || writer_thread(rx));
+    let run = output_pass(
+        req, ops, typing, prepared, pii, summaries, out_tmp, out_csv, side_tmp, &tx,
+    );
+    // Every file is closed before the caller cleans up or publishes: on an
+    // error too, or a file could be written after its directory was removed.
+    drop(tx);
+    let written = writer
+        .join()
+        .map_err(|_| CleanError::Internal("writer thread panicked".into()))
+        .and_then(|w| w);
+    let Some((done, spliced)) = run? else {
+        return Ok(None);
+    };
+    written?;
+    if let Some((parts, schema)) = spliced {
+        let parts: Vec<&Path> = parts.iter().map(PathBuf::as_path).collect();
+        crate::early::splice(&parts, &schema, props(&schema), out_tmp)?;
+        for p in parts {
+            std::fs::remove_file(p).map_err(|e| werr(p, e))?;
+        }
+    }
+    Ok(Some(done))
+}
+
+/// The parts of an output to splice, and its schema.
+type Spliced = Option<(Vec<PathBuf>, SchemaRef)>;
+
+/// The final pass's reading and writing, sending every batch to the writer
+/// thread by `tx` (see `final_pass`).
+#[allow(clippy::too_many_arguments)]
+fn output_pass(
+    req: &CleanRequest,
+    ops: &mut [Box<dyn Op>],
+    typing: &mut Typing,
+    prepared: &Prepared,
+    pii: &HashSet<String>,
+    summaries: &mut [StepSummary],
+    out_tmp: &Path,
+    out_csv: bool,
+    side_tmp: &Path,
+    tx: &SyncSender<Out>,
+) -> Result<Option<(FinalResult, Spliced)>, CleanError> {
     req.passes
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let early = prepared.early.as_ref();
     let late = early.filter(|e| e.has_late());
     let late_cols: &[String] = late.map_or(&[], |e| &e.late);
-    let (tx, rx): (SyncSender<Out>, Receiver<Out>) = sync_channel(8);
-    let writer = std::thread::spawn(move || writer_thread(rx));
     let send_to = |path: PathBuf, csv: bool, batch: RecordBatch| -> Result<(), CleanError> {
         tx.send(Out { path, csv, batch })
             .map_err(|_| CleanError::Internal("the writer stopped early".into()))
@@ -1438,15 +1480,11 @@ fn final_pass(
         .join()
         .map_err(|_| CleanError::Internal("reader thread panicked".into()));
     if let Some(e) = failure {
-        drop(tx);
-        let _ = writer.join();
         return Err(e);
     }
     if let Some(e) = early {
         let (t, _) = joined?;
         if widened || t.types != typing.types {
-            drop(tx);
-            let _ = writer.join();
             if t.types == typing.types {
                 // Only a wider type may change a batch's schema: never restart for nothing.
                 return Err(CleanError::Internal(
@@ -1506,29 +1544,19 @@ fn final_pass(
             send_to(ids_path.clone(), false, ids_batch(ids)?)?;
         }
     }
-    drop(tx);
-    writer
-        .join()
-        .map_err(|_| CleanError::Internal("writer thread panicked".into()))??;
-    if spliced {
-        let data = drop_row_id(&empty_out)?;
-        let schema = data.schema();
-        let parts: &[&Path] = if early_cols {
-            &[&early_part, &late_part]
+    let spliced = if spliced {
+        let parts = if early_cols {
+            vec![early_part, late_part]
         } else {
-            &[&late_part]
+            vec![late_part]
         };
-        crate::early::splice(parts, &schema, props(&schema), out_tmp)?;
-        for p in parts {
-            std::fs::remove_file(p).map_err(|e| werr(p, e))?;
-        }
-    }
+        Some((parts, drop_row_id(&empty_out)?.schema()))
+    } else {
+        None
+    };
     Ok(Some((
-        rows_in,
-        rows_out,
-        non_null,
-        sampler.finish(),
-        output_schema,
+        (rows_in, rows_out, non_null, sampler.finish(), output_schema),
+        spliced,
     )))
 }
 
