@@ -974,17 +974,20 @@ pub fn clean(req: CleanRequest) -> Result<CleanOutcome, CleanError> {
         let mut summaries = step_summaries(&mut ops, &req.plan, &empty)?;
         let _ = std::fs::remove_dir_all(&side_tmp);
         std::fs::create_dir_all(&side_tmp).map_err(|e| werr(&side_tmp, e))?;
-        let result = final_pass(
-            &req,
-            &mut ops,
-            &mut typing,
-            &prepared,
-            &pii,
-            &mut summaries,
-            &out_tmp,
-            out_csv,
-            &side_tmp,
-        );
+        let result = final_pass(&out_tmp, |tx| {
+            output_pass(
+                &req,
+                &mut ops,
+                &mut typing,
+                &prepared,
+                &pii,
+                &mut summaries,
+                &out_tmp,
+                out_csv,
+                &side_tmp,
+                tx,
+            )
+        });
         match result {
             Ok(Some(done)) => break (prepared.passes, input_schema, summaries, done),
             Ok(None) => {
@@ -1203,27 +1206,15 @@ fn pick_others(b: &RecordBatch, names: &[String]) -> Result<RecordBatch, CleanEr
     Ok(b.project(&idx)?)
 }
 
-/// The final pass: applies every step and writes the output, dropped rows,
-/// cell provenance and row ids. With `prepared.early` it is also the last
-/// statistics pass (see `early`): then it returns `None` when a column widened,
-/// and the passes must start again with the wider `typing`.
-#[allow(clippy::too_many_arguments)]
+/// The final pass: runs `pass` (see `output_pass`) with a writer thread for
+/// its files, then splices the output when it was written in parts.
 fn final_pass(
-    req: &CleanRequest,
-    ops: &mut [Box<dyn Op>],
-    typing: &mut Typing,
-    prepared: &Prepared,
-    pii: &HashSet<String>,
-    summaries: &mut [StepSummary],
     out_tmp: &Path,
-    out_csv: bool,
-    side_tmp: &Path,
+    pass: impl FnOnce(&SyncSender<Out>) -> Result<Option<(FinalResult, Spliced)>, CleanError>,
 ) -> Result<Option<FinalResult>, CleanError> {
     let (tx, rx): (SyncSender<Out>, Receiver<Out>) = sync_channel(8);
     let writer = std::thread::spawn(move || writer_thread(rx));
-    let run = output_pass(
-        req, ops, typing, prepared, pii, summaries, out_tmp, out_csv, side_tmp, &tx,
-    );
+    let run = pass(&tx);
     // Every file is closed before the caller cleans up or publishes: on an
     // error too, or a file could be written after its directory was removed.
     drop(tx);
@@ -1248,8 +1239,11 @@ fn final_pass(
 /// The parts of an output to splice, and its schema.
 type Spliced = Option<(Vec<PathBuf>, SchemaRef)>;
 
-/// The final pass's reading and writing, sending every batch to the writer
-/// thread by `tx` (see `final_pass`).
+/// The final pass's reading and writing: applies every step and sends the
+/// output, dropped rows, cell provenance and row ids to the writer thread by
+/// `tx` (see `final_pass`). With `prepared.early` it is also the last
+/// statistics pass (see `early`): then it returns `None` when a column
+/// widened, and the passes must start again with the wider `typing`.
 #[allow(clippy::too_many_arguments)]
 fn output_pass(
     req: &CleanRequest,
