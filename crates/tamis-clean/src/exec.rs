@@ -318,7 +318,8 @@ type ReaderEnd = (Typing, Option<Result<tempfile::TempPath, CleanError>>);
 type SpillWriter =
     tamis_core::datafusion::arrow::ipc::writer::StreamWriter<std::io::BufWriter<File>>;
 
-/// An Arrow IPC file of typed batches, written beside the output.
+/// An Arrow IPC file of typed batches: the whole typed input beside the
+/// output, or the late pass's snapshot in the temporary sidecar.
 struct Spill {
     file: tempfile::NamedTempFile,
     writer: Option<SpillWriter>,
@@ -1095,21 +1096,30 @@ fn step_summaries(
     for (i, (op, s)) in ops.iter_mut().zip(&plan.steps).enumerate() {
         let before = schema_pairs(&b.schema());
         b = op.apply(&b)?.batch;
-        let (confidence, source) = op.confidence();
-        summaries.push(StepSummary {
+        let mut summary = StepSummary {
             index: i,
             id: s.id.clone(),
             ty: s.type_name().into(),
             params: s.params.clone(),
-            learned: op.learned(),
             schema_before: before,
             schema_after: schema_pairs(&b.schema()),
-            confidence,
-            source: source.name().into(),
             ..Default::default()
-        });
+        };
+        summary.learn_from(op.as_ref());
+        summaries.push(summary);
     }
     Ok(summaries)
+}
+
+impl StepSummary {
+    /// Takes what `op` learned and the confidence and source of its changes
+    /// (known once it is resolved).
+    fn learn_from(&mut self, op: &dyn Op) {
+        self.learned = op.learned();
+        let (confidence, source) = op.confidence();
+        self.confidence = confidence;
+        self.source = source.name().into();
+    }
 }
 
 type FinalResult = (
@@ -1489,17 +1499,10 @@ fn output_pass(
             return Ok(None);
         }
         // This pass was the last statistics pass too.
-        for (op, act) in ops.iter_mut().zip(&e.acts) {
-            if matches!(act, OutAct::Observe | OutAct::Decide) {
-                op.resolve()?;
-            }
-        }
         for ((op, act), s) in ops.iter_mut().zip(&e.acts).zip(summaries.iter_mut()) {
             if matches!(act, OutAct::Observe | OutAct::Decide) {
-                s.learned = op.learned();
-                let (confidence, source) = op.confidence();
-                s.confidence = confidence;
-                s.source = source.name().into();
+                op.resolve()?;
+                s.learn_from(op.as_ref());
             }
         }
     }
