@@ -80,7 +80,6 @@ pub(crate) fn early_plan(
     let mut late: Vec<String> = Vec::new();
     let mut read_late: Vec<String> = Vec::new();
     let mut first = None;
-    let mut acts = Vec::new();
     // (act, writes, schema before, schema after) per op.
     let mut steps = Vec::new();
     let mut b = empty.clone();
@@ -129,9 +128,9 @@ pub(crate) fn early_plan(
             return Ok(None);
         }
         steps.push((act, writes, schema, after.schema()));
-        acts.push(act);
         b = after;
     }
+    let acts = steps.iter().map(|s| s.0).collect();
     let Some(first) = first else {
         return Ok(Some(Early {
             acts,
