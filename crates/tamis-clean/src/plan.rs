@@ -491,8 +491,8 @@ impl Plan {
                         let numeric = matches!(t, ColumnType::Integer | ColumnType::Float);
                         if matches!(method, ImputeMethod::Mean | ImputeMethod::Median) && !numeric {
                             return Err(bad(format!(
-                                "`{c}` is a {} column; mean and median need numbers (use `mode` or `constant`)",
-                                t.name()
+                                "`{c}` is {} column; mean and median need numbers (use `mode` or `constant`)",
+                                article(t)
                             )));
                         }
                         if let ImputeMethod::Constant(v) = method
@@ -510,8 +510,8 @@ impl Plan {
                         let t = find(&cols, c, "columns")?;
                         if t != ColumnType::String {
                             return Err(bad(format!(
-                                "`{c}` is a {} column; this step works on text",
-                                t.name()
+                                "`{c}` is {} column; this step works on text (turn it to text first with a `cast` step, or read it as text with --schema)",
+                                article(t)
                             )));
                         }
                     }
@@ -523,8 +523,8 @@ impl Plan {
                         let t = find(&cols, c, "columns")?;
                         if t != ColumnType::String {
                             return Err(bad(format!(
-                                "`{c}` is a {} column; canonicalize works on text",
-                                t.name()
+                                "`{c}` is {} column; canonicalize works on text (turn it to text first with a `cast` step, or read it as text with --schema)",
+                                article(t)
                             )));
                         }
                         let _ = (values, contract);
@@ -551,8 +551,8 @@ impl Plan {
                         let t = find(&cols, c, "columns")?;
                         if !matches!(t, ColumnType::Integer | ColumnType::Float) {
                             return Err(bad(format!(
-                                "`{c}` is a {} column; outliers need numbers",
-                                t.name()
+                                "`{c}` is {} column; outliers need numbers",
+                                article(t)
                             )));
                         }
                     }
@@ -651,6 +651,13 @@ pub fn pii_columns(columns: &Option<Vec<String>>, contract: Option<&Contract>) -
     }
 }
 
+/// A type's name with its article, for messages: "an integer", "a string".
+fn article(t: ColumnType) -> String {
+    let name = t.name();
+    let an = name.starts_with(['a', 'e', 'i', 'o', 'u']);
+    format!("{} {name}", if an { "an" } else { "a" })
+}
+
 fn find_column(
     cols: &[(String, ColumnType)],
     c: &str,
@@ -663,12 +670,19 @@ fn find_column(
         .ok_or_else(|| CleanError::PlanStep {
             step: at.to_string(),
             message: format!(
-                "`{field}`: no column `{c}`{}; columns here are: {}",
+                "`{field}`: no column `{c}`{}; {}",
                 did_you_mean(c, cols.iter().map(|x| x.0.as_str())),
-                cols.iter()
-                    .map(|x| x.0.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                if cols.is_empty() {
+                    "the input has no columns (is it empty?)".to_string()
+                } else {
+                    format!(
+                        "columns here are: {}",
+                        cols.iter()
+                            .map(|x| x.0.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
             ),
         })
 }

@@ -754,6 +754,11 @@ fn bad_plans_fail_before_reading_with_the_step_field_and_a_suggestion() {
     );
     let m = e("steps: [{type: impute, columns: [name], method: median}]");
     assert!(m.contains("string column") && m.contains("mode"), "{m}");
+    let m = e("steps: [{type: normalize_text, columns: [age], case: lower}]");
+    assert!(
+        m.contains("is an integer column") && m.contains("`cast`"),
+        "{m}"
+    );
     let m = e("steps: [{type: normalize_text, columns: [name], cse: lower}]");
     assert!(
         m.contains("unknown field `cse`") && m.contains("did you mean `case`"),
@@ -770,6 +775,15 @@ fn bad_plans_fail_before_reading_with_the_step_field_and_a_suggestion() {
     assert!(m.contains("vault"), "{m}");
     let m = e("steps: [{type: filter, drop_where: \"agge > 3\"}]");
     assert!(m.contains("agge"), "{m}");
+    // An input with no columns at all says so, rather than listing none.
+    let m = try_run("", "steps: [{type: dedupe_exact, columns: [a]}]", None)
+        .err()
+        .expect("must fail")
+        .to_string();
+    assert!(
+        m.contains("no column `a`") && m.contains("no columns"),
+        "{m}"
+    );
 }
 
 #[test]
