@@ -162,10 +162,20 @@ pub fn clean(a: cli::CleanArgs) -> anyhow::Result<ExitCode> {
         today,
         progress: Arc::new(AtomicU64::new(0)),
         passes: Arc::new(AtomicU64::new(0)),
+        total: Arc::new(AtomicU64::new(0)),
         cancel: Default::default(),
         vault,
     };
-    let o = runtime()?.block_on(svc::clean(job))?;
+    let bar = crate::output::Bar::start(
+        !a.no_progress,
+        "cleaning",
+        job.progress.clone(),
+        job.total.clone(),
+        Some(job.passes.clone()),
+    );
+    let o = runtime()?.block_on(svc::clean(job));
+    drop(bar);
+    let o = o?;
     let mut out = std::io::stdout().lock();
     if a.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&o)?)?;

@@ -2,7 +2,8 @@
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,34 +14,16 @@ use crate::cli::ProfileCommand;
 /// Runs `tamis profile`.
 pub async fn profile(cmd: ProfileCommand) -> anyhow::Result<ExitCode> {
     let opened = tamis_service::open_profile(cmd.request)?;
-    let bar = (cmd.progress && std::io::stderr().is_terminal()).then(|| {
-        let pb = match opened.total_bytes() {
-            Some(n) => indicatif::ProgressBar::new(n),
-            None => indicatif::ProgressBar::new_spinner(),
-        };
-        pb.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{spinner} profiling [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        ) {
-            pb.set_style(style.progress_chars("=> "));
-        }
-        let counter = opened.progress.clone();
-        let pb2 = pb.clone();
-        tokio::spawn(async move {
-            loop {
-                pb2.set_position(counter.load(Ordering::Relaxed));
-                if pb2.is_finished() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        });
-        pb
-    });
+    let total = Arc::new(AtomicU64::new(opened.total_bytes().unwrap_or(0)));
+    let bar = Bar::start(
+        cmd.progress,
+        "profiling",
+        opened.progress.clone(),
+        total,
+        None,
+    );
     let result = opened.run().await;
-    if let Some(pb) = &bar {
-        pb.finish_and_clear();
-    }
+    drop(bar);
     let profile = result?;
     if let Some(path) = &cmd.html {
         tamis_service::write_html_report(&profile, path)?;
@@ -58,6 +41,90 @@ pub async fn profile(cmd: ProfileCommand) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A progress bar on standard error while a command reads its input: bytes
+/// read against the input's size (a byte count alone while the size is
+/// unknown), started again at each pass for a command that reads its input
+/// more than once. Drawn only on a terminal, and cleared when dropped.
+pub struct Bar {
+    pb: indicatif::ProgressBar,
+    stop: Arc<AtomicBool>,
+    ticker: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Bar {
+    /// A bar for `verb` ("profiling") fed by the `read` byte counter, the
+    /// input's `total` bytes (0: unknown yet) and, for several passes, the
+    /// count of `passes` started. None when not `enabled` or not on a terminal.
+    pub fn start(
+        enabled: bool,
+        verb: &'static str,
+        read: Arc<AtomicU64>,
+        total: Arc<AtomicU64>,
+        passes: Option<Arc<AtomicU64>>,
+    ) -> Option<Bar> {
+        if !enabled || !std::io::stderr().is_terminal() {
+            return None;
+        }
+        let pb =
+            indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = {
+            let (pb, stop) = (pb.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let (mut pass, mut pass_start, mut known) = (0u64, 0u64, None);
+                while !stop.load(Ordering::Relaxed) {
+                    let done = read.load(Ordering::Relaxed);
+                    let now = passes
+                        .as_ref()
+                        .map_or(1, |p| p.load(Ordering::Relaxed).max(1));
+                    if now != pass {
+                        (pass, pass_start) = (now, done);
+                        let prefix = match passes {
+                            Some(_) => format!("{verb}, pass {pass}"),
+                            None => verb.to_string(),
+                        };
+                        pb.set_prefix(prefix);
+                        pb.reset_eta();
+                    }
+                    let size = total.load(Ordering::Relaxed);
+                    if known != Some(size > 0) {
+                        known = Some(size > 0);
+                        let template = if size > 0 {
+                            "{spinner} {prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
+                        } else {
+                            "{spinner} {prefix} {bytes} read {bytes_per_sec}"
+                        };
+                        if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+                            pb.set_style(style.progress_chars("=> "));
+                        }
+                    }
+                    if size > 0 {
+                        pb.set_length(size);
+                    }
+                    pb.set_position(done.saturating_sub(pass_start));
+                    pb.tick();
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            })
+        };
+        Some(Bar {
+            pb,
+            stop,
+            ticker: Some(ticker),
+        })
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.ticker.take() {
+            let _ = t.join();
+        }
+        self.pb.finish_and_clear();
+    }
 }
 
 fn summary(out: &mut impl Write, p: &Profile) -> std::io::Result<()> {

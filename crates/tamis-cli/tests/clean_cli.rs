@@ -510,3 +510,61 @@ fn dedupe_fuzzy_merges_near_duplicates_with_provenance() {
         text(&o.stderr)
     );
 }
+
+/// Runs the binary on a pseudo-terminal (util-linux `script`, always on
+/// Debian): its exit status and what the terminal showed.
+fn on_terminal(args: &[&str]) -> (bool, String) {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let cmd = std::iter::once(env!("CARGO_BIN_EXE_tamis"))
+        .chain(args.iter().copied())
+        .map(quote)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let o = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("NO_COLOR", "1")
+        .env("TAMIS_PII_KEY", "cli-test-key")
+        .output()
+        .expect("`script` (util-linux) runs the command on a terminal");
+    (o.status.success(), text(&o.stdout))
+}
+
+#[test]
+fn progress_bars_show_on_a_terminal_unless_turned_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.yaml");
+    std::fs::write(
+        &plan,
+        "steps: [{type: dedupe_exact}, {type: impute, columns: [age], method: median}]",
+    )
+    .unwrap();
+    let out = dir.path().join("out.parquet");
+    let clean = |extra: &[&str]| {
+        let mut args = vec!["clean", &example(), "--plan", p(&plan), "-o", p(&out)]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    let args = clean(&[]);
+    let (ok, shown) = on_terminal(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok, "{shown}");
+    assert!(shown.contains("cleaning, pass 1"), "{shown}");
+    assert!(shown.contains("rows in"), "the summary follows: {shown}");
+
+    let args = clean(&["--no-progress"]);
+    let (ok, shown) = on_terminal(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok, "{shown}");
+    assert!(!shown.contains("cleaning"), "{shown}");
+
+    let (ok, shown) = on_terminal(&["profile", &example()]);
+    assert!(ok, "{shown}");
+    assert!(shown.contains("profiling"), "{shown}");
+
+    // Not on a terminal: no bar, whatever the flags.
+    let args = clean(&[]);
+    let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(!text(&o.stderr).contains("cleaning"), "{}", text(&o.stderr));
+}

@@ -83,6 +83,9 @@ pub struct CleanJob {
     pub progress: Arc<AtomicU64>,
     /// Passes started, for progress.
     pub passes: Arc<AtomicU64>,
+    /// Input bytes per pass, set once the input is opened (left as it is
+    /// when a size is unknown: stdin, a stream), for progress.
+    pub total: Arc<AtomicU64>,
     /// Raised to stop the run between batches.
     pub cancel: tamis_core::Cancel,
     /// Token vault file and keys (for `pii` steps that tokenize).
@@ -98,6 +101,9 @@ pub async fn clean(job: CleanJob) -> Result<CleanOutcome, ServiceError> {
         None => None,
     };
     let dataset = Arc::new(Dataset::open(&job.inputs, job.read.clone())?);
+    if let Some(n) = dataset.total_bytes() {
+        job.total.store(n, std::sync::atomic::Ordering::Relaxed);
+    }
     let req = tamis_clean::CleanRequest {
         dataset,
         plan,

@@ -322,6 +322,7 @@ async fn execute(
                 today: chrono::Utc::now().date_naive(),
                 progress,
                 passes,
+                total,
                 cancel: cancel.clone(),
                 vault: vault_keys.map(|k| (vault.clone(), k.clone())),
             })
