@@ -169,13 +169,10 @@ pub fn suggest(p: &Profile) -> Plan {
             ));
         }
         if let Some(num) = &c.numeric {
-            if let Some(imp) = &c.impossible {
-                let cond = if c.semantic_type == "age" {
-                    format!("\"{name}\" < 0 OR \"{name}\" > 120")
-                } else {
-                    format!("\"{name}\" < 0")
-                };
-                let _ = imp;
+            // A number is impossible only by the age rule (dates break the
+            // birth-date one): the filter drops exactly what it counted.
+            if let Some(imp) = c.impossible.as_ref().filter(|i| i.count > 0) {
+                let cond = format!("\"{name}\" < 0 OR \"{name}\" > {}", tamis_profile::AGE_MAX);
                 steps.extend(step(
                     id("impossible"),
                     "filter",

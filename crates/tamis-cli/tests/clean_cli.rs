@@ -28,6 +28,13 @@ fn p(x: &Path) -> &str {
     x.to_str().unwrap()
 }
 
+/// `tamis clean INPUT --plan PLAN -o OUT --json`, which must succeed: its summary.
+fn clean_json(input: &Path, plan: &Path, out: &Path) -> serde_json::Value {
+    let o = run(&["clean", p(input), "--plan", p(plan), "-o", p(out), "--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
 #[test]
 fn suggest_then_clean_then_revert_then_verify() {
     let dir = tempfile::tempdir().unwrap();
@@ -425,17 +432,7 @@ fn dedupe_fuzzy_merges_near_duplicates_with_provenance() {
     )
     .unwrap();
     let out = dir.path().join("out.csv");
-    let o = run(&[
-        "clean",
-        p(&input),
-        "--plan",
-        p(&plan),
-        "-o",
-        p(&out),
-        "--json",
-    ]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let summary = clean_json(&input, &plan, &out);
     assert_eq!(summary["rows_in"], 403);
     assert_eq!(summary["rows_out"], 400, "{summary}");
     let got = std::fs::read_to_string(&out).unwrap();
@@ -567,4 +564,45 @@ fn progress_bars_show_on_a_terminal_unless_turned_off() {
     let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(!text(&o.stderr).contains("cleaning"), "{}", text(&o.stderr));
+}
+
+#[test]
+fn suggested_age_filter_drops_exactly_the_impossible_ages() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("id,age\n");
+    for i in 0..300 {
+        let age = match i {
+            10 => "-3".to_string(),
+            20 => "125".to_string(),
+            30 => "140".to_string(),
+            _ => (20 + i % 50).to_string(),
+        };
+        csv.push_str(&format!("{i},{age}\n"));
+    }
+    let input = dir.path().join("ages.csv");
+    std::fs::write(&input, &csv).unwrap();
+    let plan = dir.path().join("plan.yaml");
+    let o = run(&["suggest", p(&input), "-o", p(&plan)]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let yaml = std::fs::read_to_string(&plan).unwrap();
+    assert!(yaml.contains("has 2 impossible values"), "{yaml}");
+    let s = clean_json(&input, &plan, &dir.path().join("out.parquet"));
+    let filter = s["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["type"] == "filter")
+        .unwrap_or_else(|| panic!("no filter step: {s}"));
+    // -3 and 140 go; 125 is old but possible, and stays.
+    assert_eq!(filter["rows_removed"], 2, "{s}");
+
+    // Ages that are all possible: no filter is suggested at all.
+    let plain: String = csv
+        .replace("\n10,-3\n", "\n10,30\n")
+        .replace("\n30,140\n", "\n30,31\n");
+    std::fs::write(&input, plain).unwrap();
+    let o = run(&["suggest", p(&input), "-o", p(&plan)]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let yaml = std::fs::read_to_string(&plan).unwrap();
+    assert!(!yaml.contains("type: filter"), "{yaml}");
 }

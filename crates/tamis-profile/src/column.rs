@@ -411,7 +411,7 @@ impl ColumnState {
 
     #[inline]
     fn check_numeric(&mut self, x: f64, row: u64, n: u64, v: &str, ctx: &Ctx) {
-        if ctx.hint == Some(NameHint::Age) && !(0.0..=130.0).contains(&x) {
+        if ctx.hint == Some(NameHint::Age) && !(0.0..=crate::AGE_MAX).contains(&x) {
             self.impossible += n;
             push_example(&mut self.impossible_examples, (row, cut(v)));
         }
@@ -633,7 +633,7 @@ impl ColumnState {
             &self.freq,
         );
         let impossible = (hint == Some(NameHint::Age) && numeric.is_some()).then(|| RuleCount {
-            rule: "age between 0 and 130".into(),
+            rule: format!("age between 0 and {}", crate::AGE_MAX),
             count: self.impossible,
             examples: examples(&self.impossible_examples),
         });

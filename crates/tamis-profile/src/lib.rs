@@ -59,6 +59,10 @@ pub struct ProfileOptions {
     pub sample_cells: usize,
 }
 
+/// The oldest possible age: a column named like an age counts values
+/// below 0 or above it as impossible.
+pub const AGE_MAX: f64 = 130.0;
+
 /// Most rows in the correlation sample.
 pub const SAMPLE_ROWS: usize = 20_000;
 
