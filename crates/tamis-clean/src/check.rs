@@ -414,9 +414,10 @@ pub fn infer_contract(profile: &Profile, dataset_id: &str, today: chrono::NaiveD
             }
             if let Some(n) = &c.numeric {
                 if c.semantic_type == "age" {
+                    // The profile's own bound: the contract fails what it calls impossible.
                     rules.push(Rule::Range {
                         min: Some(0.0),
-                        max: Some(120.0),
+                        max: Some(tamis_profile::AGE_MAX),
                     });
                 } else if n.min >= 0.0 {
                     rules.push(Rule::NonNegative);

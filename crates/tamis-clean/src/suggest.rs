@@ -156,15 +156,35 @@ pub fn suggest(p: &Profile) -> Plan {
                 ),
             ));
         }
-        if text && c.semantic_type == "date_text" {
-            let formats = c.formats.len();
+        // Dates written several ways: a text column of dates, or a date
+        // column whose sample parsed but whose other values come in other
+        // formats (the reader keeps those as text). Not a column of mostly
+        // datetimes: a date would drop their times.
+        let date_formats = c.dates.as_ref().map_or(0, |d| d.formats.len());
+        let format_count = |f: &str| {
+            c.formats
+                .iter()
+                .find(|v| v.value == f)
+                .map_or(0, |v| v.count)
+        };
+        let mostly_dates = format_count("date") > format_count("datetime");
+        if (text && c.semantic_type == "date_text") || (date_formats > 1 && mostly_dates) {
+            let formats = if date_formats > 0 {
+                date_formats
+            } else {
+                c.formats.len()
+            };
             steps.extend(step(
                 id("dates"),
                 "parse",
                 json!({"columns": [name], "to": "date"}),
                 0.85,
                 format!(
-                    "`{name}` holds dates written in {formats} formats; parse them to ISO dates"
+                    "`{name}` holds dates written in {formats} formats; parse them to ISO dates{}",
+                    match format_count("datetime") {
+                        0 => String::new(),
+                        k => format!(" (the time of its {} datetimes is dropped)", n(k)),
+                    }
                 ),
             ));
         }

@@ -53,6 +53,11 @@ fn suggest_then_clean_then_revert_then_verify() {
         assert!(yaml.contains(want), "suggested plan lacks {want}:\n{yaml}");
     }
     assert!(yaml.contains("differ only in case or whitespace"), "{yaml}");
+    // signup_date samples as a date but is written six ways further on.
+    assert!(
+        yaml.contains("`signup_date` holds dates written in 6 formats; parse them to ISO dates (the time of its 8 datetimes is dropped)"),
+        "{yaml}"
+    );
 
     let out = dir.path().join("clean.parquet");
     let report = dir.path().join("report.html");
@@ -72,6 +77,11 @@ fn suggest_then_clean_then_revert_then_verify() {
     assert_eq!(summary["rows_in"], 2000);
     assert_eq!(summary["quarantined"], 2);
     assert!(summary["rows_out"].as_u64().unwrap() < 2000);
+    let schema = summary["output_schema"].as_array().unwrap();
+    assert!(
+        schema.contains(&serde_json::json!(["signup_date", "Date32"])),
+        "{schema:?}"
+    );
     let html = std::fs::read_to_string(&report).unwrap();
     assert!(html.contains("quality score") && html.contains("Sample of changed rows"));
 
@@ -595,6 +605,14 @@ fn suggested_age_filter_drops_exactly_the_impossible_ages() {
         .unwrap_or_else(|| panic!("no filter step: {s}"));
     // -3 and 140 go; 125 is old but possible, and stays.
     assert_eq!(filter["rows_removed"], 2, "{s}");
+    // An inferred contract fails the same two ages, and only them.
+    let contract = dir.path().join("contract.yaml");
+    let o = run(&["contract", "infer", p(&input), "-o", p(&contract)]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = run(&["check", p(&input), "--contract", p(&contract), "--json"]);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["failing_rows"], 2, "{r}");
 
     // Ages that are all possible: no filter is suggested at all.
     let plain: String = csv
