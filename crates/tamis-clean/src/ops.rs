@@ -1132,7 +1132,9 @@ impl Op for Canonicalize {
             let mut ranked: Vec<(u64, String)> = groups
                 .into_values()
                 .map(|(n, mut members)| {
-                    members.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+                    members.sort_by(|a, b| {
+                        tamis_core::types::canonical_order((&a.1, a.0), (&b.1, b.0))
+                    });
                     (n, members.swap_remove(0).1)
                 })
                 .collect();

@@ -461,6 +461,18 @@ fn canonical_values_are_learned_or_taken_from_the_contract() {
 }
 
 #[test]
+fn a_learned_canonical_spelling_has_no_stray_spaces() {
+    // The padded spelling is the most frequent; the canonical one is bare.
+    let csv = "id,city\n1,Paris \n2,Paris \n3,Paris \n4,paris\n5,Paris\n6,Lyon\n7,Lyon\n8,Nice\n";
+    let r = run(csv, "steps: [{type: canonicalize, columns: [city]}]");
+    assert_eq!(
+        distinct_values(&r.out, "city"),
+        vec!["Lyon", "Nice", "Paris"]
+    );
+    assert_reverts(&r);
+}
+
+#[test]
 fn outliers_flag_clip_and_null_after_an_imputation() {
     let mut csv = String::from("v\n");
     for i in 0..20 {

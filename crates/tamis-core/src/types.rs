@@ -206,6 +206,18 @@ fn one_case(t: &str) -> bool {
     !b.iter().any(u8::is_ascii_lowercase) || !b.iter().skip(1).any(u8::is_ascii_uppercase)
 }
 
+/// The order in which spellings of one value (`(spelling, count)`) compete
+/// to be its canonical spelling: one without surrounding whitespace before
+/// any with it (stray spaces are never the intended spelling), then the
+/// most frequent, then by bytes (so the choice is the same every run).
+pub fn canonical_order(a: (&str, u64), b: (&str, u64)) -> std::cmp::Ordering {
+    let padded = |s: &str| s.trim() != s;
+    padded(a.0)
+        .cmp(&padded(b.0))
+        .then(b.1.cmp(&a.1))
+        .then(a.0.cmp(b.0))
+}
+
 /// Parses a boolean word.
 #[inline]
 pub fn parse_bool(v: &str) -> Option<bool> {
@@ -511,6 +523,19 @@ pub fn infer_type<'a>(values: impl IntoIterator<Item = &'a str>, nulls: &NullTok
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn canonical_spelling_is_unpadded_then_most_frequent() {
+        let mut v = vec![(" Paris", 9), ("paris", 2), ("Paris ", 9), ("PARIS", 2)];
+        v.sort_by(|a, b| canonical_order(*a, *b));
+        assert_eq!(
+            v,
+            [("PARIS", 2), ("paris", 2), (" Paris", 9), ("Paris ", 9)]
+        );
+        let mut v = [("Lyon", 1), ("lyon", 3)];
+        v.sort_by(|a, b| canonical_order(*a, *b));
+        assert_eq!(v[0], ("lyon", 3));
+    }
 
     #[test]
     fn ints_and_overflow() {
