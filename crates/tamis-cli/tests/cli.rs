@@ -162,6 +162,22 @@ fn bad_input_exits_3_naming_the_file() {
     let err = text(&out.stderr);
     assert!(err.contains("bad.csv:3:"), "{err}");
     assert!(out.stdout.is_empty(), "no half output on failure");
+    // The reader's own message, not the engine's wrapper around it.
+    assert!(err.starts_with("tamis: "), "{err}");
+    assert!(!err.contains("External error"), "{err}");
+    // The engine hands one error to every stream of a repartitioned plan;
+    // which wrapper reaches the top varies from run to run, so several runs.
+    let p = write(dir.path(), "ragged.csv", b"a,b\n1,2\n3,4,5\n");
+    for _ in 0..20 {
+        let out = run(&["profile", p.to_str().unwrap(), "--strict"]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{err}");
+        assert!(
+            err.starts_with("tamis: ") && err.contains("ragged.csv:3:4: wrong field count"),
+            "{err}"
+        );
+        assert!(!err.contains("External error"), "{err}");
+    }
 }
 
 #[test]

@@ -81,10 +81,105 @@ pub fn from_df(e: datafusion::error::DataFusionError) -> CoreError {
         },
         D::Shared(s) => match std::sync::Arc::try_unwrap(s) {
             Ok(inner) => from_df(inner),
-            Err(s) => CoreError::DataFusion(D::Shared(s)),
+            // Another stream still holds the error (a repartitioned plan
+            // hands one error to all its outputs): the reader's error inside
+            // is copied out rather than shown in its wrappers.
+            Err(s) => shared_reader_error(&s).unwrap_or(CoreError::DataFusion(D::Shared(s))),
         },
         other => CoreError::DataFusion(other),
     }
+}
+
+/// A copy of the reader's error inside an engine error that cannot be
+/// taken apart (it is shared).
+fn shared_reader_error(e: &datafusion::error::DataFusionError) -> Option<CoreError> {
+    use datafusion::arrow::error::ArrowError;
+    use datafusion::error::DataFusionError as D;
+    match e {
+        D::External(b) => external_reader_error(b.as_ref()),
+        D::ArrowError(a, _) => match a.as_ref() {
+            ArrowError::ExternalError(b) => external_reader_error(b.as_ref()),
+            _ => None,
+        },
+        D::Context(_, inner) => shared_reader_error(inner),
+        D::Shared(s) => shared_reader_error(s),
+        _ => None,
+    }
+}
+
+fn external_reader_error(b: &(dyn std::error::Error + Send + Sync + 'static)) -> Option<CoreError> {
+    use datafusion::arrow::error::ArrowError;
+    if let Some(c) = b.downcast_ref::<CoreError>() {
+        return copy_error(c);
+    }
+    if let Some(d) = b.downcast_ref::<datafusion::error::DataFusionError>() {
+        return shared_reader_error(d);
+    }
+    match b.downcast_ref::<ArrowError>() {
+        Some(ArrowError::ExternalError(b)) => external_reader_error(b.as_ref()),
+        _ => None,
+    }
+}
+
+/// A copy of a reader's error (an I/O error is copied as its kind and message).
+fn copy_error(c: &CoreError) -> Option<CoreError> {
+    use datafusion::arrow::error::ArrowError;
+    let io = |e: &std::io::Error| std::io::Error::new(e.kind(), e.to_string());
+    Some(match c {
+        CoreError::Cancelled => CoreError::Cancelled,
+        CoreError::Open { path, source } => CoreError::Open {
+            path: path.clone(),
+            source: io(source),
+        },
+        CoreError::NoMatch { pattern } => CoreError::NoMatch {
+            pattern: pattern.clone(),
+        },
+        CoreError::BadGlob { pattern, message } => CoreError::BadGlob {
+            pattern: pattern.clone(),
+            message: message.clone(),
+        },
+        CoreError::Read { file, line, source } => CoreError::Read {
+            file: file.clone(),
+            line: *line,
+            source: io(source),
+        },
+        CoreError::Malformed {
+            file,
+            line,
+            column,
+            reason,
+        } => CoreError::Malformed {
+            file: file.clone(),
+            line: *line,
+            column: *column,
+            reason: reason.clone(),
+        },
+        CoreError::Format { file, message } => CoreError::Format {
+            file: file.clone(),
+            message: message.clone(),
+        },
+        CoreError::SchemaMismatch {
+            file,
+            first,
+            message,
+        } => CoreError::SchemaMismatch {
+            file: file.clone(),
+            first: first.clone(),
+            message: message.clone(),
+        },
+        CoreError::Schema { spec, message } => CoreError::Schema {
+            spec: spec.clone(),
+            message: message.clone(),
+        },
+        CoreError::Write { path, source } => CoreError::Write {
+            path: path.clone(),
+            source: io(source),
+        },
+        CoreError::DataFusion(d) => return shared_reader_error(d),
+        CoreError::Arrow(ArrowError::ExternalError(b)) => return external_reader_error(b.as_ref()),
+        CoreError::Arrow(_) => return None,
+        CoreError::Internal(m) => CoreError::Internal(m.clone()),
+    })
 }
 
 /// A table over a dataset, for registering in a session.
