@@ -796,6 +796,8 @@ fn variant_groups(freq: &Freq) -> Vec<VariantGroup> {
         .filter(|g| g.len() > 1)
         .map(|mut g| {
             g.sort_by(|a, b| tamis_core::types::canonical_order((a.0, a.1), (b.0, b.1)));
+            // The canonical spelling first, the others most frequent first.
+            g[1..].sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
             let variant_rows = g[1..].iter().map(|x| x.1).sum();
             let mut example_row_ids: Vec<u64> = g[1..].iter().map(|x| x.2).collect();
             example_row_ids.sort();
