@@ -30,47 +30,6 @@ use crate::StoreError;
 /// Bytes per part of an upload (S3 parts are at least 5 MiB).
 const PART: usize = 8 << 20;
 
-/// An upload that is aborted if it is dropped unfinished (a cancelled job
-/// drops its put half-way): the parts already sent are removed from the
-/// store, instead of lingering as an incomplete multipart upload (which S3
-/// keeps, and bills, until a lifecycle rule clears it).
-struct AbortOnDrop(Option<BufWriter>);
-
-impl AbortOnDrop {
-    fn writer(&mut self) -> std::io::Result<&mut BufWriter> {
-        self.0
-            .as_mut()
-            .ok_or_else(|| std::io::Error::other("the upload has already ended"))
-    }
-
-    /// Completes the upload.
-    async fn finish(&mut self) -> std::io::Result<()> {
-        match self.0.take() {
-            Some(mut w) => w.shutdown().await,
-            None => Ok(()),
-        }
-    }
-
-    /// Aborts the upload now.
-    async fn abort(&mut self) {
-        if let Some(mut w) = self.0.take() {
-            let _ = w.abort().await;
-        }
-    }
-}
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        if let Some(mut w) = self.0.take()
-            && let Ok(rt) = tokio::runtime::Handle::try_current()
-        {
-            rt.spawn(async move {
-                let _ = w.abort().await;
-            });
-        }
-    }
-}
-
 /// Where artifacts live.
 #[derive(Clone)]
 pub struct Artifacts {
@@ -237,12 +196,11 @@ impl Artifacts {
         use tokio::io::AsyncReadExt;
         let k = Artifacts::key(key)?;
         let mut f = tokio::fs::File::open(file).await.map_err(file_err(file))?;
-        let mut w = AbortOnDrop(Some(BufWriter::with_capacity(self.inner.clone(), k, PART)));
+        let mut w = BufWriter::with_capacity(self.inner.clone(), k, PART);
         let mut hasher = sha2::Sha256::new();
         let mut buf = vec![0u8; 256 << 10];
         let mut bytes = 0u64;
         let copied = async {
-            let w = w.writer()?;
             loop {
                 let n = f.read(&mut buf).await?;
                 if n == 0 {
@@ -252,22 +210,16 @@ impl Artifacts {
                 w.write_all(&buf[..n]).await?;
                 bytes += n as u64;
             }
-            Ok(())
+            w.shutdown().await
         }
         .await;
-        let copied = match copied {
-            // Past this point the upload completes or fails as a whole:
-            // there is nothing left to abort.
-            Ok(()) => w.finish().await,
-            Err(e) => Err(e),
-        };
         match copied {
             Ok(()) => Ok(Put {
                 bytes,
                 sha256: hex::encode(hasher.finalize()),
             }),
             Err(e) => {
-                w.abort().await;
+                let _ = w.abort().await;
                 Err(StoreError::ArtifactFile {
                     path: file.to_path_buf(),
                     source: e,
@@ -529,50 +481,6 @@ pub mod conformance {
         sha2::Sha256::digest(b).to_vec()
     }
 
-    /// Starts putting a file of several parts at `root/abandoned.bin` and
-    /// drops the put half-way, once `started` says the backend holds part
-    /// of it: the object must not appear. The caller then checks, with
-    /// [`eventually`], that the backend keeps none of its parts.
-    pub async fn abandon_upload(
-        a: &Artifacts,
-        root: &str,
-        work: &Path,
-        started: impl Fn() -> bool,
-    ) {
-        std::fs::create_dir_all(work).unwrap();
-        let f = work.join("abandoned.bin");
-        std::fs::write(&f, vec![7u8; PART * 8]).unwrap();
-        let k = format!("{root}/abandoned.bin");
-        let mut put = Box::pin(a.put_file(&k, &f));
-        loop {
-            let tick = std::time::Duration::from_millis(1);
-            match tokio::time::timeout(tick, &mut put).await {
-                Ok(r) => panic!(
-                    "the upload ended before it could be dropped: {:?}",
-                    r.map(|p| p.bytes)
-                ),
-                Err(_) if started() => break,
-                Err(_) => {}
-            }
-        }
-        drop(put);
-        assert!(
-            matches!(a.size(&k).await, Err(StoreError::NotFound(_))),
-            "an abandoned upload must not appear"
-        );
-    }
-
-    /// Waits up to 10 s for `done` to hold; fails naming `what` otherwise.
-    pub async fn eventually(what: &str, done: impl Fn() -> bool) {
-        for _ in 0..1000 {
-            if done() {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        panic!("{what}: still not so after 10 s");
-    }
-
     /// Runs the suite under `root/` of `a`; `work` is a local directory for files.
     pub async fn run(a: &Artifacts, root: &str, work: &Path) {
         std::fs::create_dir_all(work).unwrap();
@@ -679,33 +587,11 @@ mod tests {
         assert!(a.is_local());
         assert!(a.url().starts_with("file://"));
         conformance::run(&a, "t", &dir.path().join("work")).await;
-        // An abandoned upload leaves no staging file behind.
-        let staged = || {
-            walk(&root)
-                .iter()
-                .any(|p| p.to_string_lossy().contains("abandoned.bin#"))
-        };
-        conformance::abandon_upload(&a, "t", &dir.path().join("work"), staged).await;
-        conformance::eventually("a staging file is left", || !staged()).await;
         // The same directory opened by URL sees the same objects.
         let b = Artifacts::open(&format!("file://{}", root.display()), dir.path()).unwrap();
         a.put_bytes("x/y.txt", b"1".to_vec()).await.unwrap();
         assert_eq!(b.read("x/y.txt").await.unwrap(), b"1");
         assert!(root.join("x/y.txt").is_file());
-    }
-
-    /// Every file under `dir`.
-    fn walk(dir: &Path) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p);
-            }
-        }
-        out
     }
 
     #[test]
