@@ -180,9 +180,8 @@ pub fn check(
                         }
                         (_, None) | (Check::NotNull, _) => None,
                         _ if missing => None,
-                        (Check::Type(t), Some(v)) => {
-                            (!t.accepts(v)).then(|| format!("`{v}` is not a {} value", t.name()))
-                        }
+                        (Check::Type(t), Some(v)) => (!t.accepts(v))
+                            .then(|| format!("`{v}` is not {} value", crate::plan::article(*t))),
                         (Check::Rule(rule, re, set), Some(v)) => match rule {
                             Rule::Unique => {
                                 let m = seen.entry(pi).or_default();

@@ -1121,7 +1121,7 @@ impl Op for Canonicalize {
         for (c, counts) in std::mem::take(&mut self.counts) {
             // Group spellings that fold alike; a group is canonical when it holds at
             // least 1% of the values (or is among the 3 largest) and is not close to a
-            // larger one, spelled as its most frequent member. The rest map by similarity.
+            // larger one, spelled as its first member by `canonical_order`. The rest map by similarity.
             let total: u64 = counts.values().sum();
             let mut groups: BTreeMap<String, (u64, Vec<(u64, String)>)> = BTreeMap::new();
             for (v, n) in counts {

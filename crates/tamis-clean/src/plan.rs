@@ -499,8 +499,8 @@ impl Plan {
                             && !t.accepts(v)
                         {
                             return Err(bad(format!(
-                                "`value: {v}` is not a {} value for `{c}`",
-                                t.name()
+                                "`value: {v}` is not {} value for `{c}`",
+                                article(t)
                             )));
                         }
                     }
@@ -652,7 +652,7 @@ pub fn pii_columns(columns: &Option<Vec<String>>, contract: Option<&Contract>) -
 }
 
 /// A type's name with its article, for messages: "an integer", "a string".
-fn article(t: ColumnType) -> String {
+pub(crate) fn article(t: ColumnType) -> String {
     let name = t.name();
     let an = name.starts_with(['a', 'e', 'i', 'o', 'u']);
     format!("{} {name}", if an { "an" } else { "a" })
@@ -673,7 +673,7 @@ fn find_column(
                 "`{field}`: no column `{c}`{}; {}",
                 did_you_mean(c, cols.iter().map(|x| x.0.as_str())),
                 if cols.is_empty() {
-                    "the input has no columns (is it empty?)".to_string()
+                    "no columns remain at this step (is the input empty?)".to_string()
                 } else {
                     format!(
                         "columns here are: {}",

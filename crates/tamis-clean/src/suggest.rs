@@ -159,7 +159,7 @@ pub fn suggest(p: &Profile) -> Plan {
         // Dates written several ways: a text column of dates, or a date
         // column whose sample parsed but whose other values come in other
         // formats (the reader keeps those as text). Not a column of mostly
-        // datetimes: a date would drop their times.
+        // datetimes (at most one in 20): a date drops their times.
         let date_formats = c.dates.as_ref().map_or(0, |d| d.formats.len());
         let format_count = |f: &str| {
             c.formats
@@ -167,7 +167,8 @@ pub fn suggest(p: &Profile) -> Plan {
                 .find(|v| v.value == f)
                 .map_or(0, |v| v.count)
         };
-        let mostly_dates = format_count("date") > format_count("datetime");
+        // Parsing to dates drops times: only for a few stray datetimes.
+        let mostly_dates = format_count("datetime") * 20 <= format_count("date");
         if (text && c.semantic_type == "date_text") || (date_formats > 1 && mostly_dates) {
             let formats = if date_formats > 0 {
                 date_formats

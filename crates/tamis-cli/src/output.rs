@@ -74,7 +74,8 @@ impl Bar {
             let (pb, stop) = (pb.clone(), stop.clone());
             std::thread::spawn(move || {
                 let (mut pass, mut pass_start, mut known) = (0u64, 0u64, None);
-                while !stop.load(Ordering::Relaxed) {
+                // One frame at least, however short the run.
+                loop {
                     let done = read.load(Ordering::Relaxed);
                     let now = passes
                         .as_ref()
@@ -105,7 +106,11 @@ impl Bar {
                     }
                     pb.set_position(done.saturating_sub(pass_start));
                     pb.tick();
-                    std::thread::sleep(Duration::from_millis(100));
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    // Woken at once when the bar is dropped.
+                    std::thread::park_timeout(Duration::from_millis(100));
                 }
             })
         };
@@ -121,6 +126,7 @@ impl Drop for Bar {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.ticker.take() {
+            t.thread().unpark();
             let _ = t.join();
         }
         self.pb.finish_and_clear();

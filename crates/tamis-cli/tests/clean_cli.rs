@@ -520,6 +520,7 @@ fn dedupe_fuzzy_merges_near_duplicates_with_provenance() {
 
 /// Runs the binary on a pseudo-terminal (util-linux `script`, always on
 /// Debian): its exit status and what the terminal showed.
+#[cfg(target_os = "linux")]
 fn on_terminal(args: &[&str]) -> (bool, String) {
     let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
     let cmd = std::iter::once(env!("CARGO_BIN_EXE_tamis"))
@@ -536,6 +537,8 @@ fn on_terminal(args: &[&str]) -> (bool, String) {
     (o.status.success(), text(&o.stdout))
 }
 
+// util-linux `script` (Linux only) gives the command a terminal.
+#[cfg(target_os = "linux")]
 #[test]
 fn progress_bars_show_on_a_terminal_unless_turned_off() {
     let dir = tempfile::tempdir().unwrap();
@@ -613,6 +616,24 @@ fn suggested_age_filter_drops_exactly_the_impossible_ages() {
     assert_eq!(o.status.code(), Some(4), "{}", text(&o.stderr));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["failing_rows"], 2, "{r}");
+
+    // A column of dates and many datetimes: parsing it to dates would drop
+    // the times, so no parse is suggested.
+    let mut ts = String::from("id,seen\n");
+    for i in 0..200 {
+        let d = 1 + i % 28;
+        if i % 5 < 3 {
+            ts.push_str(&format!("{i},2024-03-{d:02}\n"));
+        } else {
+            ts.push_str(&format!("{i},2024-03-{d:02}T10:{:02}:00\n", i % 60));
+        }
+    }
+    let tsf = dir.path().join("seen.csv");
+    std::fs::write(&tsf, ts).unwrap();
+    let o = run(&["suggest", p(&tsf), "-o", p(&plan)]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let yaml = std::fs::read_to_string(&plan).unwrap();
+    assert!(!yaml.contains("type: parse"), "{yaml}");
 
     // Ages that are all possible: no filter is suggested at all.
     let plain: String = csv

@@ -207,11 +207,11 @@ fn one_case(t: &str) -> bool {
 }
 
 /// The order in which spellings of one value (`(spelling, count)`) compete
-/// to be its canonical spelling: one without surrounding whitespace before
-/// any with it (stray spaces are never the intended spelling), then the
-/// most frequent, then by bytes (so the choice is the same every run).
+/// to be its canonical spelling: one without stray whitespace (around it,
+/// or doubled inside) before any with it, then the most frequent, then by
+/// bytes (so the choice is the same every run).
 pub fn canonical_order(a: (&str, u64), b: (&str, u64)) -> std::cmp::Ordering {
-    let padded = |s: &str| s.trim() != s;
+    let padded = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ") != s;
     padded(a.0)
         .cmp(&padded(b.0))
         .then(b.1.cmp(&a.1))
@@ -532,6 +532,9 @@ mod tests {
             v,
             [("PARIS", 2), ("paris", 2), (" Paris", 9), ("Paris ", 9)]
         );
+        let mut v = [("New  York", 5), ("new york", 1), ("New York", 1)];
+        v.sort_by(|a, b| canonical_order(*a, *b));
+        assert_eq!(v[0], ("New York", 1));
         let mut v = [("Lyon", 1), ("lyon", 3)];
         v.sort_by(|a, b| canonical_order(*a, *b));
         assert_eq!(v[0], ("lyon", 3));

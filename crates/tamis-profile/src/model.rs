@@ -162,9 +162,9 @@ pub struct RuleCount {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VariantGroup {
-    /// The most frequent spelling.
+    /// The canonical spelling ([`tamis_core::types::canonical_order`]).
     pub canonical: String,
-    /// Every spelling with its count, most frequent first.
+    /// Every spelling with its count: the canonical first, then most frequent first.
     pub values: Vec<ValueCount>,
     /// Rows not spelled the canonical way.
     pub variant_rows: u64,
