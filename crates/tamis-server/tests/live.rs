@@ -218,6 +218,26 @@ async fn artifacts_live_in_s3_with_the_same_code() {
     .unwrap();
     assert!(!direct.is_local());
     tamis_store::artifacts::conformance::run(&direct, "c", &s3.dir.path().join("work")).await;
+    // A put dropped half-way (a cancelled job) is aborted: the server keeps
+    // no parts of it (s3s-fs holds a multipart upload as `.upload*` files).
+    let held = |prefix: &str| {
+        std::fs::read_dir(s3.dir.path())
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(prefix))
+    };
+    // Dropped once a part has arrived (the upload has its id by then).
+    tamis_store::artifacts::conformance::abandon_upload(
+        &direct,
+        "c",
+        &s3.dir.path().join("work"),
+        || held(".upload_id-"),
+    )
+    .await;
+    tamis_store::artifacts::conformance::eventually("parts of a dropped upload remain", || {
+        !held(".upload")
+    })
+    .await;
 
     let h = harness(Options {
         artifacts: Some(("s3://tamis-test/platform".into(), s3.options())),
