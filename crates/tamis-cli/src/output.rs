@@ -73,20 +73,18 @@ impl Bar {
         let ticker = {
             let (pb, stop) = (pb.clone(), stop.clone());
             std::thread::spawn(move || {
-                let (mut pass, mut pass_start, mut known) = (0u64, 0u64, None);
+                let (mut at, mut known) = (tamis_service::PassProgress::default(), None);
+                let prefix = |pass: u64| match passes {
+                    Some(_) => format!("{verb}, pass {pass}"),
+                    None => verb.to_string(),
+                };
+                pb.set_prefix(prefix(at.pass()));
                 // One frame at least, however short the run.
                 loop {
                     let done = read.load(Ordering::Relaxed);
-                    let now = passes
-                        .as_ref()
-                        .map_or(1, |p| p.load(Ordering::Relaxed).max(1));
-                    if now != pass {
-                        (pass, pass_start) = (now, done);
-                        let prefix = match passes {
-                            Some(_) => format!("{verb}, pass {pass}"),
-                            None => verb.to_string(),
-                        };
-                        pb.set_prefix(prefix);
+                    let now = passes.as_ref().map_or(1, |p| p.load(Ordering::Relaxed));
+                    if at.update(done, now) {
+                        pb.set_prefix(prefix(at.pass()));
                         pb.reset_eta();
                     }
                     let size = total.load(Ordering::Relaxed);
@@ -104,7 +102,7 @@ impl Bar {
                     if size > 0 {
                         pb.set_length(size);
                     }
-                    pb.set_position(done.saturating_sub(pass_start));
+                    pb.set_position(at.in_pass(done));
                     pb.tick();
                     if stop.load(Ordering::Relaxed) {
                         break;

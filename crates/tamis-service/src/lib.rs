@@ -96,6 +96,43 @@ pub struct ProfileRequest {
     pub profile: ProfileOptions,
 }
 
+/// Where a job is in its current pass over its input, from its running
+/// count of bytes read and its count of passes started: a job that reads
+/// its input more than once (a clean) reports each pass from zero.
+#[derive(Debug, Clone, Copy)]
+pub struct PassProgress {
+    pass: u64,
+    start: u64,
+}
+
+impl Default for PassProgress {
+    fn default() -> Self {
+        PassProgress { pass: 1, start: 0 }
+    }
+}
+
+impl PassProgress {
+    /// Takes the counters' values now; true when a new pass has begun.
+    pub fn update(&mut self, read: u64, passes: u64) -> bool {
+        let now = passes.max(1);
+        let new = now != self.pass;
+        if new {
+            (self.pass, self.start) = (now, read);
+        }
+        new
+    }
+
+    /// The pass (1-based).
+    pub fn pass(&self) -> u64 {
+        self.pass
+    }
+
+    /// Bytes of `read` that belong to the current pass.
+    pub fn in_pass(&self, read: u64) -> u64 {
+        read.saturating_sub(self.start)
+    }
+}
+
 /// A dataset opened for profiling: its size is known, for progress.
 pub struct OpenedProfile {
     dataset: Arc<Dataset>,
@@ -253,4 +290,19 @@ pub fn dp_histogram(
     Ok(tamis_privacy::apply::dp_histogram(
         &ds, column, buckets, epsilon, seed, keys, ledger, dataset_id, budget,
     )?)
+}
+
+#[cfg(test)]
+mod pass_tests {
+    use super::PassProgress;
+
+    #[test]
+    fn each_pass_counts_from_zero() {
+        let mut at = PassProgress::default();
+        assert!(!at.update(500, 0));
+        assert_eq!((at.pass(), at.in_pass(500)), (1, 500));
+        assert!(!at.update(900, 1));
+        assert!(at.update(1000, 2));
+        assert_eq!((at.pass(), at.in_pass(1300)), (2, 300));
+    }
 }

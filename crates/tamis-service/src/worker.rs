@@ -536,19 +536,19 @@ async fn run_in(
         let (cancel, lost, ended) = (shared.cancel.clone(), lost.clone(), ended.clone());
         tokio::spawn(async move {
             // Progress is per pass: a clean reads its input once per pass.
-            let (mut pass, mut pass_bytes, mut pass_started) = (1u64, 0u64, started);
+            let (mut at, mut pass_started) = (crate::PassProgress::default(), started);
             loop {
                 tokio::time::sleep(Duration::from_millis(cfg.heartbeat_ms)).await;
                 let (done, all) = (
                     progress.load(Ordering::Relaxed),
                     total.load(Ordering::Relaxed),
                 );
-                let now_pass = passes.load(Ordering::Relaxed).max(1);
-                if now_pass != pass {
-                    (pass, pass_bytes, pass_started) = (now_pass, done, now_ms());
+                if at.update(done, passes.load(Ordering::Relaxed)) {
+                    pass_started = now_ms();
                 }
+                let pass = at.pass();
                 let share = if all > 0 {
-                    done.saturating_sub(pass_bytes) as f64 / all as f64
+                    at.in_pass(done) as f64 / all as f64
                 } else {
                     0.0
                 };
