@@ -181,7 +181,7 @@ pub fn check(
                         (_, None) | (Check::NotNull, _) => None,
                         _ if missing => None,
                         (Check::Type(t), Some(v)) => (!t.accepts(v))
-                            .then(|| format!("`{v}` is not {} value", crate::plan::article(*t))),
+                            .then(|| format!("`{v}` is not {} value", t.with_article())),
                         (Check::Rule(rule, re, set), Some(v)) => match rule {
                             Rule::Unique => {
                                 let m = seen.entry(pi).or_default();

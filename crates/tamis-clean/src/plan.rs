@@ -492,7 +492,7 @@ impl Plan {
                         if matches!(method, ImputeMethod::Mean | ImputeMethod::Median) && !numeric {
                             return Err(bad(format!(
                                 "`{c}` is {} column; mean and median need numbers (use `mode` or `constant`)",
-                                article(t)
+                                t.with_article()
                             )));
                         }
                         if let ImputeMethod::Constant(v) = method
@@ -500,7 +500,7 @@ impl Plan {
                         {
                             return Err(bad(format!(
                                 "`value: {v}` is not {} value for `{c}`",
-                                article(t)
+                                t.with_article()
                             )));
                         }
                     }
@@ -511,7 +511,7 @@ impl Plan {
                         if t != ColumnType::String {
                             return Err(bad(format!(
                                 "`{c}` is {} column; this step works on text (turn it to text first with a `cast` step, or read it as text with --schema)",
-                                article(t)
+                                t.with_article()
                             )));
                         }
                     }
@@ -524,7 +524,7 @@ impl Plan {
                         if t != ColumnType::String {
                             return Err(bad(format!(
                                 "`{c}` is {} column; canonicalize works on text (turn it to text first with a `cast` step, or read it as text with --schema)",
-                                article(t)
+                                t.with_article()
                             )));
                         }
                         let _ = (values, contract);
@@ -552,7 +552,7 @@ impl Plan {
                         if !matches!(t, ColumnType::Integer | ColumnType::Float) {
                             return Err(bad(format!(
                                 "`{c}` is {} column; outliers need numbers",
-                                article(t)
+                                t.with_article()
                             )));
                         }
                     }
@@ -649,13 +649,6 @@ pub fn pii_columns(columns: &Option<Vec<String>>, contract: Option<&Contract>) -
             })
             .unwrap_or_default(),
     }
-}
-
-/// A type's name with its article, for messages: "an integer", "a string".
-pub(crate) fn article(t: ColumnType) -> String {
-    let name = t.name();
-    let an = name.starts_with(['a', 'e', 'i', 'o', 'u']);
-    format!("{} {name}", if an { "an" } else { "a" })
 }
 
 fn find_column(

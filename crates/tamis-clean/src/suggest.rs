@@ -167,7 +167,6 @@ pub fn suggest(p: &Profile) -> Plan {
                 .find(|v| v.value == f)
                 .map_or(0, |v| v.count)
         };
-        // Parsing to dates drops times: only for a few stray datetimes.
         let mostly_dates = format_count("datetime") * 20 <= format_count("date");
         if (text && c.semantic_type == "date_text") || (date_formats > 1 && mostly_dates) {
             let formats = if date_formats > 0 {

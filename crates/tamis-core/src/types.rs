@@ -50,6 +50,18 @@ impl ColumnType {
         }
     }
 
+    /// The name with its article, for messages: "an integer", "a string".
+    pub fn with_article(self) -> &'static str {
+        match self {
+            ColumnType::Boolean => "a boolean",
+            ColumnType::Integer => "an integer",
+            ColumnType::Float => "a float",
+            ColumnType::Date => "a date",
+            ColumnType::Datetime => "a datetime",
+            ColumnType::String => "a string",
+        }
+    }
+
     /// Parses a type name (`int`, `integer`, `bigint`, `double`, `str`, ...).
     pub fn parse(name: &str) -> Option<ColumnType> {
         Some(match name.trim().to_ascii_lowercase().as_str() {
