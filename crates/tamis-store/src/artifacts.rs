@@ -249,12 +249,13 @@ impl Artifacts {
             .map_err(|e| obj_err(key, e))?;
         let mut guard = AbortOnDrop(Some(upload));
         let sent = async {
+            let Some(u) = guard.0.as_mut() else {
+                return Ok(());
+            };
             let mut sending = futures::stream::FuturesUnordered::new();
             let mut part = first;
             loop {
-                if let Some(u) = guard.0.as_mut() {
-                    sending.push(u.put_part(PutPayload::from(part)));
-                }
+                sending.push(u.put_part(PutPayload::from(part)));
                 // Parts go up a few at a time while the next are read.
                 while sending.len() >= UPLOADS {
                     if let Some(r) = sending.next().await {
@@ -271,9 +272,7 @@ impl Artifacts {
             while let Some(r) = sending.next().await {
                 r.map_err(|e| obj_err(key, e))?;
             }
-            if let Some(u) = guard.0.as_mut() {
-                u.complete().await.map_err(|e| obj_err(key, e))?;
-            }
+            u.complete().await.map_err(|e| obj_err(key, e))?;
             Ok::<(), StoreError>(())
         }
         .await;
