@@ -919,11 +919,11 @@ impl Batches {
                         }
                         Ok(Some(Some(rec)))
                     }
-                    Err((reason, column)) => {
+                    Err((reason, line, column)) => {
                         if self.options.strict {
                             return Err(CoreError::Malformed {
                                 file,
-                                line: raw.line,
+                                line,
                                 column,
                                 reason,
                             });

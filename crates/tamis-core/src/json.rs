@@ -1,10 +1,12 @@
 //! JSON Lines and JSON array reading, with nested objects flattened to dotted
 //! column names and arrays kept as JSON text.
 //!
-//! A JSON array is split into its elements by a small scanner (strings and
-//! nesting tracked byte by byte) rather than parsed whole, so a large array
-//! streams in bounded memory and one malformed element is quarantined with
-//! its line instead of failing the file. `serde_json` parses each element.
+//! A JSON array, or a stream of values, is split into its records by a small
+//! scanner (strings and nesting tracked byte by byte) rather than parsed
+//! whole, so a large input streams in bounded memory and one malformed record
+//! is quarantined with its line instead of failing the file. `serde_json`
+//! parses each record. (serde_json's `StreamDeserializer` stops at the first
+//! error, and cannot step into an array's elements, hence the scanner.)
 
 use std::io::BufRead;
 
@@ -38,20 +40,51 @@ fn flatten_into(prefix: &str, obj: &Map<String, Value>, out: &mut FlatRecord) {
     }
 }
 
-/// A raw JSON record with its starting line.
+/// A raw JSON record with where it starts.
 pub struct RawRecord {
     /// 1-based line where the record starts.
     pub line: u64,
+    /// 1-based column (in characters) where the record starts.
+    pub column: u64,
     /// The record's bytes.
     pub bytes: Vec<u8>,
+    /// A fault in the structure around the record, found while splitting
+    /// (the record is malformed whatever its bytes parse to).
+    pub problem: Option<String>,
 }
 
-/// Splits a JSON Lines or JSON array stream into raw records.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Before the first value, or after an array's closing `]`.
+    Start,
+    /// Inside a JSON array: elements separated by commas.
+    Array,
+    /// JSON Lines, or JSON values one after another (`jq` output), each of
+    /// which may span lines.
+    Stream,
+}
+
+/// Splits a JSON Lines, concatenated JSON or JSON array stream into raw
+/// records.
+///
+/// A record is one top-level value (one array element). Objects and arrays
+/// end at their closing bracket, so a pretty-printed record spans lines and
+/// two records on one line are two; other values end at a comma or `]` in an
+/// array and at the end of the line outside one. Damage stays local: a string
+/// cannot span lines in JSON, so one left open ends its record at the line's
+/// end, and a line opening an object or array where the record so far cannot
+/// take one (after a value, not after `,`, `:`, `[` or `{`) starts a new
+/// record, the one before it being cut short. An array the file ends inside
+/// is reported once, as a record with a problem.
 pub struct JsonSplitter {
     input: Box<dyn BufRead + Send>,
-    array: Option<bool>,
+    mode: Mode,
+    /// Line and column of the next byte.
     line: u64,
+    col: u64,
     finished: bool,
+    /// In an array, a whole element has ended and no `,` has come since.
+    after_element: bool,
 }
 
 impl JsonSplitter {
@@ -59,12 +92,20 @@ impl JsonSplitter {
     pub fn new(input: Box<dyn BufRead + Send>) -> Self {
         JsonSplitter {
             input,
-            array: None,
+            mode: Mode::Start,
             line: 1,
+            col: 1,
             finished: false,
+            after_element: false,
         }
     }
 
+    fn consume_one(&mut self, c: u8) {
+        self.input.consume(1);
+        advance(&mut self.line, &mut self.col, c);
+    }
+
+    /// The next byte that is not whitespace, not consumed; `None` at the end.
     fn peek_byte(&mut self) -> std::io::Result<Option<u8>> {
         loop {
             let buf = self.input.fill_buf()?;
@@ -72,10 +113,7 @@ impl JsonSplitter {
                 return Ok(None);
             };
             if c.is_ascii_whitespace() {
-                if c == b'\n' {
-                    self.line += 1;
-                }
-                self.input.consume(1);
+                self.consume_one(c);
                 continue;
             }
             return Ok(Some(c));
@@ -84,73 +122,126 @@ impl JsonSplitter {
 
     /// The next raw record, `None` at the end.
     pub fn next_raw(&mut self) -> std::io::Result<Option<RawRecord>> {
-        if self.finished {
-            return Ok(None);
-        }
-        if self.array.is_none() {
-            let first = self.peek_byte()?;
-            self.array = Some(first == Some(b'['));
-            if first == Some(b'[') {
-                self.input.consume(1);
+        loop {
+            if self.finished {
+                return Ok(None);
             }
-        }
-        if self.array == Some(false) {
-            // JSON Lines: one record per non-blank line.
-            loop {
-                let mut bytes = Vec::new();
-                let n = self.input.read_until(b'\n', &mut bytes)?;
-                if n == 0 {
-                    self.finished = true;
-                    return Ok(None);
+            let Some(c) = self.peek_byte()? else {
+                self.finished = true;
+                if self.mode == Mode::Array {
+                    return Ok(Some(RawRecord {
+                        line: self.line,
+                        column: self.col,
+                        bytes: Vec::new(),
+                        problem: Some(
+                            "the file ends inside a JSON array, before its closing `]` (is it cut short?)"
+                                .into(),
+                        ),
+                    }));
                 }
-                let line = self.line;
-                self.line += 1;
-                if bytes.iter().all(|c| c.is_ascii_whitespace()) {
+                return Ok(None);
+            };
+            match (self.mode, c) {
+                (Mode::Start, b'[') => {
+                    self.consume_one(c);
+                    self.mode = Mode::Array;
+                    self.after_element = false;
                     continue;
                 }
-                while bytes.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
-                    bytes.pop();
+                (Mode::Start, _) => self.mode = Mode::Stream,
+                (Mode::Array, b',') => {
+                    self.consume_one(c);
+                    self.after_element = false;
+                    continue;
                 }
-                return Ok(Some(RawRecord { line, bytes }));
+                // What follows an array (another array, or values) is read too.
+                (Mode::Array, b']') => {
+                    self.consume_one(c);
+                    self.mode = Mode::Start;
+                    continue;
+                }
+                // Commas between top-level values hold no data.
+                (Mode::Stream, b',') => {
+                    self.consume_one(c);
+                    continue;
+                }
+                _ => {}
             }
-        }
-        // JSON array: skip separators, then scan one element.
-        loop {
-            match self.peek_byte()? {
-                None => {
-                    self.finished = true;
-                    return Ok(None);
-                }
-                Some(b',') => self.input.consume(1),
-                Some(b']') => {
-                    self.input.consume(1);
-                    self.finished = true;
-                    return Ok(None);
-                }
-                Some(_) => break,
+            let in_array = self.mode == Mode::Array;
+            let missing_comma = in_array && self.after_element;
+            let mut rec = self.scan(in_array)?;
+            // An element cut short is why the next one lacks its comma.
+            self.after_element = in_array && rec.problem.is_none();
+            if missing_comma && rec.problem.is_none() {
+                rec.problem = Some("missing `,` before this element of the JSON array".into());
             }
+            return Ok(Some(rec));
         }
-        let line = self.line;
+    }
+
+    /// Scans one value from the next (non-whitespace) byte.
+    fn scan(&mut self, in_array: bool) -> std::io::Result<RawRecord> {
+        let (line, column) = (self.line, self.col);
         let mut bytes = Vec::new();
         let (mut depth, mut in_str, mut esc) = (0i64, false, false);
+        let mut container = false;
+        // The last byte outside strings that is not whitespace.
+        let mut prev = 0u8;
+        // Only whitespace since the last newline.
+        let mut line_start = false;
+        let mut problem = None;
         loop {
             let buf = self.input.fill_buf()?;
             if buf.is_empty() {
-                self.finished = true;
+                // A record the end of the file cuts is itself the report
+                // (it does not parse): nothing more is read.
+                if depth > 0 || in_str {
+                    self.finished = true;
+                }
                 break;
             }
             let mut used = 0;
             let mut done = false;
             for &c in buf {
-                if depth == 0 && !in_str && (c == b',' || c == b']') && !bytes.is_empty() {
+                if bytes.is_empty() {
+                    container = c == b'{' || c == b'[';
+                }
+                if in_str && c == b'\n' {
+                    problem = Some("a string is not closed on its line".to_string());
                     done = true;
                     break;
+                }
+                if !in_str {
+                    let scalar_end = if in_array {
+                        c == b',' || c == b']'
+                    } else {
+                        c == b'\n'
+                    };
+                    if !container && depth == 0 && scalar_end && !bytes.is_empty() {
+                        done = true;
+                        break;
+                    }
+                    if line_start
+                        && depth > 0
+                        && (c == b'{' || c == b'[')
+                        && !matches!(prev, b',' | b':' | b'[' | b'{')
+                    {
+                        problem = Some(format!(
+                            "cut short: line {} starts a new record before this one is closed",
+                            self.line
+                        ));
+                        done = true;
+                        break;
+                    }
                 }
                 used += 1;
                 bytes.push(c);
                 if c == b'\n' {
-                    self.line += 1;
+                    line_start = true;
+                } else if !c.is_ascii_whitespace() {
+                    line_start = false;
                 }
+                advance(&mut self.line, &mut self.col, c);
                 if in_str {
                     if esc {
                         esc = false;
@@ -159,12 +250,25 @@ impl JsonSplitter {
                     } else if c == b'"' {
                         in_str = false;
                     }
-                } else if c == b'"' {
-                    in_str = true;
-                } else if c == b'{' || c == b'[' {
-                    depth += 1;
-                } else if c == b'}' || c == b']' {
-                    depth -= 1;
+                    continue;
+                }
+                match c {
+                    b'"' => in_str = true,
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        // A container's end, or a stray closing bracket.
+                        if (container && depth == 0) || depth < 0 {
+                            done = true;
+                        }
+                    }
+                    _ => {}
+                }
+                if !c.is_ascii_whitespace() {
+                    prev = c;
+                }
+                if done {
+                    break;
                 }
             }
             self.input.consume(used);
@@ -175,16 +279,62 @@ impl JsonSplitter {
         while bytes.last().is_some_and(|c| c.is_ascii_whitespace()) {
             bytes.pop();
         }
-        Ok(Some(RawRecord { line, bytes }))
+        Ok(RawRecord {
+            line,
+            column,
+            bytes,
+            problem,
+        })
     }
 }
 
-/// Parses a raw record into a flat record, or a reason it is malformed.
-pub fn parse_record(raw: &RawRecord) -> Result<FlatRecord, (String, u64)> {
+/// Moves a line and column past the byte `c`.
+fn advance(line: &mut u64, col: &mut u64, c: u8) {
+    if c == b'\n' {
+        *line += 1;
+        *col = 1;
+    } else if c & 0xC0 != 0x80 {
+        // Columns count characters: a UTF-8 continuation byte adds none.
+        *col += 1;
+    }
+}
+
+/// A malformed record: why, and the line and column (1-based, in the file) where.
+pub type RecordFault = (String, u64, u64);
+
+/// Parses a raw record into a flat record, or why it is malformed and where.
+pub fn parse_record(raw: &RawRecord) -> Result<FlatRecord, RecordFault> {
+    if let Some(p) = &raw.problem {
+        return Err((p.clone(), raw.line, raw.column));
+    }
     match serde_json::from_slice::<Value>(&raw.bytes) {
         Ok(Value::Object(m)) => Ok(flatten(&m)),
-        Ok(other) => Err((format!("not a JSON object: found {}", kind(&other)), 1)),
-        Err(e) => Err((format!("invalid JSON: {e}"), e.column() as u64)),
+        Ok(other) => Err((
+            format!("not a JSON object: found {}", kind(&other)),
+            raw.line,
+            raw.column,
+        )),
+        Err(e) => {
+            // serde_json places the fault within the record, by line and byte
+            // column; the file's line and (character) column follow from the
+            // record's start.
+            let l = e.line().max(1);
+            let in_line = raw
+                .bytes
+                .split(|b| *b == b'\n')
+                .nth(l - 1)
+                .unwrap_or_default();
+            let upto = &in_line[..(e.column().max(1) - 1).min(in_line.len())];
+            let chars = upto.iter().filter(|b| **b & 0xC0 != 0x80).count() as u64;
+            let at = if l == 1 {
+                (raw.line, raw.column + chars)
+            } else {
+                (raw.line + l as u64 - 1, chars + 1)
+            };
+            let text = e.to_string();
+            let message = text.split(" at line ").next().unwrap_or(&text);
+            Err((format!("invalid JSON: {message}"), at.0, at.1))
+        }
     }
 }
 
@@ -203,13 +353,126 @@ fn kind(v: &Value) -> &'static str {
 mod tests {
     use super::*;
 
-    fn split(text: &str) -> Vec<(u64, String)> {
+    fn records(text: &str) -> Vec<RawRecord> {
         let mut s = JsonSplitter::new(Box::new(std::io::Cursor::new(text.as_bytes().to_vec())));
         let mut out = vec![];
         while let Some(r) = s.next_raw().expect("io") {
-            out.push((r.line, String::from_utf8(r.bytes).expect("utf8")));
+            out.push(r);
         }
         out
+    }
+
+    fn split(text: &str) -> Vec<(u64, String)> {
+        records(text)
+            .into_iter()
+            .map(|r| (r.line, String::from_utf8(r.bytes).expect("utf8")))
+            .collect()
+    }
+
+    /// Each record's outcome: its flat record as `k=v` pairs, or the fault
+    /// with its position.
+    fn outcomes(text: &str) -> Vec<String> {
+        records(text)
+            .iter()
+            .map(|r| match parse_record(r) {
+                Ok(flat) => flat
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_deref().unwrap_or("null")))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                Err((why, line, col)) => format!("{line}:{col} {why}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pretty_printed_values_one_after_another_are_records() {
+        // `jq '.[]'` writes this: objects spanning lines, no commas.
+        let text =
+            "{\n  \"a\": 1,\n  \"b\": {\"c\": \"x\"}\n}\n{\n  \"a\": 2\n}\n{\"a\": 3} {\"a\": 4}\n";
+        assert_eq!(outcomes(text), ["a=1 b.c=x", "a=2", "a=3", "a=4"]);
+        assert_eq!(
+            split(text).iter().map(|r| r.0).collect::<Vec<_>>(),
+            [1, 5, 8, 8]
+        );
+    }
+
+    #[test]
+    fn a_cut_record_loses_only_itself() {
+        // A JSON Lines record cut short, then whole ones.
+        assert_eq!(
+            outcomes("{\"a\": 1\n{\"a\": 2}\n{\"a\": \"open\n{\"a\": 4}\n"),
+            [
+                "1:1 cut short: line 2 starts a new record before this one is closed",
+                "a=2",
+                "3:1 a string is not closed on its line",
+                "a=4"
+            ]
+        );
+        // Inside an array, the next element is not blamed for the missing comma.
+        assert_eq!(
+            outcomes("[\n {\"a\": 1},\n {\"a\": 2\n {\"a\": 3}\n]"),
+            [
+                "a=1",
+                "3:2 cut short: line 4 starts a new record before this one is closed",
+                "a=3"
+            ]
+        );
+        // A stray closing bracket is one bad record, not the rest of the file.
+        assert_eq!(
+            outcomes("}\n{\"a\": 1}\n"),
+            ["1:1 invalid JSON: expected value", "a=1"]
+        );
+    }
+
+    #[test]
+    fn array_faults_are_reported_where_they_are() {
+        // Not closed: the records read are kept, and the cut is reported.
+        assert_eq!(
+            outcomes("[{\"a\": 1},\n {\"a\": 2}\n"),
+            [
+                "a=1",
+                "a=2",
+                "3:1 the file ends inside a JSON array, before its closing `]` (is it cut short?)"
+            ]
+        );
+        // An element cut by the end of the file is itself the report.
+        assert_eq!(
+            outcomes("[{\"a\": 1}, {\"a\": 2"),
+            ["a=1", "1:18 invalid JSON: EOF while parsing an object"]
+        );
+        // A missing comma blames the element after it, which is kept whole.
+        let out = outcomes("[{\"a\": 1} {\"a\": 2}, {\"a\": 3}]");
+        assert_eq!(
+            out,
+            [
+                "a=1",
+                "1:11 missing `,` before this element of the JSON array",
+                "a=3"
+            ]
+        );
+        // Content after the closing bracket is read, not dropped.
+        assert_eq!(
+            outcomes("[{\"a\": 1}]\n[{\"a\": 2}] x\n{\"a\": 3}"),
+            ["a=1", "a=2", "2:12 invalid JSON: expected value", "a=3"]
+        );
+    }
+
+    #[test]
+    fn faults_are_placed_by_file_line_and_character_column() {
+        // The second line of a record, after a two-byte character.
+        assert_eq!(
+            outcomes("[\n {\"é\": 1,\n  \"b\": tru}\n]"),
+            ["3:11 invalid JSON: expected ident"]
+        );
+        assert_eq!(
+            outcomes("  {\"é\": 1 x}"),
+            ["1:11 invalid JSON: expected `,` or `}`"]
+        );
+        assert_eq!(
+            outcomes("[1, {\"a\": 1}]")[0],
+            "1:2 not a JSON object: found a number"
+        );
     }
 
     #[test]

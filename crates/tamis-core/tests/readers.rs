@@ -476,6 +476,50 @@ fn json_arrays_of_objects() {
 }
 
 #[test]
+fn pretty_printed_json_records_and_cut_arrays() {
+    let dir = tempfile::tempdir().unwrap();
+    // `jq '.[]'` output: one object after another, each over several lines.
+    let p = write(
+        dir.path(),
+        "jq.json",
+        b"{\n  \"id\": 1,\n  \"user\": {\"name\": \"Ann\"}\n}\n{\n  \"id\": 2\n}\n",
+    );
+    let (ds, rows, q) = read(&p);
+    assert_eq!(ds.files()[0].format, Format::Json);
+    assert_eq!(ds.columns(), ["id", "user.name"]);
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].1, [s("1"), s("Ann")]);
+    assert_eq!(q.rows, 0);
+
+    // An array the file ends inside: its records are read, and the cut is
+    // quarantined and counted rather than passed over.
+    let p = write(dir.path(), "cut.json", b"[{\"id\": 1},\n {\"id\": 2}\n");
+    let (_, rows, q) = read(&p);
+    assert_eq!(rows.len(), 2);
+    assert_eq!(q.rows, 1);
+    assert_eq!(q.examples[0].line, 3);
+    assert!(
+        q.examples[0].reason.contains("before its closing `]`"),
+        "{q:?}"
+    );
+
+    // --strict names the fault's own line and column, not the record's start.
+    let p = write(
+        dir.path(),
+        "bad.json",
+        b"[\n  {\"id\": 1,\n   \"x\": nope}\n]\n",
+    );
+    let opts = ReadOptions {
+        strict: true,
+        ..ReadOptions::default()
+    };
+    let msg = read_with(&[&p], opts).unwrap_err().to_string();
+    // `nope`: the fault is its `o`, where `null` cannot go on.
+    assert!(msg.contains("bad.json:3:10"), "{msg}");
+    assert!(!msg.contains("at line"), "{msg}");
+}
+
+#[test]
 fn parquet_is_read_with_native_types() {
     use datafusion::arrow::array::{Float64Array, Int64Array, StringArray};
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
