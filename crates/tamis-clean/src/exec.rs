@@ -93,6 +93,9 @@ pub struct StepSummary {
     pub rows_modified: u64,
     /// Cells changed.
     pub cells_modified: u64,
+    /// Rows flagged for review (an outlier flag column set), not changed.
+    #[serde(default)]
+    pub rows_flagged: u64,
     /// Cells changed per column.
     pub cells_by_column: BTreeMap<String, u64>,
     /// Default confidence of its changes.
@@ -1195,6 +1198,7 @@ fn apply_recorded(
         record_cells(b, &out, &writes, &rec, &mut throwaway, s, &mut t)?;
     }
     s.rows_modified += t.iter().filter(|x| **x).count() as u64;
+    s.rows_flagged += out.flagged;
     Ok((out, t))
 }
 
@@ -1664,7 +1668,8 @@ fn write_records(
             "step_index": s.index, "step_id": s.id, "type": s.ty, "params": s.params,
             "learned": s.learned,
             "rows_in": s.rows_in, "rows_removed": s.rows_removed, "rows_modified": s.rows_modified,
-            "cells_modified": s.cells_modified, "confidence": s.confidence, "source": s.source,
+            "cells_modified": s.cells_modified, "rows_flagged": s.rows_flagged,
+            "confidence": s.confidence, "source": s.source,
         }));
     }
     lines.push(json!({

@@ -76,6 +76,8 @@ pub struct StepOutput {
     pub changed: HashMap<String, BooleanArray>,
     /// Per row of a written column: where a changed cell's value came from, recorded in provenance.
     pub details: HashMap<String, Vec<Option<String>>>,
+    /// Rows the op flagged for review (a flag column it adds is true).
+    pub flagged: u64,
 }
 
 impl StepOutput {
@@ -88,6 +90,7 @@ impl StepOutput {
             confidence: HashMap::new(),
             changed: HashMap::new(),
             details: HashMap::new(),
+            flagged: 0,
         }
     }
 }
@@ -255,10 +258,12 @@ pub fn build(
             columns,
             to,
             day_first,
+            decimal_comma,
         } => Box::new(Parse {
             columns: columns.clone(),
             to: *to,
             day_first: *day_first,
+            decimal_comma: *decimal_comma,
         }),
         StepKind::Standardize {
             columns,
@@ -600,6 +605,7 @@ impl Op for Dedupe {
             confidence: HashMap::new(),
             changed: HashMap::new(),
             details: HashMap::new(),
+            flagged: 0,
         })
     }
 }
@@ -1217,7 +1223,18 @@ impl Op for Canonicalize {
 
 /// Parses a number written with thousands separators, currency signs, percent
 /// or accounting parentheses.
+///
+/// The decimal separator is a point; a comma groups thousands.
 pub fn parse_number(v: &str) -> Option<f64> {
+    parse_number_with(v, false)
+}
+
+/// [`parse_number`], with the decimals after a comma (`1.234,50`) when
+/// `decimal_comma`, the point then grouping thousands. A grouping separator
+/// must split the whole part in threes (`1,234,567`): `99,00` or `1,5` read
+/// with a decimal point is no number rather than 9900 or 15, and so is a
+/// value with its separators the other way round.
+pub fn parse_number_with(v: &str, decimal_comma: bool) -> Option<f64> {
     let t = v.trim();
     let (neg, t) = match t.strip_prefix('(').and_then(|x| x.strip_suffix(')')) {
         Some(x) => (true, x),
@@ -1226,17 +1243,38 @@ pub fn parse_number(v: &str) -> Option<f64> {
     let pct = t.ends_with('%');
     let cleaned: String = t
         .chars()
-        .filter(|c| {
-            !matches!(
-                c,
-                '$' | '€' | '£' | '¥' | '%' | ',' | ' ' | '\u{a0}' | '_' | '\''
-            )
-        })
+        .filter(|c| !matches!(c, '$' | '€' | '£' | '¥' | '%' | ' ' | '\u{a0}' | '_' | '\''))
         .collect();
-    let cleaned = cleaned
-        .trim_start_matches(|c: char| c.is_ascii_alphabetic() && c.is_ascii_uppercase())
-        .to_string();
-    let x: f64 = cleaned.parse().ok()?;
+    let cleaned =
+        cleaned.trim_start_matches(|c: char| c.is_ascii_alphabetic() && c.is_ascii_uppercase());
+    let (point, group) = if decimal_comma {
+        (',', '.')
+    } else {
+        ('.', ',')
+    };
+    let (whole, frac) = match cleaned.split_once(point) {
+        Some((w, f)) => (w, Some(f)),
+        None => (cleaned, None),
+    };
+    if frac.is_some_and(|f| f.contains([point, group])) {
+        return None;
+    }
+    let digits = whole.trim_start_matches(['+', '-']);
+    if digits.contains(group) {
+        let mut groups = digits.split(group);
+        let first = groups.next().unwrap_or_default();
+        let in_threes = (1..=3).contains(&first.len())
+            && groups.all(|g| g.len() == 3 && g.bytes().all(|b| b.is_ascii_digit()));
+        if !in_threes {
+            return None;
+        }
+    }
+    let mut plain: String = whole.chars().filter(|c| *c != group).collect();
+    if let Some(f) = frac {
+        plain.push('.');
+        plain.push_str(f);
+    }
+    let x: f64 = plain.parse().ok()?;
     if !x.is_finite() {
         return None;
     }
@@ -1248,6 +1286,7 @@ struct Parse {
     columns: Vec<String>,
     to: ParseTarget,
     day_first: bool,
+    decimal_comma: bool,
 }
 
 // Several arrays are indexed by the same row position.
@@ -1322,7 +1361,7 @@ impl Op for Parse {
                         if s.is_null(i) {
                             b.append_null();
                         } else {
-                            let x = parse_number(s.value(i));
+                            let x = parse_number_with(s.value(i), self.decimal_comma);
                             if x.is_none() {
                                 cs[i] = 0.0;
                             }
@@ -1362,6 +1401,7 @@ impl Op for Parse {
             confidence: conf,
             changed: HashMap::new(),
             details: HashMap::new(),
+            flagged: 0,
         })
     }
 }
@@ -1646,6 +1686,8 @@ impl Op for Outliers {
     }
     fn apply(&mut self, batch: &RecordBatch) -> Result<StepOutput, CleanError> {
         let mut new = Vec::new();
+        // Rows flagged in any column, counted once.
+        let mut flagged = vec![false; batch.num_rows()];
         for c in &self.columns {
             let a = col(batch, c)?;
             let Some(&(lo, hi)) = self.fences.get(c) else {
@@ -1657,6 +1699,9 @@ impl Op for Outliers {
                 OutlierAction::Flag => {
                     let flags: BooleanArray =
                         f.iter().map(|x| x.map(|x| x < lo || x > hi)).collect();
+                    for (any, flag) in flagged.iter_mut().zip(flags.iter()) {
+                        *any |= flag == Some(true);
+                    }
                     new.push((format!("{c}_outlier"), Arc::new(flags) as ArrayRef));
                 }
                 OutlierAction::Clip | OutlierAction::Null => {
@@ -1685,7 +1730,10 @@ impl Op for Outliers {
                 }
             }
         }
-        Ok(StepOutput::same_rows(with_columns(batch, new)?))
+        Ok(StepOutput {
+            flagged: flagged.iter().filter(|f| **f).count() as u64,
+            ..StepOutput::same_rows(with_columns(batch, new)?)
+        })
     }
 }
 
@@ -1738,6 +1786,7 @@ impl Op for Filter {
             confidence: HashMap::new(),
             changed: HashMap::new(),
             details: HashMap::new(),
+            flagged: 0,
         })
     }
 }
@@ -2013,6 +2062,22 @@ mod tests {
         assert_eq!(parse_number("(300)"), Some(-300.0));
         assert_eq!(parse_number("EUR 1 000"), Some(1000.0));
         assert_eq!(parse_number("abc"), None);
+        // Grouping must be in threes: a decimal comma read as grouping is
+        // no number, never a number a hundred times too big.
+        assert_eq!(parse_number("1,234,567.5"), Some(1234567.5));
+        assert_eq!(parse_number("-1,234"), Some(-1234.0));
+        assert_eq!(parse_number("99,00"), None);
+        assert_eq!(parse_number("1,5"), None);
+        assert_eq!(parse_number("1.234,50"), None);
+        assert_eq!(parse_number("1,2345"), None);
+        assert_eq!(parse_number("1.5e3"), Some(1500.0));
+        // With the decimal comma.
+        assert_eq!(parse_number_with("1.234,50", true), Some(1234.5));
+        assert_eq!(parse_number_with("99,00 €", true), Some(99.0));
+        assert_eq!(parse_number_with("-1.000.000", true), Some(-1_000_000.0));
+        assert_eq!(parse_number_with("12,5%", true), Some(0.125));
+        assert_eq!(parse_number_with("1.5", true), None);
+        assert_eq!(parse_number_with("1,234.50", true), None);
         let p = |v| standardize_value(StandardKind::Phone, v, "1");
         assert_eq!(p("(555) 123-4567").as_deref(), Some("+15551234567"));
         assert_eq!(p("+1 555 123 4567").as_deref(), Some("+15551234567"));

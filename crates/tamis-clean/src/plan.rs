@@ -234,6 +234,8 @@ pub enum StepKind {
         to: ParseTarget,
         /// Read ambiguous dd/mm dates day-first.
         day_first: bool,
+        /// Numbers write their decimals after a comma (`1.234,50`), not a point.
+        decimal_comma: bool,
     },
     /// Standardise well-known formats.
     Standardize {
@@ -712,7 +714,7 @@ fn parse_step(v: &Value, i: usize) -> Result<Step, String> {
             "null_tokens",
         ],
         "canonicalize" => &["columns", "values", "threshold"],
-        "parse" => &["columns", "to", "day_first"],
+        "parse" => &["columns", "to", "day_first", "decimal"],
         "standardize" => &["columns", "kind", "default_country_code"],
         "outliers" => &["columns", "method", "k", "action"],
         "filter" => &["drop_where", "reason"],
@@ -924,6 +926,8 @@ fn parse_kind(ty: &str, p: Fields) -> Result<StepKind, String> {
             )?
             .ok_or("`to` is missing (date, number or boolean)")?,
             day_first: flag(p, "day_first", false)?,
+            decimal_comma: choice(p, "decimal", &[("point", false), ("comma", true)])?
+                .unwrap_or(false),
         },
         "standardize" => StepKind::Standardize {
             columns: need_columns(p)?,

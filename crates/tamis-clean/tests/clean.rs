@@ -493,7 +493,24 @@ fn outliers_flag_clip_and_null_after_an_imputation() {
         2
     );
     assert_eq!(flags[21], None);
+    // Flagged, not changed: the summary counts them apart.
+    assert_eq!(r.outcome.steps[0].rows_flagged, 2);
+    assert_eq!(r.outcome.steps[0].rows_modified, 0);
     assert_reverts(&r);
+    // A row flagged in two columns is one flagged row.
+    let mut two = String::from("v,w\n");
+    for i in 0..20 {
+        two.push_str(&format!("{},{}\n", 10 + i % 5, 20 + i % 3));
+    }
+    two.push_str("1000,900\n11,-700\n");
+    let r = run(
+        &two,
+        "steps: [{type: outliers, columns: [v, w], action: flag}]",
+    );
+    assert_eq!(r.outcome.steps[0].rows_flagged, 2);
+    let b = read_parquet(&r.out);
+    assert_eq!(col(&b, "v_outlier")[21].as_deref(), Some("false"));
+    assert_eq!(col(&b, "w_outlier")[21].as_deref(), Some("true"));
     let r = run(
         &csv,
         "steps: [{type: outliers, columns: [v], action: clip}]",
@@ -514,6 +531,34 @@ fn outliers_flag_clip_and_null_after_an_imputation() {
     assert_eq!(v[21].as_deref(), Some("12"));
     assert_eq!(v[20], None);
     assert_reverts(&r);
+}
+
+#[test]
+fn numbers_parse_with_a_decimal_point_or_comma_never_misread() {
+    let csv = "amount\n\"1.234,50\"\n\"99,00\"\n\"1,234.50\"\n\"-7,5 %\"\n";
+    // European numbers: the comma holds the decimals.
+    let r = run(
+        csv,
+        "steps: [{type: parse, columns: [amount], to: number, decimal: comma}]",
+    );
+    let v = col(&read_parquet(&r.out), "amount");
+    assert_eq!(v, s(&[Some("1234.5"), Some("99.0"), None, Some("-0.075")]));
+    // Read with a decimal point, the comma numbers are not numbers (null,
+    // confidence 0, kept in provenance), not 1.2345 and 9900.
+    let r = run(csv, "steps: [{type: parse, columns: [amount], to: number}]");
+    let v = col(&read_parquet(&r.out), "amount");
+    assert_eq!(v, s(&[None, None, Some("1234.5"), None]));
+    assert_reverts(&r);
+    let bad = try_run(
+        csv,
+        "steps: [{type: parse, columns: [amount], to: number, decimal: dot}]",
+        None,
+    );
+    let msg = bad.err().unwrap().to_string();
+    assert!(
+        msg.contains("`decimal: dot` is not one of point, comma"),
+        "{msg}"
+    );
 }
 
 #[test]

@@ -190,11 +190,15 @@ pub fn clean(a: cli::CleanArgs) -> anyhow::Result<ExitCode> {
         a.output.display()
     )?;
     for s in &o.steps {
-        writeln!(
+        write!(
             out,
             "  {:<14} {:<15} removed {:>9}  modified rows {:>9}  cells {:>9}",
             s.id, s.ty, s.rows_removed, s.rows_modified, s.cells_modified
         )?;
+        if s.rows_flagged > 0 {
+            write!(out, "  flagged rows {:>9}", s.rows_flagged)?;
+        }
+        writeln!(out)?;
     }
     if o.quarantined > 0 {
         writeln!(

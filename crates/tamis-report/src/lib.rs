@@ -486,7 +486,7 @@ pub fn render_clean_html(r: &serde_json::Value) -> String {
         s(&r["issues_before"]),
         s(&r["issues_after"])
     );
-    h.push_str("<section><h2>Steps</h2><table><tr><th>id</th><th>type</th><th>rows in</th><th>rows removed</th><th>rows modified</th><th>cells changed per column</th></tr>");
+    h.push_str("<section><h2>Steps</h2><table><tr><th>id</th><th>type</th><th>rows in</th><th>rows removed</th><th>rows modified</th><th>rows flagged</th><th>cells changed per column</th></tr>");
     for st in r["steps"].as_array().into_iter().flatten() {
         let cols: Vec<String> = st["cells_by_column"]
             .as_object()
@@ -496,12 +496,13 @@ pub fn render_clean_html(r: &serde_json::Value) -> String {
             .collect();
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&s(&st["id"])),
             esc(&s(&st["type"])),
             s(&st["rows_in"]),
             s(&st["rows_removed"]),
             s(&st["rows_modified"]),
+            s(&st["rows_flagged"]),
             cols.join(", ")
         );
     }

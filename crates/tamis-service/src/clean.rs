@@ -177,6 +177,7 @@ pub fn clean_report(
         "steps": o.steps.iter().map(|s| json!({
             "id": s.id, "type": s.ty, "rows_in": s.rows_in, "rows_removed": s.rows_removed,
             "rows_modified": s.rows_modified, "cells_modified": s.cells_modified,
+            "rows_flagged": s.rows_flagged,
             "cells_by_column": s.cells_by_column, "learned": s.learned,
         })).collect::<Vec<_>>(),
         "transformations": o.transformations(),
