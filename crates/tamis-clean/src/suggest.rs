@@ -9,6 +9,46 @@ use tamis_profile::Profile;
 
 use crate::plan::{Plan, Step};
 
+/// A text column whose values nearly all (19 in 20) read as numbers once
+/// currency signs, grouping, percent or accounting parentheses are dropped,
+/// some of them written with such marks (a column of plain digits is text
+/// for a reason: codes, leading zeros): the decimal separator they read with
+/// (`point`, or `comma` when more read so) and how many read. Judged by shape
+/// pattern (`$9,999.99`): one parse stands for every value of a pattern.
+fn numbers_as_text(c: &tamis_profile::ColumnProfile) -> Option<(&'static str, u64)> {
+    const NOT_NUMBERS: &[&str] = &[
+        "postcode",
+        "phone",
+        "email",
+        "url",
+        "ip_address",
+        "uuid",
+        "payment_card",
+        "date_text",
+    ];
+    if NOT_NUMBERS.contains(&c.semantic_type.as_str()) {
+        return None;
+    }
+    let listed: u64 = c.patterns.iter().map(|p| p.count).sum();
+    let present = (c.count - c.missing).max(listed);
+    let reads = |comma: bool| {
+        c.patterns
+            .iter()
+            .filter(|p| crate::ops::parse_number_with(&p.value, comma).is_some())
+            .fold((0, 0), |(n, marked), p| {
+                let m = p.value.contains(['$', '€', '£', '¥', '%', '(', ',', 'A']);
+                (n + p.count, marked + m as u64 * p.count)
+            })
+    };
+    let (point, comma) = (reads(false), reads(true));
+    let (decimal, (n, marked)) = if comma.0 > point.0 {
+        ("comma", comma)
+    } else {
+        ("point", point)
+    };
+    (present > 0 && n * 20 >= present * 19 && marked > 0).then_some((decimal, n))
+}
+
 fn step(id: String, ty: &str, params: Value, confidence: f64, rationale: String) -> Option<Step> {
     let mut m = params.as_object().cloned().unwrap_or_default();
     m.insert("type".into(), json!(ty));
@@ -188,6 +228,19 @@ pub fn suggest(p: &Profile) -> Plan {
                 ),
             ));
         }
+        if text && let Some((decimal, reads)) = numbers_as_text(c) {
+            steps.extend(step(
+                id("numbers"),
+                "parse",
+                json!({"columns": [name], "to": "number", "decimal": decimal}),
+                0.85,
+                format!(
+                    "`{name}` holds numbers written as text ({} of {} values read as numbers with a decimal {decimal}, once currency signs, grouping and percent are dropped); parse them to numbers",
+                    n(reads),
+                    n(c.count - c.missing)
+                ),
+            ));
+        }
         if let Some(num) = &c.numeric {
             // A number is impossible only by the age rule (dates break the
             // birth-date one): the filter drops exactly what it counted.
@@ -221,8 +274,11 @@ pub fn suggest(p: &Profile) -> Plan {
                 ));
             }
         }
+        // Not a column of one value and gaps (`x` or empty: a flag): filled
+        // in, it would be one value throughout, and say nothing.
         if c.missing > 0
             && c.missing_ratio < 0.5
+            && c.distinct > 1
             && c.semantic_type != "identifier"
             && c.semantic_type != "free_text"
         {
@@ -236,8 +292,9 @@ pub fn suggest(p: &Profile) -> Plan {
                     json!({"columns": [name], "method": method}),
                     if numeric { 0.6 } else { 0.5 },
                     format!(
-                        "`{name}` is missing in {} rows ({:.1}%); fill with the {method}",
+                        "`{name}` is missing in {} {} ({:.1}%); fill with the {method}",
                         n(c.missing),
+                        if c.missing == 1 { "row" } else { "rows" },
                         c.missing_ratio * 100.0
                     ),
                 ));
@@ -246,18 +303,32 @@ pub fn suggest(p: &Profile) -> Plan {
     }
     let _ = by_col;
     for c in &p.columns {
-        if p.dataset.constant_columns.contains(&c.name) && p.dataset.rows > 1 {
-            steps.extend(step(
-                id("drop"),
-                "drop",
-                json!({"columns": [c.name]}),
-                0.7,
-                format!(
-                    "`{}` holds one value in every row; it carries no information",
-                    c.name
-                ),
-            ));
+        if !p.dataset.constant_columns.contains(&c.name) || p.dataset.rows < 2 {
+            continue;
         }
+        // A column of one value and gaps is kept: which rows are empty may
+        // be what it says.
+        let why = if c.distinct == 0 {
+            "is empty in every row".to_string()
+        } else if c.missing == 0 {
+            match c.top_values.first() {
+                Some(v) if v.value.chars().count() > 40 => format!(
+                    "holds `{}…` in every row",
+                    v.value.chars().take(39).collect::<String>()
+                ),
+                Some(v) => format!("holds `{}` in every row", v.value),
+                None => "holds one value in every row".to_string(),
+            }
+        } else {
+            continue;
+        };
+        steps.extend(step(
+            id("drop"),
+            "drop",
+            json!({"columns": [c.name]}),
+            0.7,
+            format!("`{}` {why}; it carries no information", c.name),
+        ));
     }
     Plan { steps }
 }

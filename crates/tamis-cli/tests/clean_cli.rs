@@ -28,6 +28,18 @@ fn p(x: &Path) -> &str {
     x.to_str().unwrap()
 }
 
+/// Writes `csv` to DIR/NAME and runs `tamis suggest` on it, which must
+/// succeed: the input, the plan file and the plan.
+fn suggest_for(dir: &Path, name: &str, csv: &str) -> (PathBuf, PathBuf, String) {
+    let input = dir.join(name);
+    std::fs::write(&input, csv).unwrap();
+    let plan = dir.join("plan.yaml");
+    let o = run(&["suggest", p(&input), "-o", p(&plan)]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let yaml = std::fs::read_to_string(&plan).unwrap();
+    (input, plan, yaml)
+}
+
 /// `tamis clean INPUT --plan PLAN -o OUT --json`, which must succeed: its summary.
 fn clean_json(input: &Path, plan: &Path, out: &Path) -> serde_json::Value {
     let o = run(&["clean", p(input), "--plan", p(plan), "-o", p(out), "--json"]);
@@ -61,17 +73,13 @@ fn suggest_then_clean_then_revert_then_verify() {
 
     let out = dir.path().join("clean.parquet");
     let report = dir.path().join("report.html");
-    let o = run(&[
-        "clean",
-        &example(),
-        "--plan",
-        p(&plan),
-        "-o",
-        p(&out),
-        "--report",
-        p(&report),
-        "--json",
-    ]);
+    let example = example();
+    let clean = |out: &Path, more: &[&str]| {
+        let mut args = vec!["clean", example.as_str(), "--plan", p(&plan), "-o", p(out)];
+        args.extend(more);
+        run(&args)
+    };
+    let o = clean(&out, &["--report", p(&report), "--json"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(summary["rows_in"], 2000);
@@ -84,6 +92,27 @@ fn suggest_then_clean_then_revert_then_verify() {
     );
     let html = std::fs::read_to_string(&report).unwrap();
     assert!(html.contains("quality score") && html.contains("Sample of changed rows"));
+    assert!(html.contains("<th>rows flagged</th>"));
+    // The suggested outlier steps flag rows for review; the summary says how many.
+    let flagged: Vec<u64> = summary["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["type"] == "outliers")
+        .map(|s| s["rows_flagged"].as_u64().unwrap())
+        .collect();
+    assert!(
+        !flagged.is_empty() && flagged.iter().all(|n| *n > 0),
+        "{flagged:?}"
+    );
+    let o = clean(&dir.path().join("again.csv"), &[]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let listing = text(&o.stdout);
+    let line = listing.lines().find(|l| l.contains(" outliers ")).unwrap();
+    assert!(
+        line.ends_with(&format!("flagged rows {:>9}", flagged[0])),
+        "{listing}"
+    );
 
     // Provenance of one changed row.
     let o = run(&["provenance", p(&out), "--step", "2", "--json"]);
@@ -592,12 +621,7 @@ fn suggested_age_filter_drops_exactly_the_impossible_ages() {
         };
         csv.push_str(&format!("{i},{age}\n"));
     }
-    let input = dir.path().join("ages.csv");
-    std::fs::write(&input, &csv).unwrap();
-    let plan = dir.path().join("plan.yaml");
-    let o = run(&["suggest", p(&input), "-o", p(&plan)]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let yaml = std::fs::read_to_string(&plan).unwrap();
+    let (input, plan, yaml) = suggest_for(dir.path(), "ages.csv", &csv);
     assert!(yaml.contains("has 2 impossible values"), "{yaml}");
     let s = clean_json(&input, &plan, &dir.path().join("out.parquet"));
     let filter = s["steps"]
@@ -644,4 +668,95 @@ fn suggested_age_filter_drops_exactly_the_impossible_ages() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     let yaml = std::fs::read_to_string(&plan).unwrap();
     assert!(!yaml.contains("type: filter"), "{yaml}");
+}
+
+#[test]
+fn numbers_written_as_text_are_suggested_a_parse_with_their_decimal_separator() {
+    let dir = tempfile::tempdir().unwrap();
+    // (file, amounts, the decimal separator expected, the parsed first three)
+    let cases = [
+        (
+            "eu.csv",
+            ["\"1.234,50\"", "\"99,00 €\"", "\"-7,5\"", "12"],
+            "comma",
+            [1234.5, 99.0, -7.5],
+        ),
+        (
+            "us.csv",
+            ["\"$1,234.50\"", "$99.00", "(7.50)", "12"],
+            "point",
+            [1234.5, 99.0, -7.5],
+        ),
+    ];
+    for (file, amounts, decimal, want) in cases {
+        let mut csv = String::from("id,amount,zip\n");
+        for i in 0..100 {
+            csv.push_str(&format!("{i},{},{:05}\n", amounts[i % 4], 1000 + i));
+        }
+        let (input, plan, yaml) = suggest_for(dir.path(), file, &csv);
+        assert!(
+            yaml.contains(&format!("decimal: {decimal}"))
+                && yaml.contains("`amount` holds numbers written as text (100 of 100 values"),
+            "{yaml}"
+        );
+        // Zip codes are digits kept as text on purpose: no parse for them.
+        assert!(!yaml.contains("- zip"), "{yaml}");
+        let out = dir.path().join(format!("{file}.out.csv"));
+        let s = clean_json(&input, &plan, &out);
+        let schema = s["output_schema"].as_array().unwrap();
+        assert!(
+            schema.contains(&serde_json::json!(["amount", "Float64"])),
+            "{schema:?}"
+        );
+        let parsed = s["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["type"] == "parse")
+            .unwrap();
+        assert_eq!(parsed["cells_modified"], 100, "{s}");
+        let written = std::fs::read_to_string(&out).unwrap();
+        let got: Vec<f64> = written
+            .lines()
+            .skip(1)
+            .take(3)
+            .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(got, want, "{written}");
+        // Revert gives the amounts back as written.
+        let back = dir.path().join(format!("{file}.back.csv"));
+        let o = run(&["revert", p(&out), "-o", p(&back)]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        let reverted = std::fs::read_to_string(&back).unwrap();
+        assert!(reverted.contains(amounts[0]), "{reverted}");
+    }
+}
+
+#[test]
+fn suggested_drops_keep_columns_whose_gaps_say_something() {
+    let dir = tempfile::tempdir().unwrap();
+    // `empty` has no value; `same` one value in every row; `flag` is `x` or
+    // empty, which is all it says; `n` is a number with one gap.
+    let mut csv = String::from("id,empty,same,flag,n\n");
+    for i in 0..40 {
+        let flag = if i % 3 == 0 { "" } else { "x" };
+        let n = if i == 7 {
+            String::new()
+        } else {
+            (i % 9).to_string()
+        };
+        csv.push_str(&format!("{i},,EU,{flag},{n}\n"));
+    }
+    let (_, _, yaml) = suggest_for(dir.path(), "cols.csv", &csv);
+    assert!(
+        yaml.contains("`empty` is empty in every row; it carries no information"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("`same` holds `EU` in every row; it carries no information"),
+        "{yaml}"
+    );
+    // The flag column is neither dropped nor filled in.
+    assert!(!yaml.contains("- flag"), "{yaml}");
+    assert!(yaml.contains("`n` is missing in 1 row (2.5%)"), "{yaml}");
 }
