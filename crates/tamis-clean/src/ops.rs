@@ -1261,11 +1261,19 @@ pub fn parse_number_with(v: &str, decimal_comma: bool) -> Option<f64> {
     }
     let digits = whole.trim_start_matches(['+', '-']);
     if digits.contains(group) {
-        let mut groups = digits.split(group);
-        let first = groups.next().unwrap_or_default();
-        let in_threes = (1..=3).contains(&first.len())
-            && groups.all(|g| g.len() == 3 && g.bytes().all(|b| b.is_ascii_digit()));
-        if !in_threes {
+        // In threes (1,234,567), or the Indian way (12,34,567: twos, then a
+        // three); a first group never starts with 0.
+        let groups: Vec<&str> = digits.split(group).collect();
+        let (first, rest) = groups.split_first()?;
+        let all_digits = groups.iter().all(|g| g.bytes().all(|b| b.is_ascii_digit()));
+        let western = rest.iter().all(|g| g.len() == 3);
+        let indian = rest.last().is_some_and(|g| g.len() == 3)
+            && rest[..rest.len() - 1].iter().all(|g| g.len() == 2);
+        if !all_digits
+            || !(1..=3).contains(&first.len())
+            || first.starts_with('0')
+            || !(western || indian)
+        {
             return None;
         }
     }
@@ -2070,6 +2078,10 @@ mod tests {
         assert_eq!(parse_number("1,5"), None);
         assert_eq!(parse_number("1.234,50"), None);
         assert_eq!(parse_number("1,2345"), None);
+        assert_eq!(parse_number("0,750"), None);
+        assert_eq!(parse_number("12,34,567"), Some(1234567.0));
+        assert_eq!(parse_number("+1,000"), Some(1000.0));
+        assert_eq!(parse_number(".5"), Some(0.5));
         assert_eq!(parse_number("1.5e3"), Some(1500.0));
         // With the decimal comma.
         assert_eq!(parse_number_with("1.234,50", true), Some(1234.5));

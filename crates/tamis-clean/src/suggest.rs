@@ -25,22 +25,30 @@ fn numbers_as_text(c: &tamis_profile::ColumnProfile) -> Option<(&'static str, u6
         "uuid",
         "payment_card",
         "date_text",
+        "identifier",
     ];
     if NOT_NUMBERS.contains(&c.semantic_type.as_str()) {
         return None;
     }
     let listed: u64 = c.patterns.iter().map(|p| p.count).sum();
     let present = (c.count - c.missing).max(listed);
+    // Letters are left out: `INV-1001`, `Q1` or `SKU0012` are codes, though
+    // the parser reads a leading currency code.
     let reads = |comma: bool| {
         c.patterns
             .iter()
+            .filter(|p| !p.value.contains(char::is_alphabetic))
             .filter(|p| crate::ops::parse_number_with(&p.value, comma).is_some())
             .fold((0, 0), |(n, marked), p| {
-                let m = p.value.contains(['$', '€', '£', '¥', '%', '(', ',', 'A']);
+                let m = p.value.contains(['$', '€', '£', '¥', '%', '(', ',']);
                 (n + p.count, marked + m as u64 * p.count)
             })
     };
     let (point, comma) = (reads(false), reads(true));
+    // Every value reads both ways (`1,250`: 1250 or 1.25): no telling which.
+    if point.0 == comma.0 {
+        return None;
+    }
     let (decimal, (n, marked)) = if comma.0 > point.0 {
         ("comma", comma)
     } else {

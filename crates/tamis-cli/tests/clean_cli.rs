@@ -689,9 +689,17 @@ fn numbers_written_as_text_are_suggested_a_parse_with_their_decimal_separator() 
         ),
     ];
     for (file, amounts, decimal, want) in cases {
-        let mut csv = String::from("id,amount,zip\n");
+        // Beside it: zip codes, invoice codes, and amounts that read both
+        // ways (1,250: 1250 or 1.25).
+        let mut csv = String::from("id,amount,zip,code,both\n");
         for i in 0..100 {
-            csv.push_str(&format!("{i},{},{:05}\n", amounts[i % 4], 1000 + i));
+            csv.push_str(&format!(
+                "{i},{},{:05},INV-{},\"{},250\"\n",
+                amounts[i % 4],
+                1000 + i,
+                1000 + i,
+                1 + i % 7
+            ));
         }
         let (input, plan, yaml) = suggest_for(dir.path(), file, &csv);
         assert!(
@@ -699,8 +707,11 @@ fn numbers_written_as_text_are_suggested_a_parse_with_their_decimal_separator() 
                 && yaml.contains("`amount` holds numbers written as text (100 of 100 values"),
             "{yaml}"
         );
-        // Zip codes are digits kept as text on purpose: no parse for them.
-        assert!(!yaml.contains("- zip"), "{yaml}");
+        // Zip codes are digits kept as text on purpose, invoice numbers are
+        // codes, and the last column cannot be told: no parse for them.
+        for other in ["- zip", "- code", "- both"] {
+            assert!(!yaml.contains(other), "{other}: {yaml}");
+        }
         let out = dir.path().join(format!("{file}.out.csv"));
         let s = clean_json(&input, &plan, &out);
         let schema = s["output_schema"].as_array().unwrap();

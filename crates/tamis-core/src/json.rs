@@ -183,7 +183,9 @@ impl JsonSplitter {
     fn scan(&mut self, in_array: bool) -> std::io::Result<RawRecord> {
         let (line, column) = (self.line, self.col);
         let mut bytes = Vec::new();
-        let (mut depth, mut in_str, mut esc) = (0i64, false, false);
+        // The open brackets, innermost last.
+        let mut open: Vec<u8> = Vec::new();
+        let (mut in_str, mut esc) = (false, false);
         let mut container = false;
         // The last byte outside strings that is not whitespace.
         let mut prev = 0u8;
@@ -195,7 +197,7 @@ impl JsonSplitter {
             if buf.is_empty() {
                 // A record the end of the file cuts is itself the report
                 // (it does not parse): nothing more is read.
-                if depth > 0 || in_str {
+                if !open.is_empty() || in_str {
                     self.finished = true;
                 }
                 break;
@@ -217,14 +219,15 @@ impl JsonSplitter {
                     } else {
                         c == b'\n'
                     };
-                    if !container && depth == 0 && scalar_end && !bytes.is_empty() {
+                    if !container && open.is_empty() && scalar_end && !bytes.is_empty() {
                         done = true;
                         break;
                     }
-                    if line_start
-                        && depth > 0
-                        && (c == b'{' || c == b'[')
-                        && !matches!(prev, b',' | b':' | b'[' | b'{')
+                    // A value may open after `:`, or after `[` or `,` in an
+                    // array; not after a value, nor where an object wants a key.
+                    let value_may_open =
+                        prev == b':' || (matches!(prev, b'[' | b',') && open.last() == Some(&b'['));
+                    if line_start && !open.is_empty() && (c == b'{' || c == b'[') && !value_may_open
                     {
                         problem = Some(format!(
                             "cut short: line {} starts a new record before this one is closed",
@@ -254,14 +257,18 @@ impl JsonSplitter {
                 }
                 match c {
                     b'"' => in_str = true,
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth -= 1;
-                        // A container's end, or a stray closing bracket.
-                        if (container && depth == 0) || depth < 0 {
-                            done = true;
+                    b'{' | b'[' => open.push(c),
+                    b'}' | b']' => match open.last() {
+                        // A stray closing bracket ends the (bad) record.
+                        None => done = true,
+                        Some(&o) if (o == b'{') == (c == b'}') => {
+                            open.pop();
+                            done = container && open.is_empty();
                         }
-                    }
+                        // The wrong kind: the record is malformed (the parse
+                        // says so), and its own closing bracket still ends it.
+                        Some(_) => {}
+                    },
                     _ => {}
                 }
                 if !c.is_ascii_whitespace() {
@@ -422,6 +429,30 @@ mod tests {
         assert_eq!(
             outcomes("}\n{\"a\": 1}\n"),
             ["1:1 invalid JSON: expected value", "a=1"]
+        );
+        // Cut after a comma, where an object wants a key: the next line is
+        // the next record; a mismatched bracket is one bad record, not two.
+        assert_eq!(
+            outcomes("{\"a\": 1,\n{\"a\": 2}\n{\"a\":1]}\n{\"a\": 3}\n"),
+            [
+                "1:1 cut short: line 2 starts a new record before this one is closed",
+                "a=2",
+                "3:7 invalid JSON: expected `,` or `}`",
+                "a=3"
+            ]
+        );
+        assert_eq!(
+            outcomes("[\n{\"a\": 1,\n{\"a\": 2},\n{\"a\": 3}\n]"),
+            [
+                "2:1 cut short: line 3 starts a new record before this one is closed",
+                "a=2",
+                "a=3"
+            ]
+        );
+        // An array of objects inside a record, one per line, is not a cut.
+        assert_eq!(
+            outcomes("{\"xs\": [\n{\"b\": 1},\n{\"b\": 2}\n]}\n"),
+            ["xs=[{\"b\":1},{\"b\":2}]"]
         );
     }
 
