@@ -1134,7 +1134,8 @@ fn field_column(raw: &[u8], d: CsvDialect, n: usize) -> u64 {
     char_column(line, line.len())
 }
 
-fn char_column(line: &[u8], byte: usize) -> u64 {
+/// The 1-based character column of byte offset `byte` in `line`.
+pub(crate) fn char_column(line: &[u8], byte: usize) -> u64 {
     String::from_utf8_lossy(&line[..byte.min(line.len())])
         .chars()
         .count() as u64

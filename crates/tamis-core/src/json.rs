@@ -73,8 +73,9 @@ enum Mode {
 /// array and at the end of the line outside one. Damage stays local: a string
 /// cannot span lines in JSON, so one left open ends its record at the line's
 /// end, and a line opening an object or array where the record so far cannot
-/// take one (after a value, not after `,`, `:`, `[` or `{`) starts a new
-/// record, the one before it being cut short. An array the file ends inside
+/// take one (after a value, or where an object wants a key: a value may open
+/// only after `:`, or after `[` or `,` inside an array) starts a new record,
+/// the one before it being cut short. An array the file ends inside
 /// is reported once, as a record with a problem.
 pub struct JsonSplitter {
     input: Box<dyn BufRead + Send>,
@@ -331,12 +332,11 @@ pub fn parse_record(raw: &RawRecord) -> Result<FlatRecord, RecordFault> {
                 .split(|b| *b == b'\n')
                 .nth(l - 1)
                 .unwrap_or_default();
-            let upto = &in_line[..(e.column().max(1) - 1).min(in_line.len())];
-            let chars = upto.iter().filter(|b| **b & 0xC0 != 0x80).count() as u64;
+            let col = crate::csv::char_column(in_line, e.column().max(1) - 1);
             let at = if l == 1 {
-                (raw.line, raw.column + chars)
+                (raw.line, raw.column + col - 1)
             } else {
-                (raw.line + l as u64 - 1, chars + 1)
+                (raw.line + l as u64 - 1, col)
             };
             let text = e.to_string();
             let message = text.split(" at line ").next().unwrap_or(&text);
