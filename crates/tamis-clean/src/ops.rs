@@ -1233,25 +1233,45 @@ pub fn parse_number(v: &str) -> Option<f64> {
 /// `decimal_comma`, the point then grouping thousands. A grouping separator
 /// must split the whole part in threes (`1,234,567`): `99,00` or `1,5` read
 /// with a decimal point is no number rather than 9900 or 15, and so is a
-/// value with its separators the other way round.
+/// value with its separators the other way round. A space (also no-break),
+/// apostrophe (`1'234`) or underscore may group instead, by the same rule,
+/// so `10 20` is no number rather than 1020; one value uses one kind.
 pub fn parse_number_with(v: &str, decimal_comma: bool) -> Option<f64> {
+    const ALT_GROUP: [char; 5] = [' ', '\u{a0}', '\u{202f}', '\'', '_'];
     let t = v.trim();
     let (neg, t) = match t.strip_prefix('(').and_then(|x| x.strip_suffix(')')) {
         Some(x) => (true, x),
         None => (false, t),
     };
     let pct = t.ends_with('%');
-    let cleaned: String = t
+    let signless: String = t
         .chars()
-        .filter(|c| !matches!(c, '$' | '€' | '£' | '¥' | '%' | ' ' | '\u{a0}' | '_' | '\''))
+        .filter(|c| !matches!(c, '$' | '€' | '£' | '¥' | '%'))
         .collect();
-    let cleaned =
-        cleaned.trim_start_matches(|c: char| c.is_ascii_alphabetic() && c.is_ascii_uppercase());
+    // A currency code before the number (`EUR 1 000`), then the spaces
+    // that stood between sign or code and digits.
+    let body = signless
+        .trim_matches(char::is_whitespace)
+        .trim_start_matches(|c: char| c.is_ascii_alphabetic() && c.is_ascii_uppercase())
+        .trim_matches(char::is_whitespace);
     let (point, group) = if decimal_comma {
         (',', '.')
     } else {
         ('.', ',')
     };
+    let mut alt = body.chars().filter(|c| ALT_GROUP.contains(c));
+    let cleaned: String = match alt.next() {
+        None => body.to_string(),
+        Some(a) => {
+            if alt.any(|c| c != a) || body.contains(group) {
+                return None;
+            }
+            body.chars()
+                .map(|c| if c == a { group } else { c })
+                .collect()
+        }
+    };
+    let cleaned = cleaned.as_str();
     let (whole, frac) = match cleaned.split_once(point) {
         Some((w, f)) => (w, Some(f)),
         None => (cleaned, None),
@@ -2083,6 +2103,16 @@ mod tests {
         assert_eq!(parse_number("+1,000"), Some(1000.0));
         assert_eq!(parse_number(".5"), Some(0.5));
         assert_eq!(parse_number("1.5e3"), Some(1500.0));
+        // Spaces, apostrophes and underscores group by the same rule.
+        assert_eq!(parse_number("10 20"), None);
+        assert_eq!(parse_number("1 234 567.5"), Some(1234567.5));
+        assert_eq!(parse_number("1'234.5"), Some(1234.5));
+        assert_eq!(parse_number("1_000"), Some(1000.0));
+        assert_eq!(parse_number("$ 1\u{a0}234"), Some(1234.0));
+        assert_eq!(parse_number("1 234,567"), None);
+        assert_eq!(parse_number("1 234_567"), None);
+        assert_eq!(parse_number("12 5"), None);
+        assert_eq!(parse_number("USD 12"), Some(12.0));
         // With the decimal comma.
         assert_eq!(parse_number_with("1.234,50", true), Some(1234.5));
         assert_eq!(parse_number_with("99,00 €", true), Some(99.0));
@@ -2090,6 +2120,12 @@ mod tests {
         assert_eq!(parse_number_with("12,5%", true), Some(0.125));
         assert_eq!(parse_number_with("1.5", true), None);
         assert_eq!(parse_number_with("1,234.50", true), None);
+        assert_eq!(parse_number_with("1 234,50 €", true), Some(1234.5));
+        assert_eq!(
+            parse_number_with("1\u{202f}234\u{202f}567,5", true),
+            Some(1234567.5)
+        );
+        assert_eq!(parse_number_with("99 00", true), None);
         let p = |v| standardize_value(StandardKind::Phone, v, "1");
         assert_eq!(p("(555) 123-4567").as_deref(), Some("+15551234567"));
         assert_eq!(p("+1 555 123 4567").as_deref(), Some("+15551234567"));
