@@ -111,6 +111,11 @@ impl CleanError {
             | CleanError::Contract(_)
             | CleanError::Step { .. }
             | CleanError::Read { .. } => true,
+            // A chain or data file named on the command line that is not there.
+            CleanError::Lineage(tamis_lineage::LineageError::Io { source, .. }) => matches!(
+                source.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+            ),
             _ => false,
         }
     }

@@ -141,6 +141,21 @@ fn suggest_then_clean_then_revert_then_verify() {
     let o = run(&["lineage", "verify", p(&out), "--data", p(&out)]);
     assert_eq!(o.status.code(), Some(4));
     assert!(text(&o.stdout).contains("no longer matches"));
+
+    // A chain file cut short is a broken chain (4), not an internal error;
+    // a chain that is not there is bad input (3).
+    let chain = dir.path().join("clean.parquet.tamis/lineage.json");
+    let full = std::fs::read_to_string(&chain).unwrap();
+    std::fs::write(&chain, &full[..full.len() / 2]).unwrap();
+    let o = run(&["lineage", "verify", p(&chain)]);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("damaged"), "{}", text(&o.stdout));
+    let o = run(&["lineage", "verify", p(&chain), "--json"]);
+    assert_eq!(o.status.code(), Some(4));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["status"], "unreadable");
+    let o = run(&["lineage", "verify", p(&dir.path().join("none.json"))]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
 }
 
 #[test]

@@ -101,6 +101,12 @@ pub enum Verdict {
         /// What is missing.
         message: String,
     },
+    /// The chain file does not parse as a chain: it was edited or damaged
+    /// beyond what a block check can say.
+    Unreadable {
+        /// Why it does not parse (with line and column when JSON says).
+        message: String,
+    },
     /// The data file no longer matches the output block's hash.
     DataChanged {
         /// The hash recorded in the chain.
@@ -133,6 +139,10 @@ impl std::fmt::Display for Verdict {
                 "broken at block {index}: expected block {expected_index} here; a block was removed or reordered"
             ),
             Verdict::Truncated { message } => write!(f, "incomplete chain: {message}"),
+            Verdict::Unreadable { message } => write!(
+                f,
+                "the chain file is damaged: {message}; it cannot be verified, so treat the output as untrusted"
+            ),
             Verdict::DataChanged { expected, actual } => write!(
                 f,
                 "the data file no longer matches the chain: output hash {expected}, file hash {actual}"
@@ -296,6 +306,21 @@ impl Chain {
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
 
+    /// Reads and verifies a chain file (and the data, if given). A file that
+    /// does not parse as a chain is a broken chain ([`Verdict::Unreadable`]),
+    /// not an error: someone may have edited it. A file that cannot be read
+    /// at all (missing, no permission) is an error.
+    pub fn verify_file(path: &Path, data: Option<&Path>) -> Result<Verdict, LineageError> {
+        match Chain::read(path) {
+            Ok(c) => match data {
+                Some(d) => c.verify_with_data(d),
+                None => Ok(c.verify()),
+            },
+            Err(LineageError::Format { message, .. }) => Ok(Verdict::Unreadable { message }),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Reads a chain file.
     pub fn read(path: &Path) -> Result<Chain, LineageError> {
         let text = std::fs::read_to_string(path).map_err(|source| LineageError::Io {
@@ -415,5 +440,28 @@ mod tests {
         let p = dir.path().join("chain.json");
         std::fs::write(&p, full().to_json()).unwrap();
         assert_eq!(Chain::read(&p).unwrap(), full());
+    }
+
+    #[test]
+    fn a_damaged_chain_file_is_a_verdict_and_a_missing_one_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("chain.json");
+        let text = full().to_json();
+        std::fs::write(&p, &text).unwrap();
+        assert!(Chain::verify_file(&p, None).unwrap().is_intact());
+        std::fs::write(&p, &text[..text.len() - 10]).unwrap();
+        let v = Chain::verify_file(&p, None).unwrap();
+        assert!(matches!(&v, Verdict::Unreadable { message } if message.contains("line")));
+        assert!(!v.is_intact());
+        std::fs::write(&p, text.replace(CHAIN_SCHEMA, "other/1")).unwrap();
+        assert!(matches!(
+            Chain::verify_file(&p, None).unwrap(),
+            Verdict::Unreadable { .. }
+        ));
+        let gone = dir.path().join("gone.json");
+        assert!(matches!(
+            Chain::verify_file(&gone, None),
+            Err(LineageError::Io { .. })
+        ));
     }
 }

@@ -216,11 +216,7 @@ pub fn verify_lineage(chain: &Path, data: Option<&Path>) -> Result<Verdict, Serv
     } else {
         tamis_clean::sidecar_dir(chain).join(tamis_clean::exec::LINEAGE)
     };
-    let c = Chain::read(&file).map_err(CleanError::from)?;
-    Ok(match data {
-        Some(d) => c.verify_with_data(d).map_err(CleanError::from)?,
-        None => c.verify(),
-    })
+    Ok(Chain::verify_file(&file, data).map_err(CleanError::from)?)
 }
 
 /// Reads a plan document (YAML or JSON text), checking every step.
