@@ -15,6 +15,7 @@ use crate::plan::{Plan, Step};
 /// for a reason: codes, leading zeros): the decimal separator they read with
 /// (`point`, or `comma` when more read so) and how many read. Judged by shape
 /// pattern (`$9,999.99`): one parse stands for every value of a pattern.
+/// Identifiers, codes with letters and plain digits are left alone.
 fn numbers_as_text(c: &tamis_profile::ColumnProfile) -> Option<(&'static str, u64)> {
     const NOT_NUMBERS: &[&str] = &[
         "postcode",
@@ -25,7 +26,6 @@ fn numbers_as_text(c: &tamis_profile::ColumnProfile) -> Option<(&'static str, u6
         "uuid",
         "payment_card",
         "date_text",
-        "identifier",
     ];
     if NOT_NUMBERS.contains(&c.semantic_type.as_str()) {
         return None;
@@ -54,6 +54,20 @@ fn numbers_as_text(c: &tamis_profile::ColumnProfile) -> Option<(&'static str, u6
     } else {
         ("point", point)
     };
+    // A column of distinct values is taken for an identifier; it is one
+    // unless most of its values have decimals (`107,85`), which codes do not.
+    if c.semantic_type == "identifier" {
+        let sep = if decimal == "comma" { ",9" } else { ".9" };
+        let decimals: u64 = c
+            .patterns
+            .iter()
+            .filter(|p| p.value.contains(sep))
+            .map(|p| p.count)
+            .sum();
+        if decimals * 2 < n {
+            return None;
+        }
+    }
     (present > 0 && n * 20 >= present * 19 && marked > 0).then_some((decimal, n))
 }
 

@@ -704,16 +704,24 @@ fn numbers_written_as_text_are_suggested_a_parse_with_their_decimal_separator() 
         ),
     ];
     for (file, amounts, decimal, want) in cases {
-        // Beside it: zip codes, invoice codes, and amounts that read both
-        // ways (1,250: 1250 or 1.25).
-        let mut csv = String::from("id,amount,zip,code,both\n");
+        // Beside it: zip codes, invoice codes, amounts that read both ways
+        // (1,250: 1250 or 1.25), prices that are all different (taken for
+        // an identifier, but with decimals), and references that are all
+        // different and read as whole numbers.
+        let mut csv = String::from("id,amount,zip,code,both,price,ref\n");
         for i in 0..100 {
+            let price = if decimal == "comma" {
+                format!("{},{:02}", 100 + 7 * i, i % 100)
+            } else {
+                format!("${},{:03}.{:02}", 1 + i / 10, i, i % 100)
+            };
             csv.push_str(&format!(
-                "{i},{},{:05},INV-{},\"{},250\"\n",
+                "{i},{},{:05},INV-{},\"{},250\",\"{price}\",\"1,234,{}\"\n",
                 amounts[i % 4],
                 1000 + i,
                 1000 + i,
-                1 + i % 7
+                1 + i % 7,
+                500 + i
             ));
         }
         let (input, plan, yaml) = suggest_for(dir.path(), file, &csv);
@@ -724,9 +732,13 @@ fn numbers_written_as_text_are_suggested_a_parse_with_their_decimal_separator() 
         );
         // Zip codes are digits kept as text on purpose, invoice numbers are
         // codes, and the last column cannot be told: no parse for them.
-        for other in ["- zip", "- code", "- both"] {
+        for other in ["- zip", "- code", "- both", "- ref"] {
             assert!(!yaml.contains(other), "{other}: {yaml}");
         }
+        assert!(
+            yaml.contains("`price` holds numbers written as text (100 of 100 values"),
+            "{yaml}"
+        );
         let out = dir.path().join(format!("{file}.out.csv"));
         let s = clean_json(&input, &plan, &out);
         let schema = s["output_schema"].as_array().unwrap();
