@@ -231,10 +231,31 @@ pub fn suggest(p: &Profile) -> Plan {
         };
         let mostly_dates = format_count("datetime") * 20 <= format_count("date");
         if (text && c.semantic_type == "date_text") || (date_formats > 1 && mostly_dates) {
-            let formats = if date_formats > 0 {
-                date_formats
+            let written = match date_formats {
+                0 => "dates as text".to_string(),
+                1 => "dates".to_string(),
+                k => format!("dates written in {k} formats"),
+            };
+            // Values of a column sampled as dates that are no date (2024-02-30).
+            let invalid = if c.dates.is_some() && c.type_mismatches > 0 {
+                let shown: Vec<String> = c
+                    .mismatch_examples
+                    .iter()
+                    .take(3)
+                    .map(|e| format!("`{}`", e.value))
+                    .collect();
+                format!(
+                    "; {} that {} no valid date ({}) become{} empty, the text kept in provenance",
+                    match c.type_mismatches {
+                        1 => "1 value".to_string(),
+                        k => format!("{} values", n(k)),
+                    },
+                    if c.type_mismatches == 1 { "is" } else { "are" },
+                    shown.join(", "),
+                    if c.type_mismatches == 1 { "s" } else { "" }
+                )
             } else {
-                c.formats.len()
+                String::new()
             };
             steps.extend(step(
                 id("dates"),
@@ -242,7 +263,7 @@ pub fn suggest(p: &Profile) -> Plan {
                 json!({"columns": [name], "to": "date"}),
                 0.85,
                 format!(
-                    "`{name}` holds dates written in {formats} formats; parse them to ISO dates{}",
+                    "`{name}` holds {written}; parse them to ISO dates{}{invalid}",
                     match format_count("datetime") {
                         0 => String::new(),
                         k => format!(" (the time of its {} datetimes is dropped)", n(k)),

@@ -214,8 +214,9 @@ fn summary(out: &mut impl Write, p: &Profile) -> std::io::Result<()> {
     let shown = p.issues.len().min(15);
     writeln!(
         out,
-        "{} issues{}:",
+        "{} issue{}{}:",
         p.issues.len(),
+        if p.issues.len() == 1 { "" } else { "s" },
         if shown < p.issues.len() {
             format!(", top {shown}")
         } else {

@@ -798,3 +798,60 @@ fn suggested_drops_keep_columns_whose_gaps_say_something() {
     assert!(!yaml.contains("- flag"), "{yaml}");
     assert!(yaml.contains("`n` is missing in 1 row (2.5%)"), "{yaml}");
 }
+
+#[test]
+fn an_impossible_date_in_the_sample_is_a_mismatch_that_the_suggested_parse_empties() {
+    let dir = tempfile::tempdir().unwrap();
+    // Dates in two formats and, among the first rows (the type sample), one
+    // that is no date: the column reads as it would with that date later.
+    let mut csv = String::from("id,when\n");
+    for i in 0..200 {
+        let when = match i {
+            5 => "2024-02-30".to_string(),
+            _ if i % 10 == 0 => format!("{}/03/2024", 13 + i % 16),
+            _ => format!("2024-01-{:02}", 1 + i % 28),
+        };
+        csv.push_str(&format!("{i},{when}\n"));
+    }
+    let (input, plan, yaml) = suggest_for(dir.path(), "dates.csv", &csv);
+    let o = run(&["profile", p(&input), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let when = &v["columns"][1];
+    assert_eq!(when["sample_type"], "date", "{when}");
+    assert_eq!(when["type_mismatches"], 1);
+    assert_eq!(when["mismatch_examples"][0]["row_id"], 5);
+    assert_eq!(when["dates"]["formats"].as_array().unwrap().len(), 2);
+    let kinds: Vec<&str> = v["issues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["column"] == "when")
+        .map(|i| i["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["type_mismatch", "mixed_date_formats"],
+        "{}",
+        v["issues"]
+    );
+    assert!(
+        yaml.contains("`when` holds dates written in 2 formats; parse them to ISO dates; 1 value that is no valid date (`2024-02-30`) becomes empty"),
+        "{yaml}"
+    );
+    let out = dir.path().join("dates.out.csv");
+    let s = clean_json(&input, &plan, &out);
+    assert!(
+        s["output_schema"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(["when", "Date32"])),
+        "{s}"
+    );
+    let written = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(written.lines().nth(6), Some("5,"), "{written}");
+    assert_eq!(written.lines().nth(11), Some("10,2024-03-23"));
+    let o = run(&["provenance", p(&out), "--row", "5", "--json"]);
+    let q: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(q["cells"][0]["old_value"], "2024-02-30", "{q}");
+    assert_eq!(q["cells"][0]["confidence"], 0.0);
+}

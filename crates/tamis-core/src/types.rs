@@ -491,44 +491,62 @@ pub fn parse_datetime(v: &str) -> Option<NaiveDateTime> {
     Some(NaiveDateTime::new(date, time))
 }
 
-/// Infers the narrowest type holding every non-missing value of a sample.
-/// An empty sample is a string column.
+/// Share of a sample's present values that may fail a type and still have
+/// it inferred: one in a hundred. Those values are the type mismatches the
+/// profile counts and names, as it does for values after the sample, so a
+/// date column with one impossible date reads the same whether that date
+/// falls in the sample or not.
+pub const INFER_TOLERANCE: f64 = 0.01;
+
+/// Infers the type of a column from a sample of its values: the narrowest
+/// type holding every non-missing value, or failing that, the narrowest
+/// holding all but [`INFER_TOLERANCE`] of them. An empty sample is a string
+/// column.
 pub fn infer_type<'a>(values: impl IntoIterator<Item = &'a str>, nulls: &NullTokens) -> ColumnType {
-    // Candidates still possible, narrowest first.
-    let (mut b, mut i, mut f, mut d, mut dt) = (true, true, true, true, true);
-    let mut seen = false;
+    // Values each candidate fails, narrowest first: boolean, integer, float,
+    // date, datetime.
+    let mut fails = [0u64; 5];
+    let mut present = 0u64;
     for raw in values {
         if nulls.classify(raw) != Missing::No {
             continue;
         }
-        seen = true;
+        present += 1;
         let v = raw.trim();
-        b = b && parse_bool(v).is_some();
-        let int_ok = i && parse_int(v).is_some();
-        i = int_ok;
-        f = f && (int_ok || parse_float(v).is_some());
-        let date_ok = d && parse_date(v).is_some();
-        d = date_ok;
-        dt = dt && (date_ok || parse_datetime(v).is_some() || parse_date(v).is_some());
-        if !(b || i || f || d || dt) {
-            return ColumnType::String;
+        let int_ok = parse_int(v).is_some();
+        let date_ok = parse_date(v).is_some();
+        let oks = [
+            parse_bool(v).is_some(),
+            int_ok,
+            int_ok || parse_float(v).is_some(),
+            date_ok,
+            date_ok || parse_datetime(v).is_some(),
+        ];
+        for (f, ok) in fails.iter_mut().zip(oks) {
+            *f += u64::from(!ok);
         }
     }
-    if !seen {
-        ColumnType::String
-    } else if b {
-        ColumnType::Boolean
-    } else if i {
-        ColumnType::Integer
-    } else if f {
-        ColumnType::Float
-    } else if d {
-        ColumnType::Date
-    } else if dt {
-        ColumnType::Datetime
-    } else {
-        ColumnType::String
+    const TYPES: [ColumnType; 5] = [
+        ColumnType::Boolean,
+        ColumnType::Integer,
+        ColumnType::Float,
+        ColumnType::Date,
+        ColumnType::Datetime,
+    ];
+    let allowed = (present as f64 * INFER_TOLERANCE) as u64;
+    let pick = |limit: u64| {
+        TYPES
+            .iter()
+            .zip(fails)
+            .find(|(_, f)| *f <= limit)
+            .map(|(t, _)| *t)
+    };
+    if present == 0 {
+        return ColumnType::String;
     }
+    pick(0)
+        .or_else(|| pick(allowed))
+        .unwrap_or(ColumnType::String)
 }
 
 #[cfg(test)]
@@ -606,6 +624,38 @@ mod tests {
         assert_eq!(infer_type(["1", "x"], &n), ColumnType::String);
         assert_eq!(infer_type(["NA"], &n), ColumnType::String);
         assert_eq!(infer_type(["inf", "1"], &n), ColumnType::Float);
+        // A few values in a hundred that fail a type leave it inferred (they
+        // are mismatches); an exact fit wins over a near one.
+        let mut dates: Vec<String> = (1..=28).map(|d| format!("2024-01-{d:02}")).collect();
+        dates.extend((1..=28).map(|d| format!("2024-03-{d:02}")));
+        dates.extend((1..=28).map(|d| format!("2024-05-{d:02}")));
+        dates.extend((1..=28).map(|d| format!("2024-07-{d:02}")));
+        dates.push("2024-02-30".into());
+        assert_eq!(
+            infer_type(dates.iter().map(String::as_str), &n),
+            ColumnType::Date
+        );
+        let mut ints: Vec<String> = (0..300).map(|i| i.to_string()).collect();
+        ints.extend(["unknown".into(), "unknown".into(), "2.5".into()]);
+        assert_eq!(
+            infer_type(ints.iter().map(String::as_str), &n),
+            ColumnType::Integer
+        );
+        let flags: Vec<&str> = (0..300).map(|i| ["0", "1", "2"][i % 3]).collect();
+        assert_eq!(infer_type(flags, &n), ColumnType::Integer);
+        let mixed: Vec<String> = (0..100)
+            .map(|i| {
+                if i % 10 == 0 {
+                    "x".into()
+                } else {
+                    i.to_string()
+                }
+            })
+            .collect();
+        assert_eq!(
+            infer_type(mixed.iter().map(String::as_str), &n),
+            ColumnType::String
+        );
         assert_eq!(n.classify(" n/a "), Missing::Token);
         assert_eq!(n.classify("  "), Missing::Empty);
         assert_eq!(n.classify("nano"), Missing::No);

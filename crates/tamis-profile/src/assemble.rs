@@ -449,8 +449,15 @@ fn issues(
                 Severity::Error,
                 c.type_mismatches,
                 format!(
-                    "`{}` samples as {} but {} values are not ({vals}); it is read as {}",
-                    c.name, c.sample_type, c.type_mismatches, c.inferred_type
+                    "`{}` samples as {} but {} not ({vals}); it is read as {}",
+                    c.name,
+                    c.sample_type,
+                    if c.type_mismatches == 1 {
+                        "1 value is".to_string()
+                    } else {
+                        format!("{} values are", c.type_mismatches)
+                    },
+                    c.inferred_type
                 ),
                 ex,
             );

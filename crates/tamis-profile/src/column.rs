@@ -577,7 +577,10 @@ impl ColumnState {
         } else {
             None
         };
-        let dates = matches!(inferred, ColumnType::Date | ColumnType::Datetime).then(|| {
+        // Likewise dates: their formats and range stay beside the values that do not parse.
+        let dates = (matches!(inferred, ColumnType::Date | ColumnType::Datetime)
+            || matches!(spec.sample_type, ColumnType::Date | ColumnType::Datetime))
+        .then(|| {
             let mut formats: Vec<ValueCount> = self
                 .date_formats
                 .iter()
