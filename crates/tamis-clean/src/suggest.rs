@@ -90,6 +90,13 @@ fn step(id: String, ty: &str, params: Value, confidence: f64, rationale: String)
     }
 }
 
+/// Adds a step if there is one; whether it was added.
+fn added(steps: &mut Vec<Step>, s: Option<Step>) -> bool {
+    let some = s.is_some();
+    steps.extend(s);
+    some
+}
+
 fn n(x: u64) -> String {
     let s = x.to_string();
     let mut out = String::new();
@@ -271,23 +278,70 @@ pub fn suggest(p: &Profile) -> Plan {
                 ),
             ));
         }
+        // A column sampled as numbers that holds a few values that are not
+        // (at most one in 20): its statistics are over the numbers, so the
+        // steps below that use them need it parsed first.
+        let present = c.count - c.missing;
+        let numbers_and_text = text
+            && matches!(c.sample_type, ColumnType::Integer | ColumnType::Float)
+            && c.type_mismatches > 0
+            && c.type_mismatches * 20 <= present;
+        let mut parsed = false;
         if text && let Some((decimal, reads)) = numbers_as_text(c) {
-            steps.extend(step(
-                id("numbers"),
-                "parse",
-                json!({"columns": [name], "to": "number", "decimal": decimal}),
-                0.85,
-                format!(
-                    "`{name}` holds numbers written as text ({} of {} values read as numbers with a decimal {decimal}, once currency signs, grouping and percent are dropped); parse them to numbers",
-                    n(reads),
-                    n(c.count - c.missing)
+            parsed = added(
+                &mut steps,
+                step(
+                    id("numbers"),
+                    "parse",
+                    json!({"columns": [name], "to": "number", "decimal": decimal}),
+                    0.85,
+                    format!(
+                        "`{name}` holds numbers written as text ({} of {} values read as numbers with a decimal {decimal}, once currency signs, grouping and percent are dropped); parse them to numbers",
+                        n(reads),
+                        n(present)
+                    ),
                 ),
-            ));
+            );
+        } else if numbers_and_text {
+            let shown: Vec<String> = c
+                .mismatch_examples
+                .iter()
+                .take(3)
+                .map(|e| format!("`{}`", e.value))
+                .collect();
+            parsed = added(
+                &mut steps,
+                step(
+                    id("numbers"),
+                    "parse",
+                    json!({"columns": [name], "to": "number"}),
+                    0.7,
+                    format!(
+                        "`{name}` samples as {} but {} not a number ({}); parse it to numbers: {} empty, the text kept in provenance",
+                        c.sample_type,
+                        match c.type_mismatches {
+                            1 => "1 value is".to_string(),
+                            k => format!("{} values are", n(k)),
+                        },
+                        shown.join(", "),
+                        if c.type_mismatches == 1 {
+                            "that one becomes"
+                        } else {
+                            "those become"
+                        }
+                    ),
+                ),
+            );
         }
         if let Some(num) = &c.numeric {
             // A number is impossible only by the age rule (dates break the
-            // birth-date one): the filter drops exactly what it counted.
-            if let Some(imp) = c.impossible.as_ref().filter(|i| i.count > 0) {
+            // birth-date one): the filter drops exactly what it counted. Its
+            // SQL compares numbers, so the column must be (or become) numbers.
+            if let Some(imp) = c
+                .impossible
+                .as_ref()
+                .filter(|i| i.count > 0 && (!text || parsed))
+            {
                 let cond = format!("\"{name}\" < 0 OR \"{name}\" > {}", tamis_profile::AGE_MAX);
                 steps.extend(step(
                     id("impossible"),
@@ -309,10 +363,14 @@ pub fn suggest(p: &Profile) -> Plan {
                     json!({"columns": [name], "method": "iqr", "action": "flag"}),
                     0.6,
                     format!(
-                        "`{name}` has {} values outside the IQR fences [{:.4}, {:.4}]; flag them for review",
-                        n(out.count),
+                        "`{name}` has {} outside the IQR fences [{:.4}, {:.4}]; flag {} for review",
+                        match out.count {
+                            1 => "1 value".to_string(),
+                            k => format!("{} values", n(k)),
+                        },
                         out.lower,
-                        out.upper
+                        out.upper,
+                        if out.count == 1 { "it" } else { "them" }
                     ),
                 ));
             }
@@ -325,7 +383,8 @@ pub fn suggest(p: &Profile) -> Plan {
             && c.semantic_type != "identifier"
             && c.semantic_type != "free_text"
         {
-            let numeric = matches!(c.inferred_type, ColumnType::Integer | ColumnType::Float);
+            let numeric =
+                matches!(c.inferred_type, ColumnType::Integer | ColumnType::Float) || parsed;
             let categorical = c.semantic_type == "categorical";
             if numeric || categorical {
                 let method = if numeric { "median" } else { "mode" };

@@ -183,10 +183,13 @@ pub fn clean(a: cli::CleanArgs) -> anyhow::Result<ExitCode> {
     }
     writeln!(
         out,
-        "{} rows in, {} rows out ({} passes); output {}",
+        "{} {} in, {} {} out ({} {}); output {}",
         o.rows_in,
+        if o.rows_in == 1 { "row" } else { "rows" },
         o.rows_out,
+        if o.rows_out == 1 { "row" } else { "rows" },
         o.passes,
+        if o.passes == 1 { "pass" } else { "passes" },
         a.output.display()
     )?;
     for s in &o.steps {

@@ -855,3 +855,49 @@ fn an_impossible_date_in_the_sample_is_a_mismatch_that_the_suggested_parse_empti
     assert_eq!(q["cells"][0]["old_value"], "2024-02-30", "{q}");
     assert_eq!(q["cells"][0]["confidence"], 0.0);
 }
+
+#[test]
+fn a_number_column_with_a_stray_word_is_suggested_a_parse_before_its_median() {
+    let dir = tempfile::tempdir().unwrap();
+    // `age`: numbers, gaps, and one word among the sampled rows; `qty`:
+    // numbers and, after the sample, one value in ten that is a note.
+    let mut csv = String::from("id,age,qty\n");
+    for i in 0..1100 {
+        let age = match i {
+            3 => "unknown".to_string(),
+            _ if i % 7 == 0 => String::new(),
+            _ => (20 + i % 50).to_string(),
+        };
+        let qty = if i < 1000 {
+            (10 + i % 20).to_string()
+        } else {
+            "see note".into()
+        };
+        csv.push_str(&format!("{i},{age},{qty}\n"));
+    }
+    let (input, plan, yaml) = suggest_for(dir.path(), "ages.csv", &csv);
+    assert!(
+        yaml.contains("`age` samples as integer but 1 value is not a number (`unknown`); parse it to numbers: that one becomes empty"),
+        "{yaml}"
+    );
+    let parse_at = yaml.find("- id: numbers").unwrap();
+    let impute_at = yaml.find("method: median").unwrap();
+    assert!(parse_at < impute_at, "{yaml}");
+    // One in eleven is too many to empty: `qty` is left as text.
+    assert!(!yaml.contains("- qty"), "{yaml}");
+    let out = dir.path().join("ages.out.csv");
+    let s = clean_json(&input, &plan, &out);
+    assert!(
+        s["output_schema"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(["age", "Float64"])),
+        "{s}"
+    );
+    let back = dir.path().join("ages.back.csv");
+    let o = run(&["revert", p(&out), "-o", p(&back)]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let reverted = std::fs::read_to_string(&back).unwrap();
+    assert_eq!(reverted.lines().nth(4), Some("3,unknown,13"), "{reverted}");
+    assert_eq!(reverted.lines().nth(8), Some("7,,17"));
+}
