@@ -90,6 +90,16 @@ fn step(id: String, ty: &str, params: Value, confidence: f64, rationale: String)
     }
 }
 
+/// The first three values that did not parse as the sampled type, quoted.
+fn mismatches_shown(c: &tamis_profile::ColumnProfile) -> String {
+    c.mismatch_examples
+        .iter()
+        .take(3)
+        .map(|e| format!("`{}`", e.value))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Adds a step if there is one; whether it was added.
 fn added(steps: &mut Vec<Step>, s: Option<Step>) -> bool {
     let some = s.is_some();
@@ -245,12 +255,7 @@ pub fn suggest(p: &Profile) -> Plan {
             };
             // Values of a column sampled as dates that are no date (2024-02-30).
             let invalid = if c.dates.is_some() && c.type_mismatches > 0 {
-                let shown: Vec<String> = c
-                    .mismatch_examples
-                    .iter()
-                    .take(3)
-                    .map(|e| format!("`{}`", e.value))
-                    .collect();
+                let shown = mismatches_shown(c);
                 format!(
                     "; {} that {} no valid date ({}) become{} empty, the text kept in provenance",
                     match c.type_mismatches {
@@ -258,7 +263,7 @@ pub fn suggest(p: &Profile) -> Plan {
                         k => format!("{} values", n(k)),
                     },
                     if c.type_mismatches == 1 { "is" } else { "are" },
-                    shown.join(", "),
+                    shown,
                     if c.type_mismatches == 1 { "s" } else { "" }
                 )
             } else {
@@ -303,12 +308,7 @@ pub fn suggest(p: &Profile) -> Plan {
                 ),
             );
         } else if numbers_and_text {
-            let shown: Vec<String> = c
-                .mismatch_examples
-                .iter()
-                .take(3)
-                .map(|e| format!("`{}`", e.value))
-                .collect();
+            let shown = mismatches_shown(c);
             parsed = added(
                 &mut steps,
                 step(
@@ -323,7 +323,7 @@ pub fn suggest(p: &Profile) -> Plan {
                             1 => "1 value is".to_string(),
                             k => format!("{} values are", n(k)),
                         },
-                        shown.join(", "),
+                        shown,
                         if c.type_mismatches == 1 {
                             "that one becomes"
                         } else {
