@@ -404,9 +404,33 @@ fn parse_rule(r: &Value, at: &str, base: &Path) -> Result<Rule, String> {
             Rule::OneOf(list.iter().map(value_text).collect())
         }
         "range" => {
-            let (min, max) = (num("min")?, num("max")?);
+            // `{min: 0, max: 130}`, or `[0, 130]` with `null` for an open end.
+            let (min, max) = match args.as_array() {
+                Some(ends) if ends.len() == 2 => {
+                    let end = |v: &Value, k: &str| match v {
+                        Value::Null => Ok(None),
+                        v => v.as_f64().map(Some).ok_or_else(|| {
+                            format!("{at}: the range's {k} must be a number or null, not {v}")
+                        }),
+                    };
+                    (end(&ends[0], "min")?, end(&ends[1], "max")?)
+                }
+                Some(_) => {
+                    return Err(format!(
+                        "{at}: a range list is `[min, max]`, two numbers (null for an open end)"
+                    ));
+                }
+                None => (num("min")?, num("max")?),
+            };
             if min.is_none() && max.is_none() {
-                return Err(format!("{at}: range needs `min`, `max` or both"));
+                return Err(format!(
+                    "{at}: range needs `min`, `max` or both (`range: {{min: 0, max: 130}}` or `range: [0, 130]`)"
+                ));
+            }
+            if let (Some(lo), Some(hi)) = (min, max)
+                && lo > hi
+            {
+                return Err(format!("{at}: the range's min {lo} is above its max {hi}"));
             }
             Rule::Range { min, max }
         }
@@ -528,5 +552,34 @@ schema:
         )
         .unwrap_err();
         assert!(e.to_string().contains("did you mean `nullable`"), "{e}");
+    }
+
+    #[test]
+    fn a_range_is_a_mapping_or_a_pair_with_open_ends() {
+        let rule = |r: &str| {
+            Contract::parse(
+                &format!("schema:\n  columns:\n    - name: a\n      business_rules:\n        - range: {r}\n"),
+                "c.yaml",
+                Path::new("."),
+            )
+            .map(|c| c.columns[0].rules[0].clone())
+            .map_err(|e| e.to_string())
+        };
+        let range = |min, max| Ok(Rule::Range { min, max });
+        assert_eq!(rule("[0, 130]"), range(Some(0.0), Some(130.0)));
+        assert_eq!(rule("[null, 5.5]"), range(None, Some(5.5)));
+        assert_eq!(rule("{min: 1}"), range(Some(1.0), None));
+        for (bad, says) in [
+            ("[1, 2, 3]", "two numbers"),
+            ("[null, null]", "min`, `max` or both"),
+            ("[a, 3]", "min must be a number or null"),
+            ("[9, 1]", "min 9 is above its max 1"),
+        ] {
+            let e = rule(bad).unwrap_err();
+            assert!(
+                e.contains("business_rules[0]") && e.contains(says),
+                "{bad}: {e}"
+            );
+        }
     }
 }
