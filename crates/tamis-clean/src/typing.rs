@@ -1,8 +1,11 @@
 //! Typing text columns for cleaning.
 //!
 //! Text input arrives as strings. A column becomes typed only when every
-//! value converts without losing information a reader would miss: integers,
-//! floats and booleans by value, dates only when every value is ISO
+//! value converts without losing information a reader would miss: integers
+//! and floats by value but never with a leading zero (`007`, a zip code
+//! `02134`: the number would drop it), booleans only when spelled `true` or
+//! `false` (`y`/`n`, `yes`/`no`, `t`/`f` stay text: recoding them is a
+//! `parse` step's job, with provenance), dates only when every value is ISO
 //! `YYYY-MM-DD` (a mixed-format date column stays text until a `parse` step
 //! converts it, with provenance). Candidates come from the sample; a value
 //! that does not convert widens the column (integer → float → string), and the
@@ -144,7 +147,7 @@ fn convert_column(
                 match v {
                     None => b.append_null(),
                     Some(v) if missing(v) => b.append_null(),
-                    Some(v) => b.append_value(parse_int(v.trim()).ok_or(())?),
+                    Some(v) => b.append_value(parse_int(whole_number(v)?).ok_or(())?),
                 }
             }
             Arc::new(b.finish())
@@ -155,7 +158,7 @@ fn convert_column(
                 match v {
                     None => b.append_null(),
                     Some(v) if missing(v) => b.append_null(),
-                    Some(v) => b.append_value(parse_float(v.trim()).ok_or(())?),
+                    Some(v) => b.append_value(parse_float(whole_number(v)?).ok_or(())?),
                 }
             }
             Arc::new(b.finish())
@@ -166,7 +169,13 @@ fn convert_column(
                 match v {
                     None => b.append_null(),
                     Some(v) if missing(v) => b.append_null(),
-                    Some(v) => b.append_value(parse_bool(v.trim()).ok_or(())?),
+                    Some(v) => {
+                        let v = v.trim();
+                        if !(v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false")) {
+                            return Err(());
+                        }
+                        b.append_value(parse_bool(v).ok_or(())?)
+                    }
                 }
             }
             Arc::new(b.finish())
@@ -186,6 +195,17 @@ fn convert_column(
             Arc::new(b.finish())
         }
     })
+}
+
+/// A number's text, trimmed, unless its digits start with a zero that a
+/// number would drop (`007`, `-012.5`; `0` and `0.5` are fine).
+fn whole_number(v: &str) -> Result<&str, ()> {
+    let v = v.trim();
+    let d = v.trim_start_matches(['+', '-']).as_bytes();
+    if d.len() > 1 && d[0] == b'0' && d[1].is_ascii_digit() {
+        return Err(());
+    }
+    Ok(v)
 }
 
 /// Days since 1970-01-01.
@@ -234,6 +254,39 @@ mod tests {
         assert!(t.take_widened());
         let b = t.convert(&batch(vec![Some("x")])).unwrap();
         assert_eq!(b.column(0).data_type(), &DataType::Utf8);
+    }
+
+    #[test]
+    fn leading_zeros_and_other_boolean_spellings_stay_text() {
+        let one = |t: ColumnType, vals: Vec<Option<&str>>| {
+            let mut ty = Typing::new(&["a".into()], &[t], false, NullTokens::default());
+            ty.convert(&batch(vals))
+                .unwrap()
+                .column(0)
+                .data_type()
+                .clone()
+        };
+        use ColumnType::{Boolean, Float, Integer};
+        assert_eq!(
+            one(Integer, vec![Some("0"), Some("-5"), Some("+7")]),
+            DataType::Int64
+        );
+        assert_eq!(
+            one(Integer, vec![Some("12"), Some("02134")]),
+            DataType::Utf8
+        );
+        assert_eq!(one(Integer, vec![Some("-007")]), DataType::Utf8);
+        assert_eq!(
+            one(Float, vec![Some("0.5"), Some("-0.25")]),
+            DataType::Float64
+        );
+        assert_eq!(one(Float, vec![Some("01.5")]), DataType::Utf8);
+        assert_eq!(
+            one(Boolean, vec![Some("TRUE"), Some(" false ")]),
+            DataType::Boolean
+        );
+        assert_eq!(one(Boolean, vec![Some("true"), Some("y")]), DataType::Utf8);
+        assert_eq!(one(Boolean, vec![Some("yes"), Some("no")]), DataType::Utf8);
     }
 
     #[test]

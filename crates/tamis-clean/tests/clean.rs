@@ -862,6 +862,35 @@ fn a_column_that_turns_out_to_be_text_widens_and_the_run_goes_on() {
 }
 
 #[test]
+fn zip_codes_and_yes_no_flags_come_out_as_written() {
+    // Typed, `02134` would lose its zero and `y` become `true`: both stay text.
+    let mut csv = String::from("zip,flag,n,ok\n");
+    for i in 0..50 {
+        let zip = if i == 20 {
+            "02134".to_string()
+        } else {
+            (10_000 + i).to_string()
+        };
+        let flag = ["y", "n", "yes"][i % 3];
+        let ok = ["true", "FALSE"][i % 2];
+        csv.push_str(&format!("{zip},{flag},{i},{ok}\n"));
+    }
+    let r = run(&csv, "steps: [{type: dedupe_exact}]");
+    let b = read_parquet(&r.out);
+    let ty = |c: &str| b.column_by_name(c).unwrap().data_type().clone();
+    assert_eq!(ty("zip"), DataType::Utf8);
+    assert_eq!(ty("flag"), DataType::Utf8);
+    assert_eq!(ty("n"), DataType::Int64);
+    assert_eq!(ty("ok"), DataType::Boolean);
+    assert_eq!(col(&b, "zip")[20].as_deref(), Some("02134"));
+    assert_eq!(
+        col(&b, "flag")[..3],
+        s(&[Some("y"), Some("n"), Some("yes")])
+    );
+    assert_reverts(&r);
+}
+
+#[test]
 fn empty_input_gives_an_empty_output_with_the_columns() {
     let r = run("a,b\n", "steps: [{type: dedupe_exact}]");
     let b = read_parquet(&r.out);
