@@ -439,8 +439,8 @@ impl Dataset {
                     let b = datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
                         .map_err(|e| CoreError::Format { file: src.name.clone(), message: format!("not a readable Parquet file: {e}") })?;
                     let s = b.schema();
-                    let types: Vec<DataType> =
-                        s.fields().iter().map(|f| f.data_type().clone()).collect();
+                    let flat = crate::nested::flat_fields(s.fields());
+                    let types: Vec<DataType> = flat.iter().map(|f| f.data_type().clone()).collect();
                     if let Some(prev) = &native
                         && prev != &types
                     {
@@ -451,7 +451,13 @@ impl Dataset {
                         });
                     }
                     native = Some(types);
-                    Some(s.fields().iter().map(|f| f.name().clone()).collect())
+                    let names: Vec<String> = flat.iter().map(|f| f.name().clone()).collect();
+                    // A struct's `a.b` may meet a column of that name.
+                    Some(if crate::nested::is_nested(s.fields()) {
+                        csv::unique_names(&names)
+                    } else {
+                        names
+                    })
                 }
                 Format::Excel => {
                     let (sheet, rows) = crate::excel::read_sheet(&src, options.sheet.as_deref())?;
@@ -861,7 +867,8 @@ impl Batches {
                         let b = b.slice(0, n as usize);
                         let ids = UInt64Array::from_iter_values(self.row_id..self.row_id + n);
                         self.row_id += n;
-                        let mut cols = b.columns().to_vec();
+                        let mut cols =
+                            crate::nested::flatten(b.schema_ref().fields(), b.columns())?;
                         cols.push(Arc::new(ids));
                         Some(RecordBatch::try_new(self.schema.clone(), cols)?)
                     }

@@ -4,6 +4,7 @@
 //! - [`decode`] undoes compression and text encodings;
 //! - [`csv`], [`json`], [`excel`] and Parquet (through `parquet`) read files
 //!   into Arrow batches with a stable row id per row ([`dataset::ROW_ID`]);
+//! - [`nested`] makes Parquet's nested and binary columns flat, as JSON's are;
 //! - [`quarantine`] keeps the rows that cannot be read, with line and reason;
 //! - [`types`] infers column types from text;
 //! - [`engine`] exposes datasets to DataFusion, the engine of every stage.
@@ -17,6 +18,7 @@ pub mod engine;
 pub mod error;
 pub mod excel;
 pub mod json;
+pub mod nested;
 pub mod quarantine;
 pub mod source;
 pub mod types;

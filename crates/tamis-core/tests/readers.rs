@@ -561,6 +561,76 @@ fn parquet_is_read_with_native_types() {
 }
 
 #[test]
+fn nested_and_binary_parquet_columns_are_made_flat_like_json() {
+    use datafusion::arrow::array::{
+        ArrayRef, BinaryArray, DictionaryArray, Int64Array, ListArray, StringArray, StructArray,
+    };
+    use datafusion::arrow::buffer::NullBuffer;
+    use datafusion::arrow::datatypes::{DataType, Field, Fields, Int32Type, Int64Type, Schema};
+    use datafusion::arrow::record_batch::RecordBatch;
+    let dir = tempfile::tempdir().unwrap();
+    let inner = Fields::from(vec![
+        Field::new("x", DataType::Int64, true),
+        Field::new("y", DataType::Utf8, true),
+    ]);
+    // The third struct is null though its slots hold 9 and "z".
+    let st = StructArray::new(
+        inner.clone(),
+        vec![
+            Arc::new(Int64Array::from(vec![1, 2, 9])) as ArrayRef,
+            Arc::new(StringArray::from(vec![Some("q"), None, Some("z")])),
+        ],
+        Some(NullBuffer::from(vec![true, true, false])),
+    );
+    let tags = ListArray::from_iter_primitive::<Int64Type, _, _>(vec![
+        Some(vec![Some(1), None]),
+        Some(vec![]),
+        None,
+    ]);
+    let bin = BinaryArray::from(vec![Some(&b"\x00\xff"[..]), Some(&b""[..]), None]);
+    let dict: DictionaryArray<Int32Type> = vec!["a", "b", "a"].into_iter().collect();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("s", DataType::Struct(inner), true),
+        Field::new("tags", tags.data_type().clone(), true),
+        Field::new("bin", DataType::Binary, true),
+        Field::new("d", dict.data_type().clone(), true),
+        Field::new("s.x", DataType::Utf8, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(st),
+            Arc::new(tags),
+            Arc::new(bin),
+            Arc::new(dict),
+            Arc::new(StringArray::from(vec!["top", "level", "name"])),
+        ],
+    )
+    .unwrap();
+    let p = dir.path().join("nested.parquet");
+    let f = std::fs::File::create(&p).unwrap();
+    let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(f, schema, None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let (ds, rows, _) = read(&p);
+    assert_eq!(ds.columns(), ["s.x", "s.y", "tags", "bin", "d", "s.x_2"]);
+    use tamis_core::ColumnType::{Integer, String as Text};
+    assert_eq!(
+        ds.sample_types().unwrap(),
+        [Integer, Text, Text, Text, Text, Text]
+    );
+    let cells: Vec<Vec<Option<String>>> = rows.into_iter().map(|r| r.1).collect();
+    assert_eq!(
+        cells,
+        [
+            vec![s("1"), s("q"), s("[1,null]"), s("00ff"), s("a"), s("top")],
+            vec![s("2"), None, s("[]"), s(""), s("b"), s("level")],
+            vec![None, None, None, None, s("a"), s("name")],
+        ]
+    );
+}
+
+#[test]
 fn a_corrupt_parquet_file_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "bad.parquet", b"PAR1 this is not parquet PAR1");
