@@ -253,8 +253,13 @@ pub fn suggest(p: &Profile) -> Plan {
                 1 => "dates".to_string(),
                 k => format!("dates written in {k} formats"),
             };
-            // Values of a column sampled as dates that are no date (2024-02-30).
-            let invalid = if c.dates.is_some() && c.type_mismatches > 0 {
+            // Values of a column sampled as dates that are no date (2024-02-30);
+            // without datetimes, whose dates the parse keeps, among them.
+            let invalid = if text
+                && c.dates.is_some()
+                && c.type_mismatches > 0
+                && format_count("datetime") == 0
+            {
                 let shown = mismatches_shown(c);
                 format!(
                     "; {} that {} no valid date ({}) become{} empty, the text kept in provenance",
@@ -317,18 +322,13 @@ pub fn suggest(p: &Profile) -> Plan {
                     json!({"columns": [name], "to": "number"}),
                     0.7,
                     format!(
-                        "`{name}` samples as {} but {} not a number ({}); parse it to numbers: {} empty, the text kept in provenance",
+                        "`{name}` samples as {} but {} not ({}); parse it to numbers: a value that is no number becomes empty, its text kept in provenance",
                         c.sample_type,
                         match c.type_mismatches {
                             1 => "1 value is".to_string(),
                             k => format!("{} values are", n(k)),
                         },
                         shown,
-                        if c.type_mismatches == 1 {
-                            "that one becomes"
-                        } else {
-                            "those become"
-                        }
                     ),
                 ),
             );

@@ -877,7 +877,7 @@ fn a_number_column_with_a_stray_word_is_suggested_a_parse_before_its_median() {
     }
     let (input, plan, yaml) = suggest_for(dir.path(), "ages.csv", &csv);
     assert!(
-        yaml.contains("`age` samples as integer but 1 value is not a number (`unknown`); parse it to numbers: that one becomes empty"),
+        yaml.contains("`age` samples as integer but 1 value is not (`unknown`); parse it to numbers: a value that is no number becomes empty"),
         "{yaml}"
     );
     let parse_at = yaml.find("- id: numbers").unwrap();
