@@ -104,6 +104,10 @@ where
     Ok(out)
 }
 
+/// Rows type inference reads, at most, to find values of a column that has
+/// none in its first `sample_rows` rows.
+pub const SPARSE_LOOKAHEAD: usize = 100_000;
+
 /// A file format tamis reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -593,17 +597,54 @@ impl Dataset {
     }
 
     /// The type of each column: forced by `--schema`, native for Parquet,
-    /// otherwise inferred from the first `sample_rows` rows.
+    /// otherwise inferred from the first `sample_rows` rows. A column with
+    /// no value in them (a sparse one) is inferred from its first
+    /// `sample_rows` values within [`SPARSE_LOOKAHEAD`] rows (and `--sample`),
+    /// rather than taken for text on no evidence.
     pub fn sample_types(&self) -> Result<Vec<ColumnType>> {
         let mut types = if let Some(native) = &self.native {
             native.iter().map(column_type_of).collect()
         } else {
+            let nulls = &self.options.null_tokens;
+            let sample = self.options.sample_rows;
             let mut values: Vec<Vec<String>> = vec![Vec::new(); self.columns.len()];
-            for batch in self.head_batches(self.options.sample_rows)? {
+            for batch in self.head_batches(sample)? {
                 let batch = batch?;
                 for (i, v) in values.iter_mut().enumerate() {
                     let col = datafusion::arrow::array::AsArray::as_string::<i32>(batch.column(i));
                     v.extend(col.iter().flatten().map(|s| s.to_string()));
+                }
+            }
+            let present = |v: &str| nulls.classify(v) == crate::types::Missing::No;
+            let sparse: Vec<usize> = (0..values.len())
+                .filter(|&i| !values[i].iter().any(|v| present(v)))
+                .collect();
+            let ahead = self
+                .options
+                .limit
+                .map_or(SPARSE_LOOKAHEAD, |l| (l as usize).min(SPARSE_LOOKAHEAD));
+            if !sparse.is_empty() && ahead > sample {
+                let mut found: Vec<Vec<String>> = vec![Vec::new(); self.columns.len()];
+                for batch in self.head_batches(ahead)? {
+                    let batch = batch?;
+                    for &i in &sparse {
+                        let col =
+                            datafusion::arrow::array::AsArray::as_string::<i32>(batch.column(i));
+                        let room = sample.saturating_sub(found[i].len());
+                        found[i].extend(
+                            col.iter()
+                                .flatten()
+                                .filter(|v| present(v))
+                                .take(room)
+                                .map(String::from),
+                        );
+                    }
+                    if sparse.iter().all(|&i| found[i].len() >= sample) {
+                        break;
+                    }
+                }
+                for i in sparse {
+                    values[i] = std::mem::take(&mut found[i]);
                 }
             }
             values

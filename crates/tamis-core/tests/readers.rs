@@ -561,6 +561,32 @@ fn parquet_is_read_with_native_types() {
 }
 
 #[test]
+fn a_column_empty_through_the_sample_is_typed_by_its_first_values() {
+    use tamis_core::ColumnType::{Float, Integer, String as Text};
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("id,late,never,words\n");
+    for i in 0..3000 {
+        let late = if i < 1500 {
+            "NA".to_string()
+        } else {
+            format!("{}.5", i % 40)
+        };
+        let words = if i < 2000 { "" } else { "x" };
+        csv.push_str(&format!("{i},{late},,{words}\n"));
+    }
+    let p = write(dir.path(), "sparse.csv", csv.as_bytes());
+    let ds = Dataset::open(&[p.display().to_string()], ReadOptions::default()).unwrap();
+    assert_eq!(ds.sample_types().unwrap(), [Integer, Float, Text, Text]);
+    // Not past `--sample`: the rows read are all the evidence there is.
+    let opts = ReadOptions {
+        limit: Some(1200),
+        ..ReadOptions::default()
+    };
+    let ds = Dataset::open(&[p.display().to_string()], opts).unwrap();
+    assert_eq!(ds.sample_types().unwrap(), [Integer, Text, Text, Text]);
+}
+
+#[test]
 fn nested_and_binary_parquet_columns_are_made_flat_like_json() {
     use datafusion::arrow::array::{
         ArrayRef, BinaryArray, DictionaryArray, Int64Array, ListArray, StringArray, StructArray,
