@@ -159,7 +159,7 @@ fn summary(out: &mut impl Write, p: &Profile) -> std::io::Result<()> {
     let w = p
         .columns
         .iter()
-        .map(|c| c.name.chars().count())
+        .map(|c| visible(&c.name).chars().count())
         .max()
         .unwrap_or(6)
         .clamp(6, 28);
@@ -169,7 +169,7 @@ fn summary(out: &mut impl Write, p: &Profile) -> std::io::Result<()> {
         "column", "type", "semantic", "missing", "distinct"
     )?;
     for c in p.columns.iter().take(200) {
-        let name: String = c.name.chars().take(w).collect();
+        let name: String = visible(&c.name).chars().take(w).collect();
         let detail = if let Some(n) = &c.numeric {
             format!(
                 "min {} · p50 {} · max {}",
@@ -229,17 +229,36 @@ fn summary(out: &mut impl Write, p: &Profile) -> std::io::Result<()> {
             Severity::Warning => "warning",
             Severity::Info => "info   ",
         };
-        writeln!(out, "  {sev} {:<22} {}", i.kind, i.description)?;
+        writeln!(out, "  {sev} {:<22} {}", i.kind, visible(&i.description))?;
     }
     Ok(())
 }
 
+/// `s` in at most `n` characters (an ellipsis for the rest), its control
+/// characters escaped (`\n`) so that a value cannot break the table's lines.
 fn trunc(s: &str, n: usize) -> String {
+    let s = visible(s);
     if s.chars().count() <= n {
-        s.to_string()
+        s
     } else {
         s.chars().take(n - 1).collect::<String>() + "…"
     }
+}
+
+/// `s` with its control characters escaped (`\n`, `\r`, `\t`, `\u{1b}`).
+fn visible(s: &str) -> String {
+    if !s.contains(char::is_control) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn short(v: f64) -> String {

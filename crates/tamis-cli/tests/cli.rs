@@ -498,3 +498,27 @@ fn csv_duplicates_follow_the_fields_not_the_quoting() {
         serde_json::json!([[0, 1, 6, 7], [2, 8], [3, 9], [4, 5, 10, 11]])
     );
 }
+
+#[test]
+fn values_with_line_breaks_do_not_break_the_summary_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "breaks.csv",
+        b"id,\"two\nlines\",b\n1,1,\"y\r\nz\"\n2,2,\"y\r\nz\"\n3,3,w\x1b[31m\n",
+    );
+    let o = run(&["profile", p.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.contains("two\\nlines"), "{out}");
+    assert!(out.contains("y\\r\\nz (2)"), "{out}");
+    assert!(out.contains("w\\u{1b}[31m (1)"), "{out}");
+    assert!(!out.contains('\r') && !out.contains('\x1b'), "{out}");
+    // Every table line starts with a column name or the header.
+    let table: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("column"))
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert_eq!(table.len(), 4, "{out}");
+}
