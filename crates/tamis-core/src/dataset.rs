@@ -336,6 +336,7 @@ impl Dataset {
         let mut native = None;
         let mut json_keys: Vec<String> = Vec::new();
         let mut json_seen = std::collections::HashSet::new();
+        let mut json_valued = std::collections::HashSet::new();
         let mut first_format = None;
         for src in sources {
             let mut raw = src.open(Arc::new(AtomicU64::new(0)))?;
@@ -422,7 +423,10 @@ impl Dataset {
                         source,
                     })? {
                         if let Ok(flat) = json::parse_record(&rec) {
-                            for (k, _) in flat {
+                            for (k, v) in flat {
+                                if v.is_some() && !json_valued.contains(&k) {
+                                    json_valued.insert(k.clone());
+                                }
                                 if json_seen.insert(k.clone()) {
                                     json_keys.push(k);
                                 }
@@ -497,7 +501,18 @@ impl Dataset {
             files.push((src, info, dialect));
         }
         let columns = if first_format == Some(Format::Json) {
+            // A key that is null wherever it is not an object (`"u": null`
+            // beside `"u": {"name": …}`) is that object's absence: its fields
+            // are null there, and it gets no column that would only be empty.
+            let objects: std::collections::HashSet<&str> = json_keys
+                .iter()
+                .flat_map(|k| k.match_indices('.').map(move |(i, _)| &k[..i]))
+                .collect();
             json_keys
+                .iter()
+                .filter(|k| json_valued.contains(*k) || !objects.contains(k.as_str()))
+                .cloned()
+                .collect()
         } else {
             columns.unwrap_or_default()
         };

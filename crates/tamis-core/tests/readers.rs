@@ -437,18 +437,24 @@ fn json_lines_flatten_nested_objects_and_keep_arrays_as_json() {
 {"id": 2, "user": {"name": "Bob"}, "extra": true}
 not json at all
 {"id": 3, "tags": []}
+{"id": 4, "user": null, "extra": null, "none": null}
+{"id": 5, "user": {"name": "Cy", "geo": null}}
 "#,
     );
     let (ds, rows, q) = read(&p);
     assert_eq!(ds.files()[0].format, Format::Json);
+    // A null where other records hold an object is no column of its own; a
+    // key that is only ever null (`none`) still is one.
     assert_eq!(
         ds.columns(),
-        ["id", "user.name", "user.geo.city", "tags", "extra"]
+        ["id", "user.name", "user.geo.city", "tags", "extra", "none"]
     );
-    assert_eq!(rows.len(), 3);
+    assert_eq!(rows.len(), 5);
+    assert_eq!(rows[3].1, [s("4"), None, None, None, None, None]);
+    assert_eq!(rows[4].1[1], s("Cy"));
     assert_eq!(
         rows[0].1,
-        [s("1"), s("Ann"), s("Oslo"), s(r#"["a","b"]"#), None]
+        [s("1"), s("Ann"), s("Oslo"), s(r#"["a","b"]"#), None, None]
     );
     assert_eq!(rows[1].1[4], s("true"));
     assert_eq!(rows[2].0, 3, "the bad line keeps its row id");
