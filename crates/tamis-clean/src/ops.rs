@@ -289,6 +289,7 @@ pub fn build(
             resolved: false,
         }),
         StepKind::Filter { drop_where, reason } => Box::new(Filter {
+            at: format!("`{}` (filter)", step.id),
             sql: drop_where.clone(),
             reason: reason.clone(),
             expr: None,
@@ -1768,6 +1769,8 @@ impl Op for Outliers {
 // ---------------------------------------------------------------- filter
 
 struct Filter {
+    /// `id (filter)`, for errors.
+    at: String,
     sql: String,
     reason: String,
     expr: Option<(SchemaRef, Arc<dyn PhysicalExpr>)>,
@@ -1789,16 +1792,32 @@ impl Op for Filter {
     fn apply(&mut self, batch: &RecordBatch) -> Result<StepOutput, CleanError> {
         let schema = batch.schema();
         if self.expr.as_ref().is_none_or(|(s, _)| s != &schema) {
-            self.expr = Some((schema.clone(), compile_predicate(&self.sql, &schema)?));
+            let expr = try_compile(&self.sql, &schema).map_err(|message| CleanError::Step {
+                step: self.at.clone(),
+                message,
+            })?;
+            self.expr = Some((schema.clone(), expr));
         }
         let Some((_, expr)) = &self.expr else {
             return Err(CleanError::Internal("filter expression".into()));
         };
-        let v = expr.evaluate(batch)?.into_array(batch.num_rows())?;
+        // A value the condition cannot take (text compared with a number)
+        // is the plan's or the data's fault, not tamis's.
+        let v = expr
+            .evaluate(batch)
+            .and_then(|v| v.into_array(batch.num_rows()))
+            .map_err(|e| CleanError::Step {
+                step: self.at.clone(),
+                message: format!(
+                    "`drop_where: {}` cannot be evaluated: {}; a text column compared with a number must hold only numbers (parse it first: `type: parse`, `to: number`)",
+                    self.sql,
+                    e.find_root()
+                ),
+            })?;
         let pred = v
             .as_boolean_opt()
             .ok_or_else(|| CleanError::Step {
-                step: "filter".into(),
+                step: self.at.clone(),
                 message: format!("`{}` is not a true/false condition", self.sql),
             })?
             .clone();
@@ -1819,18 +1838,46 @@ impl Op for Filter {
     }
 }
 
-/// Compiles a SQL condition against a schema with DataFusion.
-pub fn compile_predicate(
+/// Why a `drop_where` condition does not compile against these columns, if
+/// it does not: an unknown column named with a close one and the columns
+/// there are (never the internal row id), else DataFusion's reason.
+pub fn predicate_problem(
     sql: &str,
-    schema: &SchemaRef,
-) -> Result<Arc<dyn PhysicalExpr>, CleanError> {
+    columns: &[(String, tamis_core::ColumnType)],
+) -> Option<String> {
+    let fields: Vec<Field> = columns
+        .iter()
+        .map(|(n, t)| Field::new(n, arrow_type(*t), true))
+        .collect();
+    try_compile(sql, &Arc::new(Schema::new(fields))).err()
+}
+
+/// Compiles a SQL condition against a schema with DataFusion.
+fn try_compile(sql: &str, schema: &SchemaRef) -> Result<Arc<dyn PhysicalExpr>, String> {
+    use tamis_core::datafusion::common::SchemaError;
+    use tamis_core::datafusion::error::DataFusionError;
+    let bad = |e: DataFusionError| {
+        if let DataFusionError::SchemaError(se, _) = e.find_root()
+            && let SchemaError::FieldNotFound { field, .. } = se.as_ref()
+        {
+            let names: Vec<&str> = schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .filter(|n| *n != ROW_ID)
+                .collect();
+            return format!(
+                "`drop_where: {sql}`: no column `{}`{}; columns are: {}",
+                field.name,
+                tamis_core::contract::did_you_mean(&field.name, names.iter().copied()),
+                names.join(", ")
+            );
+        }
+        format!("`drop_where: {sql}`: {e}")
+    };
     let ctx = SessionContext::new();
     crate::udf::register(&ctx);
-    let df = DFSchema::try_from(schema.as_ref().clone())?;
-    let bad = |e: tamis_core::datafusion::error::DataFusionError| CleanError::Step {
-        step: "filter".into(),
-        message: format!("`drop_where: {sql}`: {e}"),
-    };
+    let df = DFSchema::try_from(schema.as_ref().clone()).map_err(bad)?;
     let expr = ctx.parse_sql_expr(sql, &df).map_err(bad)?;
     ctx.create_physical_expr(expr, &df).map_err(bad)
 }

@@ -568,6 +568,9 @@ impl Plan {
                     if drop_where.trim().is_empty() {
                         return Err(bad("`drop_where` is empty".into()));
                     }
+                    if let Some(problem) = crate::ops::predicate_problem(drop_where, &cols) {
+                        return Err(bad(problem));
+                    }
                 }
                 StepKind::Pii { columns, strategy } => {
                     let list = pii_columns(columns, contract);

@@ -830,8 +830,24 @@ fn bad_plans_fail_before_reading_with_the_step_field_and_a_suggestion() {
     assert!(m.contains("`action: clamp`"), "{m}");
     let m = e("steps: [{type: pii, columns: [name], strategy: tokenize}]");
     assert!(m.contains("vault"), "{m}");
+    // Before reading too: the condition's columns, as the steps before leave
+    // them, named with a close one and never the internal row id.
     let m = e("steps: [{type: filter, drop_where: \"agge > 3\"}]");
-    assert!(m.contains("agge"), "{m}");
+    assert!(
+        m.contains("step 1 (`s1`, filter)")
+            && m.contains("no column `agge` (did you mean `age`?); columns are: name, age")
+            && !m.contains("row_id"),
+        "{m}"
+    );
+    let m = e(
+        "steps: [{type: rename, mapping: {age: years}}, {type: filter, drop_where: \"age > 3\"}]",
+    );
+    assert!(
+        m.contains("step 2") && m.contains("columns are: name, years"),
+        "{m}"
+    );
+    let m = e("steps: [{type: filter, drop_where: \"age >\"}]");
+    assert!(m.contains("step 1") && m.contains("SQL error"), "{m}");
     // An input with no columns at all says so, rather than listing none.
     let m = try_run("", "steps: [{type: dedupe_exact, columns: [a]}]", None)
         .err()
@@ -839,6 +855,27 @@ fn bad_plans_fail_before_reading_with_the_step_field_and_a_suggestion() {
         .to_string();
     assert!(
         m.contains("no column `a`") && m.contains("no columns"),
+        "{m}"
+    );
+}
+
+#[test]
+fn a_condition_the_data_cannot_meet_is_a_step_error_naming_the_step() {
+    // `state` is text; comparing it with a number fails on its first value.
+    let csv = "id,state\n1,ca\n2,7\n";
+    let e = try_run(
+        csv,
+        "steps: [{id: big, type: filter, drop_where: \"state > 5\"}]",
+        None,
+    )
+    .err()
+    .expect("must fail");
+    let m = e.to_string();
+    assert!(e.is_bad_input(), "{m}");
+    assert!(
+        m.contains("step `big` (filter)")
+            && m.contains("cannot be evaluated")
+            && m.contains("parse it first"),
         "{m}"
     );
 }
