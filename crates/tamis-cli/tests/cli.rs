@@ -305,6 +305,17 @@ fn json_fields_match_the_documented_schema() {
     let dir = tempfile::tempdir().unwrap();
     let v = messy_json(dir.path(), "q.csv", &["--schema", "code:integer"]);
     assert_eq!(v["columns"][8]["mismatch_examples"][0]["value"], "n/a-code");
+    // A forced type is not a guess: the issue blames the values.
+    let issue = v["issues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["type"] == "type_mismatch" && i["column"] == "code")
+        .unwrap();
+    assert_eq!(
+        issue["description"],
+        "`code` is integer by the schema given but 1 value is not (`n/a-code`)"
+    );
     let mut got = BTreeSet::new();
     paths(&v, "", &mut got);
     let doc = std::fs::read_to_string(

@@ -448,17 +448,25 @@ fn issues(
                 "type_mismatch",
                 Severity::Error,
                 c.type_mismatches,
-                format!(
-                    "`{}` samples as {} but {} not ({vals}); it is read as {}",
-                    c.name,
-                    c.sample_type,
-                    if c.type_mismatches == 1 {
+                {
+                    let values = if c.type_mismatches == 1 {
                         "1 value is".to_string()
                     } else {
                         format!("{} values are", c.type_mismatches)
-                    },
-                    c.inferred_type
-                ),
+                    };
+                    if c.type_forced {
+                        // `--schema` said the type: the values are wrong, not the guess.
+                        format!(
+                            "`{}` is {} by the schema given but {values} not ({vals})",
+                            c.name, c.sample_type
+                        )
+                    } else {
+                        format!(
+                            "`{}` samples as {} but {values} not ({vals}); it is read as {}",
+                            c.name, c.sample_type, c.inferred_type
+                        )
+                    }
+                },
                 ex,
             );
         }
