@@ -3,7 +3,8 @@
 //! Text input arrives as strings. A column becomes typed only when every
 //! value converts without losing information a reader would miss: integers
 //! and floats by value but never with a leading zero (`007`, a zip code
-//! `02134`: the number would drop it), booleans only when spelled `true` or
+//! `02134`: the number would drop it) or with more digits than a float keeps
+//! (`12345678901234567890`), booleans only when spelled `true` or
 //! `false` (`y`/`n`, `yes`/`no`, `t`/`f` stay text: recoding them is a
 //! `parse` step's job, with provenance), dates only when every value is ISO
 //! `YYYY-MM-DD` (a mixed-format date column stays text until a `parse` step
@@ -158,7 +159,14 @@ fn convert_column(
                 match v {
                     None => b.append_null(),
                     Some(v) if missing(v) => b.append_null(),
-                    Some(v) => b.append_value(parse_float(whole_number(v)?).ok_or(())?),
+                    Some(v) => {
+                        let v = whole_number(v)?;
+                        let x = parse_float(v).ok_or(())?;
+                        if !exact_in_f64(v, x) {
+                            return Err(());
+                        }
+                        b.append_value(x)
+                    }
                 }
             }
             Arc::new(b.finish())
@@ -206,6 +214,28 @@ fn whole_number(v: &str) -> Result<&str, ()> {
         return Err(());
     }
     Ok(v)
+}
+
+/// Whether the float `x` read from `v` keeps all of `v`'s digits: a 64-bit
+/// float holds 15 significant digits for sure, and more only when they are
+/// the ones it prints back (`12345678901234567890` would come back as
+/// `1.2345678901234567e19`, an id with its last digits gone).
+fn exact_in_f64(v: &str, x: f64) -> bool {
+    fn significant(v: &str) -> String {
+        let mantissa = v.trim_start_matches(['+', '-']);
+        let mantissa = mantissa.split(['e', 'E']).next().unwrap_or("");
+        let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+        digits
+            .trim_start_matches('0')
+            .trim_end_matches('0')
+            .to_string()
+    }
+    // Most values have few digits in all: no need to look closer.
+    if v.bytes().filter(u8::is_ascii_digit).count() <= 15 || !x.is_finite() {
+        return true;
+    }
+    let sig = significant(v);
+    sig.len() <= 15 || sig == significant(&format!("{x:e}"))
 }
 
 /// Days since 1970-01-01.
@@ -281,6 +311,23 @@ mod tests {
             DataType::Float64
         );
         assert_eq!(one(Float, vec![Some("01.5")]), DataType::Utf8);
+        // Digits a float cannot keep: the column stays text.
+        assert_eq!(
+            one(Integer, vec![Some("5"), Some("12345678901234567890")]),
+            DataType::Utf8
+        );
+        assert_eq!(one(Float, vec![Some("9007199254740993")]), DataType::Utf8);
+        assert_eq!(
+            one(
+                Float,
+                vec![Some("9007199254740992"), Some("0.1"), Some("1e300")]
+            ),
+            DataType::Float64
+        );
+        assert_eq!(
+            one(Float, vec![Some("3.14159265358979323846")]),
+            DataType::Utf8
+        );
         assert_eq!(
             one(Boolean, vec![Some("TRUE"), Some(" false ")]),
             DataType::Boolean
