@@ -107,6 +107,15 @@ fn added(steps: &mut Vec<Step>, s: Option<Step>) -> bool {
     some
 }
 
+/// `1 value`, `2,500 values`: a count with its noun, grouped in thousands.
+fn count(x: u64, noun: &str) -> String {
+    if x == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{} {noun}s", n(x))
+    }
+}
+
 fn n(x: u64) -> String {
     let s = x.to_string();
     let mut out = String::new();
@@ -263,10 +272,7 @@ pub fn suggest(p: &Profile) -> Plan {
                 let shown = mismatches_shown(c);
                 format!(
                     "; {} that {} no valid date ({}) become{} empty, the text kept in provenance",
-                    match c.type_mismatches {
-                        1 => "1 value".to_string(),
-                        k => format!("{} values", n(k)),
-                    },
+                    count(c.type_mismatches, "value"),
                     if c.type_mismatches == 1 { "is" } else { "are" },
                     shown,
                     if c.type_mismatches == 1 { "s" } else { "" }
@@ -322,12 +328,10 @@ pub fn suggest(p: &Profile) -> Plan {
                     json!({"columns": [name], "to": "number"}),
                     0.7,
                     format!(
-                        "`{name}` samples as {} but {} not ({}); parse it to numbers: a value that is no number becomes empty, its text kept in provenance",
+                        "`{name}` samples as {} but {} {} not ({}); parse it to numbers: a value that is no number becomes empty, its text kept in provenance",
                         c.sample_type,
-                        match c.type_mismatches {
-                            1 => "1 value is".to_string(),
-                            k => format!("{} values are", n(k)),
-                        },
+                        count(c.type_mismatches, "value"),
+                        if c.type_mismatches == 1 { "is" } else { "are" },
                         shown,
                     ),
                 ),
@@ -349,9 +353,8 @@ pub fn suggest(p: &Profile) -> Plan {
                     json!({"drop_where": cond, "reason": format!("impossible {name}")}),
                     0.6,
                     format!(
-                        "`{name}` has {} impossible {}; drop those rows (or fix them at the source)",
-                        n(imp.count),
-                        if imp.count == 1 { "value" } else { "values" }
+                        "`{name}` has {}; drop those rows (or fix them at the source)",
+                        count(imp.count, "impossible value")
                     ),
                 ));
             }
@@ -364,10 +367,7 @@ pub fn suggest(p: &Profile) -> Plan {
                     0.6,
                     format!(
                         "`{name}` has {} outside the IQR fences [{:.4}, {:.4}]; flag {} for review",
-                        match out.count {
-                            1 => "1 value".to_string(),
-                            k => format!("{} values", n(k)),
-                        },
+                        count(out.count, "value"),
                         out.lower,
                         out.upper,
                         if out.count == 1 { "it" } else { "them" }
@@ -394,9 +394,8 @@ pub fn suggest(p: &Profile) -> Plan {
                     json!({"columns": [name], "method": method}),
                     if numeric { 0.6 } else { 0.5 },
                     format!(
-                        "`{name}` is missing in {} {} ({:.1}%); fill with the {method}",
-                        n(c.missing),
-                        if c.missing == 1 { "row" } else { "rows" },
+                        "`{name}` is missing in {} ({:.1}%); fill with the {method}",
+                        count(c.missing, "row"),
                         c.missing_ratio * 100.0
                     ),
                 ));

@@ -449,11 +449,11 @@ fn issues(
                 Severity::Error,
                 c.type_mismatches,
                 {
-                    let values = if c.type_mismatches == 1 {
-                        "1 value is".to_string()
-                    } else {
-                        format!("{} values are", c.type_mismatches)
-                    };
+                    let values = format!(
+                        "{} {}",
+                        plural(c.type_mismatches, "value"),
+                        if c.type_mismatches == 1 { "is" } else { "are" }
+                    );
                     if c.type_forced {
                         // `--schema` said the type: the values are wrong, not the guess.
                         format!(
