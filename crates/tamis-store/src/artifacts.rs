@@ -45,16 +45,47 @@ async fn read_part(f: &mut tokio::fs::File) -> std::io::Result<Vec<u8>> {
 /// lingering as an incomplete upload, which S3 keeps (and bills) until a
 /// lifecycle rule clears it. Dropped while `complete` is in flight, the
 /// abort either removes the parts or finds the upload already completed.
-struct AbortOnDrop(Option<Box<dyn object_store::MultipartUpload>>);
+///
+/// The guard owns the parts still in flight, and the abort waits for them
+/// first: a part the server is still writing when the abort arrives can
+/// land after it, and S3 then keeps it ("it might be necessary to abort a
+/// given multipart upload multiple times", says its documentation).
+struct AbortOnDrop {
+    upload: Option<Box<dyn object_store::MultipartUpload>>,
+    sending: futures::stream::FuturesUnordered<object_store::UploadPart>,
+}
+
+impl AbortOnDrop {
+    /// Takes the upload and its parts in flight, to abort them elsewhere.
+    fn take(&mut self) -> Option<Abandoned> {
+        let upload = self.upload.take()?;
+        Some(Abandoned {
+            upload,
+            sending: std::mem::take(&mut self.sending),
+        })
+    }
+}
+
+/// An upload to abort once its parts in flight have settled.
+struct Abandoned {
+    upload: Box<dyn object_store::MultipartUpload>,
+    sending: futures::stream::FuturesUnordered<object_store::UploadPart>,
+}
+
+impl Abandoned {
+    async fn abort(mut self) {
+        // Every part's outcome is moot: the upload goes either way.
+        while self.sending.next().await.is_some() {}
+        let _ = self.upload.abort().await;
+    }
+}
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
-        if let Some(mut u) = self.0.take()
+        if let Some(a) = self.take()
             && let Ok(rt) = tokio::runtime::Handle::try_current()
         {
-            rt.spawn(async move {
-                let _ = u.abort().await;
-            });
+            rt.spawn(a.abort());
         }
     }
 }
@@ -247,12 +278,18 @@ impl Artifacts {
             .put_multipart(&k)
             .await
             .map_err(|e| obj_err(key, e))?;
-        let mut guard = AbortOnDrop(Some(upload));
+        let mut guard = AbortOnDrop {
+            upload: Some(upload),
+            sending: futures::stream::FuturesUnordered::new(),
+        };
         let sent = async {
-            let Some(u) = guard.0.as_mut() else {
+            let AbortOnDrop {
+                upload: Some(u),
+                sending,
+            } = &mut guard
+            else {
                 return Ok(());
             };
-            let mut sending = futures::stream::FuturesUnordered::new();
             let mut part = first;
             loop {
                 sending.push(u.put_part(PutPayload::from(part)));
@@ -278,15 +315,15 @@ impl Artifacts {
         .await;
         match sent {
             Ok(()) => {
-                guard.0 = None;
+                guard.upload = None;
                 Ok(Put {
                     bytes,
                     sha256: hex::encode(hasher.finalize()),
                 })
             }
             Err(e) => {
-                if let Some(mut u) = guard.0.take() {
-                    let _ = u.abort().await;
+                if let Some(a) = guard.take() {
+                    a.abort().await;
                 }
                 Err(e)
             }
