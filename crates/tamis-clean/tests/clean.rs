@@ -534,6 +534,33 @@ fn outliers_flag_clip_and_null_after_an_imputation() {
 }
 
 #[test]
+fn robust_z_outliers_of_a_column_mostly_at_its_median_spare_the_rest() {
+    // 12 zeros and 8 incomes: the MAD is 0. Fences of median ± k·0 would null
+    // every income; the mean absolute deviation gives the scale instead, and
+    // only the far value goes.
+    let mut csv = String::from("income\n");
+    for i in 0..20 {
+        csv.push_str(&format!("{}\n", if i < 12 { 0 } else { 1000 + i * 10 }));
+    }
+    csv.push_str("1000000\n");
+    let r = run(
+        &csv,
+        "steps: [{type: outliers, columns: [income], method: robust_z, action: null}]",
+    );
+    let v = col(&read_parquet(&r.out), "income");
+    assert_eq!(v.iter().filter(|x| x.is_none()).count(), 1, "{v:?}");
+    assert_eq!(v[20], None);
+    assert_eq!(v[19].as_deref(), Some("1190"));
+    assert_eq!(r.outcome.steps[0].rows_modified, 1);
+    // Every value the same: nothing is outside.
+    let r = run(
+        "n\n4\n4\n4\n",
+        "steps: [{type: outliers, columns: [n], method: robust_z, action: null}]",
+    );
+    assert_eq!(r.outcome.steps[0].rows_modified, 0);
+}
+
+#[test]
 fn numbers_parse_with_a_decimal_point_or_comma_never_misread() {
     let csv = "amount\n\"1.234,50\"\n\"99,00\"\n\"1,234.50\"\n\"-7,5 %\"\n";
     // European numbers: the comma holds the decimals.

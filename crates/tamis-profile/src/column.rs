@@ -947,13 +947,9 @@ fn numeric_stats(n: &NumState, big_ints: u64) -> NumericStats {
         examples,
     };
     let median = quantiles.p50;
-    let mad = mad_estimate(n, median);
-    let (zlo, zhi) = if mad > 0.0 {
-        (median - 3.5 * mad / 0.6745, median + 3.5 * mad / 0.6745)
-    } else {
-        (median, median)
-    };
-    let (count, examples) = if mad > 0.0 {
+    let spread = robust_spread(n, median);
+    let (zlo, zhi) = (median - 3.5 * spread, median + 3.5 * spread);
+    let (count, examples) = if spread > 0.0 {
         outside(zlo, zhi)
     } else {
         (0, Vec::new())
@@ -1000,7 +996,24 @@ fn exact_or(estimate: u64, n: &NumState, lo: f64, hi: f64) -> u64 {
     }
 }
 
+/// The scale of the modified z-score (Iglewicz and Hoaglin): MAD / 0.6745,
+/// or, when at least half the values equal the median (MAD 0, which would
+/// make every other value an outlier), 1.2533 × the mean absolute deviation.
+/// Both estimate σ for normal data; 0 only when every value is the median.
+/// The same rule as the `outliers` cleaning step.
+fn robust_spread(n: &NumState, median: f64) -> f64 {
+    match mad_estimate(n, median) {
+        0.0 => 1.2533 * n.mean_abs_dev(median),
+        mad => mad / 0.6745,
+    }
+}
+
 fn mad_estimate(n: &NumState, median: f64) -> f64 {
+    // Half the values or more at the median: the MAD is 0 (bisecting would
+    // only approach it).
+    if n.cdf(median) - n.cdf_below(median) >= 0.5 {
+        return 0.0;
+    }
     // The MAD is the d with F(m + d) − F(m − d) = 1/2; bisect on d.
     let (mut lo, mut hi) = (0.0, (n.max - n.min).max(0.0));
     if hi == 0.0 {

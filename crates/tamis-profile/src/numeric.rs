@@ -437,6 +437,24 @@ impl NumState {
         Some((count, firsts))
     }
 
+    /// The mean of |x − m| over the values: exact when every value came in
+    /// counted, else from the digest's centroids.
+    pub fn mean_abs_dev(&self, m: f64) -> f64 {
+        let (sum, total) = match &self.exact {
+            Some(e) => e.iter().fold((0.0, 0.0), |(s, t), x| {
+                (s + (x.0 - m).abs() * x.1 as f64, t + x.1 as f64)
+            }),
+            None => self
+                .digest
+                .centroids()
+                .iter()
+                .fold((0.0, 0.0), |(s, t), c| {
+                    (s + (c.mean() - m).abs() * c.weight(), t + c.weight())
+                }),
+        };
+        if total > 0.0 { sum / total } else { 0.0 }
+    }
+
     /// Fraction of values `< x`: exact when every value came in counted,
     /// else the estimate of [`NumState::cdf`] (which does not tell `<` from `<=`).
     pub fn cdf_below(&self, x: f64) -> f64 {

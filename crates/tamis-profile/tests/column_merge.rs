@@ -369,6 +369,40 @@ fn an_exact_column_has_exact_quantiles_and_outlier_counts() {
     );
 }
 
+/// The robust-z rule of a column fed `values`.
+fn robust_z(values: &[String]) -> tamis_profile::model::OutlierRule {
+    let t = ColumnType::Float;
+    let s = spec("income", t);
+    let ctx = Ctx::new(s.clone());
+    let mut c = ColumnState::new(t);
+    for (i, v) in values.iter().enumerate() {
+        c.add(v, i as u64, &ctx);
+    }
+    c.finish(&s).numeric.unwrap().outliers.robust_z
+}
+
+#[test]
+fn a_column_mostly_at_its_median_has_robust_outliers_only_far_from_the_rest() {
+    // 12 zeros and 8 incomes near 1,100: the MAD is 0, which must not make
+    // every income an outlier; the mean absolute deviation scales instead.
+    let mut v: Vec<String> = (0..20)
+        .map(|i| if i < 12 { 0 } else { 1000 + i * 10 }.to_string())
+        .collect();
+    let z = robust_z(&v);
+    assert_eq!(z.count, 0, "{z:?}");
+    assert!(z.upper > 1_500.0 && z.lower < -1_500.0, "{z:?}");
+    // One income far beyond them is.
+    v.push("1000000".into());
+    let z = robust_z(&v);
+    assert_eq!(z.count, 1, "{z:?}");
+    assert_eq!(z.examples[0].row_id, 20);
+    // Two values: neither is an outlier of the other.
+    assert_eq!(robust_z(&["1".into(), "5".into()]).count, 0);
+    // Every value the same: nothing is outside, and the fences sit on it.
+    let z = robust_z(&vec!["3".to_string(); 10]);
+    assert_eq!((z.count, z.lower, z.upper), (0, 3.0, 3.0));
+}
+
 #[test]
 fn examples_of_a_column_measured_per_distinct_value_are_first_rows_of_the_first_offenders() {
     let t = ColumnType::Integer;
