@@ -401,6 +401,19 @@ fn a_column_mostly_at_its_median_has_robust_outliers_only_far_from_the_rest() {
     // Every value the same: nothing is outside, and the fences sit on it.
     let z = robust_z(&vec!["3".to_string(); 10]);
     assert_eq!((z.count, z.lower, z.upper), (0, 3.0, 3.0));
+    // Past the exact map (estimates from the digest), the same: 60 % of the
+    // values 0, the rest 40,000 distinct ones between 1,000 and 1,100; only
+    // a value far beyond them is outlying.
+    let mut spread: Vec<String> = (0..100_000u64)
+        .map(|i| match i % 5 {
+            0..=2 => "0".to_string(),
+            _ => format!("{}", 1000.0 + i as f64 / 1000.0),
+        })
+        .collect();
+    spread.push("1e9".into());
+    let z = robust_z(&spread);
+    assert_eq!(z.count, 1, "{z:?}");
+    assert_eq!(z.examples[0].row_id, 100_000);
 }
 
 #[test]
