@@ -401,6 +401,10 @@ fn parse_rule(r: &Value, at: &str, base: &Path) -> Result<Rule, String> {
                 .as_array()
                 .or_else(|| args.get("values").and_then(|v| v.as_array()))
                 .ok_or_else(|| format!("{at}: one_of needs a list of values"))?;
+            if list.is_empty() {
+                // Every value would fail it.
+                return Err(format!("{at}: one_of lists no values"));
+            }
             Rule::OneOf(list.iter().map(value_text).collect())
         }
         "range" => {
@@ -439,6 +443,11 @@ fn parse_rule(r: &Value, at: &str, base: &Path) -> Result<Rule, String> {
                 .as_str()
                 .or_else(|| args.get("pattern").and_then(|v| v.as_str()))
                 .ok_or_else(|| format!("{at}: regex needs a pattern string"))?;
+            // Compiled as the check compiles it (the whole value must match),
+            // so a bad pattern is reported here, with its place.
+            if let Err(e) = regex::Regex::new(&format!("^(?:{p})$")) {
+                return Err(format!("{at}: regex `{p}` does not compile: {e}"));
+            }
             Rule::Regex(p.to_string())
         }
         "in_set" => {
@@ -449,14 +458,21 @@ fn parse_rule(r: &Value, at: &str, base: &Path) -> Result<Rule, String> {
             let path = base.join(f);
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| format!("{at}: cannot read in_set file `{}`: {e}", path.display()))?;
+            let values: Vec<String> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(String::from)
+                .collect();
+            if values.is_empty() {
+                return Err(format!(
+                    "{at}: the in_set file `{}` holds no values (one a line)",
+                    path.display()
+                ));
+            }
             Rule::InSet {
                 file: PathBuf::from(f),
-                values: text
-                    .lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty())
-                    .map(String::from)
-                    .collect(),
+                values,
             }
         }
         other => {
@@ -552,6 +568,28 @@ schema:
         )
         .unwrap_err();
         assert!(e.to_string().contains("did you mean `nullable`"), "{e}");
+        // Rules that cannot hold are refused where they are written.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("empty.txt"), "\n  \n").unwrap();
+        for (rule, says) in [
+            ("regex: \"[0-9\"", "regex `[0-9` does not compile"),
+            ("one_of: []", "one_of lists no values"),
+            ("in_set: empty.txt", "holds no values"),
+        ] {
+            let e = Contract::parse(
+                &format!(
+                    "schema:\n  columns:\n    - name: a\n      business_rules:\n        - unique\n        - {rule}\n"
+                ),
+                "c.yaml",
+                dir.path(),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.contains("c.yaml") && e.contains("business_rules[1]") && e.contains(says),
+                "{rule}: {e}"
+            );
+        }
     }
 
     #[test]
