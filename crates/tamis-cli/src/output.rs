@@ -264,9 +264,24 @@ fn visible(s: &str) -> String {
 fn short(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 {
         format!("{}", v as i64)
-    } else if v.abs() >= 1e6 {
+    } else if v.abs() >= 1e6 || (v.is_finite() && v.abs() < 0.01) {
+        // Two decimals would show 1e-7 as 0.00.
         format!("{v:.3e}")
     } else {
         format!("{v:.2}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short;
+
+    #[test]
+    fn summary_numbers_keep_their_size() {
+        assert_eq!(short(42.0), "42");
+        assert_eq!(short(5.4375), "5.44");
+        assert_eq!(short(1e308), "1.000e308");
+        assert_eq!(short(1.5e-7), "1.500e-7");
+        assert_eq!(short(-0.004), "-4.000e-3");
     }
 }

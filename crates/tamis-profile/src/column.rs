@@ -1086,6 +1086,9 @@ fn histogram(n: &NumState, q: &Quantiles) -> Histogram {
 pub fn fmt_num(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 {
         format!("{}", v as i64)
+    } else if v.is_finite() && v != 0.0 && !(1e-5..1e15).contains(&v.abs()) {
+        // Plain notation would spell 1e308 in 309 digits.
+        format!("{v:e}")
     } else {
         format!("{v}")
     }

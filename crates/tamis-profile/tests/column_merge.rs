@@ -440,3 +440,16 @@ fn examples_of_a_column_measured_per_distinct_value_are_first_rows_of_the_first_
     let n = p.numeric.unwrap();
     assert_eq!((n.count, n.min, n.max), (7, -3.0, 41.0));
 }
+
+#[test]
+fn numbers_are_written_short_whatever_their_size() {
+    use tamis_profile::column::fmt_num;
+    assert_eq!(fmt_num(42.0), "42");
+    assert_eq!(fmt_num(-3.25), "-3.25");
+    assert_eq!(fmt_num(0.0), "0");
+    assert_eq!(fmt_num(1e308), "1e308");
+    assert_eq!(fmt_num(-2.5e20), "-2.5e20");
+    assert_eq!(fmt_num(1.5e-7), "1.5e-7");
+    assert_eq!(fmt_num(0.001), "0.001");
+    assert_eq!(fmt_num(f64::INFINITY), "inf");
+}
