@@ -134,12 +134,14 @@ pub fn check(
         }
         for r in &cc.rules {
             let re = match r {
-                Rule::Regex(p) => Some(regex::Regex::new(&format!("^(?:{p})$")).map_err(|e| {
-                    CleanError::Plan {
-                        file: "contract".into(),
-                        message: format!("column `{name}`: regex `{p}` does not compile: {e}"),
-                    }
-                })?),
+                Rule::Regex(p) => {
+                    Some(tamis_core::contract::whole_value_regex(p).map_err(|e| {
+                        CleanError::Plan {
+                            file: "contract".into(),
+                            message: format!("column `{name}`: regex `{p}` does not compile: {e}"),
+                        }
+                    })?)
+                }
                 _ => None,
             };
             let set = match r {

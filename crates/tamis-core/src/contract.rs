@@ -78,6 +78,11 @@ pub enum Rule {
     },
 }
 
+/// A `regex` rule's pattern compiled as checks use it: the whole value must match.
+pub fn whole_value_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    regex::Regex::new(&format!("^(?:{pattern})$"))
+}
+
 impl Rule {
     /// The rule's name.
     pub fn name(&self) -> &'static str {
@@ -443,9 +448,9 @@ fn parse_rule(r: &Value, at: &str, base: &Path) -> Result<Rule, String> {
                 .as_str()
                 .or_else(|| args.get("pattern").and_then(|v| v.as_str()))
                 .ok_or_else(|| format!("{at}: regex needs a pattern string"))?;
-            // Compiled as the check compiles it (the whole value must match),
-            // so a bad pattern is reported here, with its place.
-            if let Err(e) = regex::Regex::new(&format!("^(?:{p})$")) {
+            // Compiled as the check compiles it, so a bad pattern is
+            // reported here, with its place.
+            if let Err(e) = whole_value_regex(p) {
                 return Err(format!("{at}: regex `{p}` does not compile: {e}"));
             }
             Rule::Regex(p.to_string())
