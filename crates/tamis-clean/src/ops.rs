@@ -1693,15 +1693,10 @@ impl Op for Outliers {
                 OutlierMethod::RobustZ => {
                     let Some(m) = median(&mut v) else { continue };
                     let mut dev: Vec<f64> = v.iter().map(|x| (x - m).abs()).collect();
-                    // σ from the MAD; when half the values or more equal
-                    // the median the MAD is 0, which would make every other
-                    // value an outlier: then from the mean absolute deviation
-                    // (Iglewicz and Hoaglin's fallback). 0 only when every
-                    // value is the median, and then none is outside.
-                    let sigma = match median(&mut dev).unwrap_or(0.0) {
-                        0.0 => 1.2533 * dev.iter().sum::<f64>() / dev.len() as f64,
-                        mad => 1.4826 * mad,
-                    };
+                    let mad = median(&mut dev).unwrap_or(0.0);
+                    let sigma = tamis_profile::numeric::robust_sigma(mad, || {
+                        dev.iter().sum::<f64>() / dev.len() as f64
+                    });
                     (m - self.k * sigma, m + self.k * sigma)
                 }
             };

@@ -947,7 +947,7 @@ fn numeric_stats(n: &NumState, big_ints: u64) -> NumericStats {
         examples,
     };
     let median = quantiles.p50;
-    let spread = robust_spread(n, median);
+    let spread = crate::numeric::robust_sigma(mad_estimate(n, median), || n.mean_abs_dev(median));
     let (zlo, zhi) = (median - 3.5 * spread, median + 3.5 * spread);
     let (count, examples) = if spread > 0.0 {
         outside(zlo, zhi)
@@ -993,18 +993,6 @@ fn exact_or(estimate: u64, n: &NumState, lo: f64, hi: f64) -> u64 {
     match (exact_above, exact_below) {
         (Some(a), Some(b)) => a + b,
         _ => estimate.max((above + below) as u64),
-    }
-}
-
-/// The scale of the modified z-score (Iglewicz and Hoaglin): MAD / 0.6745,
-/// or, when at least half the values equal the median (MAD 0, which would
-/// make every other value an outlier), 1.2533 × the mean absolute deviation.
-/// Both estimate σ for normal data; 0 only when every value is the median.
-/// The same rule as the `outliers` cleaning step.
-fn robust_spread(n: &NumState, median: f64) -> f64 {
-    match mad_estimate(n, median) {
-        0.0 => 1.2533 * n.mean_abs_dev(median),
-        mad => mad / 0.6745,
     }
 }
 

@@ -545,6 +545,20 @@ impl NumState {
     }
 }
 
+/// σ for the modified z-score (Iglewicz and Hoaglin) from the median
+/// absolute deviation: 1.4826 × MAD; when half the values or more equal the
+/// median (MAD 0, which would make every other value an outlier), 1.2533 ×
+/// the mean absolute deviation instead. Both estimate σ for normal data; 0
+/// only when every value is the median. The profile's robust-z rule and the
+/// `outliers` cleaning step both use it.
+pub fn robust_sigma(mad: f64, mean_abs_dev: impl FnOnce() -> f64) -> f64 {
+    if mad == 0.0 {
+        1.2533 * mean_abs_dev()
+    } else {
+        1.4826 * mad
+    }
+}
+
 /// A centroid of the digest, or a run of them with one mean (an atom).
 struct Group {
     mean: f64,
