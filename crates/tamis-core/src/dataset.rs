@@ -755,6 +755,12 @@ impl Dataset {
             options: self.options.clone(),
             schema: self.schema.clone(),
             columns: self.columns.clone(),
+            column_index: self
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.clone(), i))
+                .collect(),
             quarantine,
             progress,
         })
@@ -806,6 +812,8 @@ pub struct Batches {
     options: ReadOptions,
     schema: SchemaRef,
     columns: Vec<String>,
+    /// Each column's position by name (a JSON record's keys are looked up here).
+    column_index: HashMap<String, usize>,
     quarantine: Arc<Quarantine>,
     progress: Arc<AtomicU64>,
 }
@@ -976,7 +984,7 @@ impl Batches {
                     Ok(flat) => {
                         let mut rec = vec![None; ncols];
                         for (k, v) in flat {
-                            if let Some(i) = self.columns.iter().position(|c| *c == k) {
+                            if let Some(&i) = self.column_index.get(&k) {
                                 rec[i] = v;
                             }
                         }

@@ -8,36 +8,152 @@
 //! parses each record. (serde_json's `StreamDeserializer` stops at the first
 //! error, and cannot step into an array's elements, hence the scanner.)
 
+use std::collections::HashSet;
+use std::fmt;
 use std::io::BufRead;
 
-use serde_json::{Map, Value};
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 
 /// One JSON record as flattened (name, text) pairs; `None` for JSON null.
 pub type FlatRecord = Vec<(String, Option<String>)>;
 
-/// Flattens an object: `{"a":{"b":1},"c":[1,2]}` -> `a.b = "1"`, `c = "[1,2]"`.
-pub fn flatten(obj: &Map<String, Value>) -> FlatRecord {
-    let mut out = Vec::with_capacity(obj.len());
-    flatten_into("", obj, &mut out);
+/// A parsed record: an object's members in order, a repeated name
+/// included, each value as its own JSON text (serde_json's `Map` keeps one
+/// value per name, which would drop the other without a word, and `Value`
+/// turns every number into an `i64`, `u64` or `f64`, which would write
+/// `1e3` as `1000.0` and a 24-digit id as a different number).
+enum Record<'a> {
+    /// An object's members.
+    Object(Vec<(String, &'a RawValue)>),
+    /// Not an object: what it is instead.
+    Other(&'static str),
+}
+
+struct RecordVisitor;
+
+impl<'de> Visitor<'de> for RecordVisitor {
+    type Value = Record<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Record<'de>, A::Error> {
+        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(0));
+        while let Some(m) = map.next_entry::<String, &'de RawValue>()? {
+            members.push(m);
+        }
+        Ok(Record::Object(members))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Record<'de>, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Record::Other("an array"))
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Record<'de>, E> {
+        Ok(Record::Other("a boolean"))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Record<'de>, E> {
+        Ok(Record::Other("a number"))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Record<'de>, E> {
+        Ok(Record::Other("a number"))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Record<'de>, E> {
+        Ok(Record::Other("a number"))
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Record<'de>, E> {
+        Ok(Record::Other("a string"))
+    }
+    fn visit_unit<E>(self) -> Result<Record<'de>, E> {
+        Ok(Record::Other("null"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Record<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(RecordVisitor)
+    }
+}
+
+/// JSON text without the whitespace between tokens (an array kept as a
+/// column's text); strings, numbers and repeated keys are kept as written.
+fn compact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in text.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if !c.is_ascii_whitespace() {
+            in_string = c == '"';
+            out.push(c);
+        }
+    }
     out
 }
 
-fn flatten_into(prefix: &str, obj: &Map<String, Value>, out: &mut FlatRecord) {
-    for (k, v) in obj {
+/// Flattens an object's members: `{"a":{"b":1},"c":[1, 2]}` -> `a.b = "1"`,
+/// `c = "[1,2]"`; an empty object is the text `{}`; numbers keep their text.
+///
+/// Fails, naming it, when two members come to the same column name: a
+/// repeated key, or a dotted key beside the nested object that spells it
+/// (`{"a.b":1,"a":{"b":2}}`). A row holds one value per column.
+fn flatten(members: &[(String, &RawValue)]) -> Result<FlatRecord, String> {
+    let mut out = Vec::with_capacity(members.len());
+    flatten_into("", members, &mut out)?;
+    if out.len() > 1 {
+        let mut seen = HashSet::with_capacity(out.len());
+        for (k, _) in &out {
+            if !seen.insert(k.as_str()) {
+                return Err(format!(
+                    "the column name {k:?} is given twice in this record (a repeated key, \
+                     or a dotted key beside the nested object of that name); \
+                     a row holds one value per column"
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn flatten_into(
+    prefix: &str,
+    members: &[(String, &RawValue)],
+    out: &mut FlatRecord,
+) -> Result<(), String> {
+    for (k, v) in members {
         let name = if prefix.is_empty() {
             k.clone()
         } else {
             format!("{prefix}.{k}")
         };
-        match v {
-            Value::Object(m) if !m.is_empty() => flatten_into(&name, m, out),
-            Value::Null => out.push((name, None)),
-            Value::String(s) => out.push((name, Some(s.clone()))),
-            Value::Bool(b) => out.push((name, Some(b.to_string()))),
-            Value::Number(n) => out.push((name, Some(n.to_string()))),
-            other => out.push((name, Some(other.to_string()))),
-        }
+        let text = v.get();
+        let value = match text.as_bytes().first() {
+            Some(b'{') => match serde_json::from_str::<Record>(text) {
+                Ok(Record::Object(m)) if !m.is_empty() => {
+                    flatten_into(&name, &m, out)?;
+                    continue;
+                }
+                _ => Some("{}".to_string()),
+            },
+            Some(b'[') => Some(compact(text)),
+            Some(b'"') => Some(
+                serde_json::from_str::<String>(text)
+                    .map_err(|e| format!("invalid JSON string for {name:?}: {e}"))?,
+            ),
+            Some(b'n') => None,
+            // true, false and numbers, as written.
+            _ => Some(text.to_string()),
+        };
+        out.push((name, value));
     }
+    Ok(())
 }
 
 /// A raw JSON record with where it starts.
@@ -315,10 +431,10 @@ pub fn parse_record(raw: &RawRecord) -> Result<FlatRecord, RecordFault> {
     if let Some(p) = &raw.problem {
         return Err((p.clone(), raw.line, raw.column));
     }
-    match serde_json::from_slice::<Value>(&raw.bytes) {
-        Ok(Value::Object(m)) => Ok(flatten(&m)),
-        Ok(other) => Err((
-            format!("not a JSON object: found {}", kind(&other)),
+    match serde_json::from_slice::<Record>(&raw.bytes) {
+        Ok(Record::Object(m)) => flatten(&m).map_err(|why| (why, raw.line, raw.column)),
+        Ok(Record::Other(kind)) => Err((
+            format!("not a JSON object: found {kind}"),
             raw.line,
             raw.column,
         )),
@@ -342,17 +458,6 @@ pub fn parse_record(raw: &RawRecord) -> Result<FlatRecord, RecordFault> {
             let message = text.split(" at line ").next().unwrap_or(&text);
             Err((format!("invalid JSON: {message}"), at.0, at.1))
         }
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
@@ -520,19 +625,32 @@ mod tests {
 
     #[test]
     fn flattens_nested_objects() {
-        let v: Value =
-            serde_json::from_str(r#"{"a":{"b":1,"c":{"d":null}},"e":[1,{"f":2}],"g":"s"}"#)
-                .expect("json");
-        let Value::Object(m) = v else { panic!() };
-        let f = flatten(&m);
         assert_eq!(
-            f,
-            vec![
-                ("a.b".into(), Some("1".into())),
-                ("a.c.d".into(), None),
-                ("e".into(), Some("[1,{\"f\":2}]".into())),
-                ("g".into(), Some("s".into())),
+            outcomes(
+                r#"{"a":{"b":1,"c":{"d":null}},"e":[1, {"f":2,"f":" x "}],"g":"s\"","h":{},"i":1.5e3,"j":123456789012345678901234,"k":true}"#
+            ),
+            [
+                // Arrays are compact JSON text, a repeated key within kept;
+                // numbers keep their text: no digit is lost, none is added.
+                r#"a.b=1 a.c.d=null e=[1,{"f":2,"f":" x "}] g=s" h={} i=1.5e3 j=123456789012345678901234 k=true"#
             ]
         );
+    }
+
+    #[test]
+    fn a_column_named_twice_in_a_record_is_a_fault_not_a_lost_value() {
+        let out = outcomes(
+            "{\"a\": 1, \"a\": 2}\n{\"a.b\": 1, \"a\": {\"b\": 2}}\n{\"a.b\": 3}\n{\"a\": {\"b\": 4}}\n",
+        );
+        assert!(
+            out[0].starts_with("1:1 the column name \"a\" is given twice"),
+            "{out:?}"
+        );
+        assert!(
+            out[1].starts_with("2:1 the column name \"a.b\" is given twice"),
+            "{out:?}"
+        );
+        // A dotted key and a nested object in different records are one column.
+        assert_eq!(out[2..], ["a.b=3", "a.b=4"]);
     }
 }

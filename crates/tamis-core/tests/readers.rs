@@ -471,14 +471,24 @@ fn json_arrays_of_objects() {
         "arr.json",
         br#"[
   {"id": 1, "name": "a", "n": {"x": 1.5}},
-  {"id": 2, "name": null, "n": {"x": 2.5}}
+  {"id": 2, "name": null, "n": {"x": 2.5}},
+  {"id": 3, "name": "c", "n.x": 9, "n": {"x": 3.5}},
+  {"id": 4, "name": "d", "n.x": 4.5}
 ]"#,
     );
     let (ds, rows, q) = read(&p);
-    assert_eq!(q.rows, 0);
     assert_eq!(ds.columns(), ["id", "name", "n.x"]);
-    assert_eq!(rows.len(), 2);
+    assert_eq!(rows.len(), 3);
     assert_eq!(rows[1].1, [s("2"), None, s("2.5")]);
+    // Two values for `n.x` in one record: quarantined, neither silently lost.
+    assert_eq!(q.rows, 1);
+    assert_eq!(q.examples[0].line, 4);
+    assert!(
+        q.examples[0].reason.contains("\"n.x\" is given twice"),
+        "{q:?}"
+    );
+    // A dotted key alone fills the column the nested object does.
+    assert_eq!(rows[2], (3, vec![s("4"), s("d"), s("4.5")]));
 }
 
 #[test]
