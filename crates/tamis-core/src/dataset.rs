@@ -162,8 +162,13 @@ impl SchemaSpec {
                     ))
                 })?;
             v.into_iter()
-                .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_string()))
-                .collect()
+                .map(|(k, v)| match v {
+                    serde_json::Value::String(t) => Ok((k, t)),
+                    other => Err(bad(format!(
+                        "the type of `{k}` must be a type name in quotes, such as \"integer\", not {other}"
+                    ))),
+                })
+                .collect::<Result<_>>()?
         } else {
             spec.split(',')
                 .filter(|p| !p.trim().is_empty())

@@ -819,3 +819,27 @@ fn row_hashes_come_only_with_csv() {
     let named = write(dir.path(), "b.csv", b"__row_hash,v\n1,x\n");
     assert!(open(&named).with_row_hash().is_none());
 }
+
+#[test]
+fn a_schema_file_names_each_column_type_in_quotes() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write(
+        dir.path(),
+        "good.json",
+        br#"{"zip": "string", "n": "integer"}"#,
+    );
+    let spec = tamis_core::SchemaSpec::parse(&good.display().to_string()).unwrap();
+    assert_eq!(spec.types.len(), 2);
+    // A type that is not a string was read as "" and reported as an unknown
+    // type ``; now the message names the column and what was found.
+    let bad = write(dir.path(), "bad.json", br#"{"zip": "string", "n": 5}"#);
+    let err = tamis_core::SchemaSpec::parse(&bad.display().to_string()).unwrap_err();
+    let CoreError::Schema { message, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        message.contains("the type of `n` must be a type name in quotes")
+            && message.contains("not 5"),
+        "{message}"
+    );
+}
