@@ -6,9 +6,16 @@
 //! counters live in this process, or in Redis (`--redis-url`) when several
 //! servers must share them; there one `INCR` + `EXPIRE` pipeline per request
 //! keeps the count atomic across servers.
+//!
+//! When Redis fails (down, unreachable, or slower than [`REDIS_WAIT`]), the
+//! request is counted in this process instead, so limits still hold (per
+//! server) through an outage, and the API stays up. The connection is a
+//! `redis::aio::ConnectionManager`, which reconnects by itself: shared
+//! counting resumes when Redis is back.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use crate::error::ApiError;
 
@@ -54,9 +61,31 @@ impl Tiers {
     }
 }
 
+/// The longest a request waits for Redis before it is counted in this
+/// process instead.
+pub const REDIS_WAIT: Duration = Duration::from_millis(500);
+
+/// Per caller: (window, requests in it).
+type Local = Mutex<HashMap<String, (u64, u64)>>;
+
 enum Counters {
-    Memory(Mutex<HashMap<String, (u64, u64)>>),
-    Redis(redis::aio::MultiplexedConnection),
+    Memory(Local),
+    /// Redis, and this process's counters for when Redis fails.
+    Redis(redis::aio::ConnectionManager, Local),
+}
+
+/// Counts a request of `who` in `window` in this process's counters.
+fn count_local(m: &Local, who: &str, window: u64) -> u64 {
+    let mut m = m.lock().unwrap_or_else(|p| p.into_inner());
+    if m.len() > 100_000 {
+        m.retain(|_, (win, _)| *win == window);
+    }
+    let e = m.entry(who.to_string()).or_insert((window, 0));
+    if e.0 != window {
+        *e = (window, 0);
+    }
+    e.1 += 1;
+    e.1
 }
 
 /// The rate limiter.
@@ -69,7 +98,7 @@ impl std::fmt::Debug for Limiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kind = match self.counters {
             Counters::Memory(_) => "memory",
-            Counters::Redis(_) => "redis",
+            Counters::Redis(..) => "redis",
         };
         write!(f, "Limiter({kind}, {:?})", self.tiers)
     }
@@ -99,8 +128,14 @@ impl Limiter {
             message: e.to_string(),
         };
         let client = redis::Client::open(url).map_err(err)?;
-        let mut conn = client
-            .get_multiplexed_async_connection()
+        // Reconnection is tried on the requests after a failure (which are
+        // counted here meanwhile), not in a long retry loop.
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(REDIS_WAIT))
+            .set_response_timeout(Some(REDIS_WAIT))
+            .set_number_of_retries(1)
+            .set_max_delay(REDIS_WAIT);
+        let mut conn = redis::aio::ConnectionManager::new_with_config(client, config)
             .await
             .map_err(err)?;
         let _: String = redis::cmd("PING")
@@ -108,7 +143,7 @@ impl Limiter {
             .await
             .map_err(err)?;
         Ok(Limiter {
-            counters: Counters::Redis(conn),
+            counters: Counters::Redis(conn, Mutex::new(HashMap::new())),
             tiers,
         })
     }
@@ -126,33 +161,31 @@ impl Limiter {
         let window = now / w;
         let retry = (window + 1) * w - now;
         let count = match &self.counters {
-            Counters::Memory(m) => {
-                let mut m = m.lock().unwrap_or_else(|p| p.into_inner());
-                if m.len() > 100_000 {
-                    m.retain(|_, (win, _)| *win == window);
-                }
-                let e = m.entry(who.to_string()).or_insert((window, 0));
-                if e.0 != window {
-                    *e = (window, 0);
-                }
-                e.1 += 1;
-                e.1
-            }
-            Counters::Redis(conn) => {
+            Counters::Memory(m) => count_local(m, who, window),
+            Counters::Redis(conn, local) => {
                 let key = format!("tamis:rl:{who}:{window}");
                 let mut conn = conn.clone();
-                let r: Result<(u64, i64), _> = redis::pipe()
+                let pipe = redis::pipe()
                     .atomic()
                     .incr(&key, 1u64)
                     .expire(&key, w as i64 + 1)
-                    .query_async(&mut conn)
+                    .to_owned();
+                let r = tokio::time::timeout(REDIS_WAIT, pipe.query_async::<(u64, i64)>(&mut conn))
                     .await;
                 match r {
-                    Ok((n, _)) => n,
-                    Err(e) => {
-                        // Fail open: an unreachable Redis must not take the API down.
-                        tracing::warn!("rate limiter: Redis failed, request allowed: {e}");
-                        return Ok(());
+                    Ok(Ok((n, _))) => n,
+                    Ok(Err(e)) => {
+                        // An unreachable Redis must not take the API down,
+                        // nor lift the limits: this server counts alone.
+                        tracing::warn!("rate limiter: Redis failed ({e}); counting in this server");
+                        count_local(local, who, window)
+                    }
+                    Err(_) => {
+                        tracing::warn!(
+                            "rate limiter: Redis gave no answer in {} ms; counting in this server",
+                            REDIS_WAIT.as_millis()
+                        );
+                        count_local(local, who, window)
                     }
                 }
             }

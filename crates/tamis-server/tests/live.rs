@@ -122,15 +122,19 @@ struct Redis {
 
 impl Redis {
     fn start() -> Option<Redis> {
-        let bin = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists())?;
-        let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
+        Redis::start_on(port)
+    }
+
+    fn start_on(port: u16) -> Option<Redis> {
+        let bin = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())?;
+        let dir = tempfile::tempdir().unwrap();
         let pidfile = dir.path().join("redis.pid");
         let st = Command::new(bin)
             .args([
@@ -198,6 +202,70 @@ async fn redis_counters_are_shared_between_servers() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
+}
+
+/// While Redis is down, limits still hold (the server counts alone) and
+/// requests are answered; when Redis is back, counting is shared again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_neither_lifts_the_limits_nor_stops_the_api() {
+    let Some(r) = Redis::start() else {
+        assert!(
+            std::env::var_os("TAMIS_REQUIRE_REDIS").is_none(),
+            "redis-server is not installed (scripts/test.sh installs it)"
+        );
+        eprintln!("skipped: redis-server is not installed");
+        return;
+    };
+    let port = r.port;
+    let url = format!("redis://127.0.0.1:{port}/");
+    let tiers = Tiers::parse("free=3", 3600).unwrap();
+    let a = Limiter::redis(&url, tiers.clone()).await.unwrap();
+    a.check("usr_1", "free").await.unwrap();
+
+    drop(r);
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Each request is answered (Redis is waited for at most REDIS_WAIT), and
+    // the allowance is counted in this server: the fourth is refused.
+    for _ in 0..3 {
+        a.check("usr_2", "free").await.unwrap();
+    }
+    let e = a.check("usr_2", "free").await.unwrap_err();
+    assert_eq!(e.status, 429);
+
+    // Redis back on the same port: the limiter reconnects by itself. Each
+    // probe is a new caller (never refused); once one is counted in Redis,
+    // the counting is shared again.
+    let _r = Redis::start_on(port).unwrap();
+    let mut direct = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let mut back = false;
+    for i in 0..100 {
+        a.check(&format!("probe_{i}"), "free").await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("tamis:rl:probe_*")
+            .query_async(&mut direct)
+            .await
+            .unwrap();
+        if !keys.is_empty() {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(back, "the limiter did not reconnect to Redis");
+    let b = Limiter::redis(&url, tiers).await.unwrap();
+    a.check("usr_3", "free").await.unwrap();
+    b.check("usr_3", "free").await.unwrap();
+    a.check("usr_3", "free").await.unwrap();
+    assert_eq!(b.check("usr_3", "free").await.unwrap_err().status, 429);
 }
 
 /// With `--artifacts s3://…`, uploads, job inputs and outputs, provenance,
