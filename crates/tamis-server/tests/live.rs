@@ -121,6 +121,20 @@ struct Redis {
 }
 
 impl Redis {
+    /// A Redis on a free port, or None (the test skips) when redis-server is
+    /// not installed and TAMIS_REQUIRE_REDIS is unset.
+    fn start_or_skip() -> Option<Redis> {
+        let r = Redis::start();
+        if r.is_none() {
+            assert!(
+                std::env::var_os("TAMIS_REQUIRE_REDIS").is_none(),
+                "redis-server is not installed (scripts/test.sh installs it)"
+            );
+            eprintln!("skipped: redis-server is not installed");
+        }
+        r
+    }
+
     fn start() -> Option<Redis> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -178,12 +192,7 @@ impl Drop for Redis {
 /// Two servers pointed at one Redis share each caller's allowance.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_counters_are_shared_between_servers() {
-    let Some(r) = Redis::start() else {
-        assert!(
-            std::env::var_os("TAMIS_REQUIRE_REDIS").is_none(),
-            "redis-server is not installed (scripts/test.sh installs it)"
-        );
-        eprintln!("skipped: redis-server is not installed");
+    let Some(r) = Redis::start_or_skip() else {
         return;
     };
     let url = format!("redis://127.0.0.1:{}/", r.port);
@@ -208,12 +217,7 @@ async fn redis_counters_are_shared_between_servers() {
 /// requests are answered; when Redis is back, counting is shared again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_outage_neither_lifts_the_limits_nor_stops_the_api() {
-    let Some(r) = Redis::start() else {
-        assert!(
-            std::env::var_os("TAMIS_REQUIRE_REDIS").is_none(),
-            "redis-server is not installed (scripts/test.sh installs it)"
-        );
-        eprintln!("skipped: redis-server is not installed");
+    let Some(r) = Redis::start_or_skip() else {
         return;
     };
     let port = r.port;
