@@ -6,7 +6,9 @@
 //! rounding). Integer sums are kept in `i128`, exact. Quantiles come from
 //! DataFusion's t-digest (300 centroids); its rank error is not bounded in
 //! theory, and measured by the property tests at under 1 % of n for p1..p99
-//! (the tails are better than the middle: t-digest keeps them finer).
+//! (the tails are better than the middle: t-digest keeps them finer); just
+//! past a point mass (half zeros, then values from 1000) a median has been
+//! seen 1.13 % off.
 
 use datafusion_functions_aggregate_common::tdigest::{Centroid, TDigest};
 use serde::{Deserialize, Serialize};
@@ -502,6 +504,34 @@ impl NumState {
                     atom: false,
                 }),
             }
+        }
+        // One or two centroids between two atoms a < b (data of few
+        // distinct values: 0..9) hold the end of a's run and the start of
+        // b's, as the digest builds centroids from sorted values; left whole,
+        // their b's count below b (rank error up to a centroid's weight, ~1 %).
+        // Each one's mean m says how it splits: (m - a) / (b - a) of it is b.
+        // Longer runs are left alone: values really lie between the atoms.
+        let mut i = 0;
+        while i < out.len() {
+            if !out[i].atom {
+                i += 1;
+                continue;
+            }
+            let run = out[i + 1..].iter().take_while(|g| !g.atom).count();
+            let j = i + 1 + run;
+            if (1..=2).contains(&run) && j < out.len() {
+                let (a, b) = (out[i].mean, out[j].mean);
+                let (mut to_a, mut to_b) = (0.0, 0.0);
+                for g in &out[i + 1..j] {
+                    let share_b = ((g.mean - a) / (b - a)).clamp(0.0, 1.0);
+                    to_b += g.weight * share_b;
+                    to_a += g.weight * (1.0 - share_b);
+                }
+                out[i].weight += to_a;
+                out[j].weight += to_b;
+                out.drain(i + 1..j);
+            }
+            i += 1;
         }
         out
     }
