@@ -75,27 +75,45 @@ impl<'de> Deserialize<'de> for Record<'de> {
     }
 }
 
+/// Where a scan of JSON text stands against strings: it knows only `"` and
+/// `\` (the record scanner and [`compact`] both walk text this way).
+#[derive(Default)]
+struct Strings {
+    in_str: bool,
+    esc: bool,
+}
+
+impl Strings {
+    /// Takes the next byte; whether it lies inside a string (its closing
+    /// quote included, its opening quote not).
+    #[inline]
+    fn step(&mut self, c: u8) -> bool {
+        if self.in_str {
+            if self.esc {
+                self.esc = false;
+            } else if c == b'\\' {
+                self.esc = true;
+            } else if c == b'"' {
+                self.in_str = false;
+            }
+            return true;
+        }
+        self.in_str = c == b'"';
+        false
+    }
+}
+
 /// JSON text without the whitespace between tokens (an array kept as a
 /// column's text); strings, numbers and repeated keys are kept as written.
 fn compact(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let (mut in_string, mut escaped) = (false, false);
-    for c in text.chars() {
-        if in_string {
-            out.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_string = false;
-            }
-        } else if !c.is_ascii_whitespace() {
-            in_string = c == '"';
-            out.push(c);
-        }
-    }
-    out
+    let mut strings = Strings::default();
+    // A character beyond ASCII is neither `"` nor `\`: any such byte stands in.
+    text.chars()
+        .filter(|&c| {
+            let byte = if c.is_ascii() { c as u8 } else { 0x80 };
+            strings.step(byte) || !c.is_ascii_whitespace()
+        })
+        .collect()
 }
 
 /// Flattens an object's members: `{"a":{"b":1},"c":[1, 2]}` -> `a.b = "1"`,
@@ -302,7 +320,7 @@ impl JsonSplitter {
         let mut bytes = Vec::new();
         // The open brackets, innermost last.
         let mut open: Vec<u8> = Vec::new();
-        let (mut in_str, mut esc) = (false, false);
+        let mut strings = Strings::default();
         let mut container = false;
         // The last byte outside strings that is not whitespace.
         let mut prev = 0u8;
@@ -314,7 +332,7 @@ impl JsonSplitter {
             if buf.is_empty() {
                 // A record the end of the file cuts is itself the report
                 // (it does not parse): nothing more is read.
-                if !open.is_empty() || in_str {
+                if !open.is_empty() || strings.in_str {
                     self.finished = true;
                 }
                 break;
@@ -325,12 +343,12 @@ impl JsonSplitter {
                 if bytes.is_empty() {
                     container = c == b'{' || c == b'[';
                 }
-                if in_str && c == b'\n' {
+                if strings.in_str && c == b'\n' {
                     problem = Some("a string is not closed on its line".to_string());
                     done = true;
                     break;
                 }
-                if !in_str {
+                if !strings.in_str {
                     let scalar_end = if in_array {
                         c == b',' || c == b']'
                     } else {
@@ -362,18 +380,10 @@ impl JsonSplitter {
                     line_start = false;
                 }
                 advance(&mut self.line, &mut self.col, c);
-                if in_str {
-                    if esc {
-                        esc = false;
-                    } else if c == b'\\' {
-                        esc = true;
-                    } else if c == b'"' {
-                        in_str = false;
-                    }
+                if strings.step(c) {
                     continue;
                 }
                 match c {
-                    b'"' => in_str = true,
                     b'{' | b'[' => open.push(c),
                     b'}' | b']' => match open.last() {
                         // A stray closing bracket ends the (bad) record.
