@@ -165,25 +165,19 @@ impl Limiter {
             Counters::Redis(conn, local) => {
                 let key = format!("tamis:rl:{who}:{window}");
                 let mut conn = conn.clone();
-                let pipe = redis::pipe()
-                    .atomic()
-                    .incr(&key, 1u64)
-                    .expire(&key, w as i64 + 1)
-                    .to_owned();
+                let mut pipe = redis::pipe();
+                pipe.atomic().incr(&key, 1u64).expire(&key, w as i64 + 1);
                 let r = tokio::time::timeout(REDIS_WAIT, pipe.query_async::<(u64, i64)>(&mut conn))
-                    .await;
+                    .await
+                    .map_err(|_| format!("no answer in {} ms", REDIS_WAIT.as_millis()))
+                    .and_then(|r| r.map_err(|e| e.to_string()));
                 match r {
-                    Ok(Ok((n, _))) => n,
-                    Ok(Err(e)) => {
+                    Ok((n, _)) => n,
+                    Err(why) => {
                         // An unreachable Redis must not take the API down,
                         // nor lift the limits: this server counts alone.
-                        tracing::warn!("rate limiter: Redis failed ({e}); counting in this server");
-                        count_local(local, who, window)
-                    }
-                    Err(_) => {
                         tracing::warn!(
-                            "rate limiter: Redis gave no answer in {} ms; counting in this server",
-                            REDIS_WAIT.as_millis()
+                            "rate limiter: Redis failed ({why}); counting in this server"
                         );
                         count_local(local, who, window)
                     }
