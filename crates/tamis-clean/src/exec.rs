@@ -855,8 +855,14 @@ pub fn clean(req: CleanRequest) -> Result<CleanOutcome, CleanError> {
     let dataset = req.dataset.clone();
     let files = dataset.files();
     let text = !files.iter().all(|f| f.format == Format::Parquet);
-    let sampled = dataset.sample_types()?;
+    let (sampled, empty) = dataset.sample_columns()?;
     let columns = dataset.columns().to_vec();
+    let empty: Vec<String> = columns
+        .iter()
+        .zip(&empty)
+        .filter(|(_, e)| **e)
+        .map(|(c, _)| c.clone())
+        .collect();
     let for_validation: Vec<(String, ColumnType)> = columns
         .iter()
         .cloned()
@@ -865,7 +871,8 @@ pub fn clean(req: CleanRequest) -> Result<CleanOutcome, CleanError> {
             t => *t,
         }))
         .collect();
-    req.plan.validate(&for_validation, req.contract.as_ref())?;
+    req.plan
+        .validate(&for_validation, &empty, req.contract.as_ref())?;
     let out_csv = req
         .output
         .extension()

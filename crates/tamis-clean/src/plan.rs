@@ -442,9 +442,12 @@ impl Plan {
 
     /// Checks every step against the columns (and their sampled types) as they
     /// are when the step runs; names the step, the field and a close column name.
+    /// `empty` names the input columns that had no value where they were
+    /// sampled (their type is text on no evidence).
     pub fn validate(
         &self,
         columns: &[(String, ColumnType)],
+        empty: &[String],
         contract: Option<&Contract>,
     ) -> Result<(), CleanError> {
         let mut cols: Vec<(String, ColumnType)> = columns.to_vec();
@@ -491,6 +494,14 @@ impl Plan {
                     for c in columns {
                         let t = find(&cols, c, "columns")?;
                         let numeric = matches!(t, ColumnType::Integer | ColumnType::Float);
+                        if matches!(method, ImputeMethod::Mean | ImputeMethod::Median)
+                            && !numeric
+                            && empty.contains(c)
+                        {
+                            return Err(bad(format!(
+                                "`{c}` has no value in the rows read to type it, so it has no mean or median; fill it with `method: constant` and a `value`, or give its type with --schema if its values come later"
+                            )));
+                        }
                         if matches!(method, ImputeMethod::Mean | ImputeMethod::Median) && !numeric {
                             return Err(bad(format!(
                                 "`{c}` is {} column; mean and median need numbers (use `mode` or `constant`)",

@@ -816,6 +816,47 @@ schema:
     assert_eq!(got, want);
 }
 
+/// A column with no value at all is text on no evidence: a mean or median of
+/// it is refused for having no values, not for being text (and `mode` or
+/// `constant`, which the text message suggests, is not the way for `mode`).
+#[test]
+fn a_mean_or_median_of_a_column_with_no_values_says_so() {
+    let csv = "id,x,y,name\n1,,NA,Ann\n2,,,Bo\n";
+    for c in ["x", "y"] {
+        for method in ["median", "mean"] {
+            let plan = format!("steps: [{{type: impute, columns: [{c}], method: {method}}}]");
+            let m = try_run(csv, &plan, None)
+                .err()
+                .expect("must fail")
+                .to_string();
+            assert!(
+                m.contains(&format!("`{c}` has no value"))
+                    && m.contains("`method: constant`")
+                    && m.contains("--schema"),
+                "{m}"
+            );
+        }
+    }
+    // A text column with values keeps the type's message.
+    let m = try_run(
+        csv,
+        "steps: [{type: impute, columns: [name], method: median}]",
+        None,
+    )
+    .err()
+    .expect("must fail")
+    .to_string();
+    assert!(m.contains("is a string column"), "{m}");
+    // A constant fills it.
+    let r = try_run(
+        csv,
+        "steps: [{type: impute, columns: [x], method: constant, value: unknown}]",
+        None,
+    )
+    .unwrap();
+    assert_eq!(r.outcome.steps[0].cells_modified, 2);
+}
+
 #[test]
 fn bad_plans_fail_before_reading_with_the_step_field_and_a_suggestion() {
     // The data is broken (strict would fail on it): the plan error must come first.

@@ -622,6 +622,14 @@ impl Dataset {
     /// `sample_rows` values within [`SPARSE_LOOKAHEAD`] rows (and `--sample`),
     /// rather than taken for text on no evidence.
     pub fn sample_types(&self) -> Result<Vec<ColumnType>> {
+        Ok(self.sample_columns()?.0)
+    }
+
+    /// [`Dataset::sample_types`], and for each column whether it had no
+    /// value at all within the look-ahead (its type then rests on no
+    /// evidence; never so for a native or `--schema` type).
+    pub fn sample_columns(&self) -> Result<(Vec<ColumnType>, Vec<bool>)> {
+        let mut empty = vec![false; self.columns.len()];
         let mut types = if let Some(native) = &self.native {
             native.iter().map(column_type_of).collect()
         } else {
@@ -663,9 +671,12 @@ impl Dataset {
                         break;
                     }
                 }
-                for i in sparse {
+                for &i in &sparse {
                     values[i] = std::mem::take(&mut found[i]);
                 }
+            }
+            for i in sparse {
+                empty[i] = !values[i].iter().any(|v| present(v));
             }
             values
                 .iter()
@@ -676,10 +687,11 @@ impl Dataset {
             for (i, c) in self.columns.iter().enumerate() {
                 if let Some(t) = spec.types.get(c) {
                     types[i] = *t;
+                    empty[i] = false;
                 }
             }
         }
-        Ok(types)
+        Ok((types, empty))
     }
 
     /// The first `rows` rows, as batches (malformed rows skipped, never an error).
