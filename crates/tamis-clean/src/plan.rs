@@ -494,19 +494,18 @@ impl Plan {
                     for c in columns {
                         let t = find(&cols, c, "columns")?;
                         let numeric = matches!(t, ColumnType::Integer | ColumnType::Float);
-                        if matches!(method, ImputeMethod::Mean | ImputeMethod::Median)
-                            && !numeric
-                            && empty.contains(c)
-                        {
-                            return Err(bad(format!(
-                                "`{c}` has no value in the rows read to type it, so it has no mean or median; fill it with `method: constant` and a `value`, or give its type with --schema if its values come later"
-                            )));
-                        }
                         if matches!(method, ImputeMethod::Mean | ImputeMethod::Median) && !numeric {
-                            return Err(bad(format!(
-                                "`{c}` is {} column; mean and median need numbers (use `mode` or `constant`)",
-                                t.with_article()
-                            )));
+                            // Text on no evidence: say so, not that it is text.
+                            return Err(bad(if empty.contains(c) {
+                                format!(
+                                    "`{c}` has no value in the rows read to type it, so it has no mean or median; fill it with `method: constant` and a `value`, or give its type with --schema if its values come later"
+                                )
+                            } else {
+                                format!(
+                                    "`{c}` is {} column; mean and median need numbers (use `mode` or `constant`)",
+                                    t.with_article()
+                                )
+                            }));
                         }
                         if let ImputeMethod::Constant(v) = method
                             && !t.accepts(v)
