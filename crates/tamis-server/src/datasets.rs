@@ -569,12 +569,11 @@ fn version_view(v: &Version, with_profile: bool) -> Value {
 pub async fn list(State(st): State<AppState>, p: Principal) -> Result<Json<Value>, ApiError> {
     p.may("read")?;
     let mut out = Vec::new();
-    for d in st.store().datasets(&p.tenant_id).await? {
+    for (d, versions, latest) in st.store().datasets_latest(&p.tenant_id).await? {
         if p.may_use_dataset(&d.id).is_err() {
             continue;
         }
-        let vs = st.store().versions_brief(&d).await?;
-        out.push(json!({"dataset": d, "versions": vs.len(), "latest": vs.last().map(|v| version_view(v, false))}));
+        out.push(json!({"dataset": d, "versions": versions, "latest": latest.as_ref().map(|v| version_view(v, false))}));
     }
     Ok(Json(json!({"datasets": out})))
 }

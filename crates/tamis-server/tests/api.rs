@@ -419,6 +419,17 @@ async fn upload_profile_suggest_clean_and_download() {
     let d = h.get(&format!("/api/v1/datasets/{ds}"), &eng).await.json();
     assert_eq!(d["latest"]["rows"], rows);
     assert_eq!(d["latest"]["schema"][0]["name"], "customer_id");
+    // The listing gives each dataset with its count and latest version.
+    let all = h.get("/api/v1/datasets", &eng).await.json();
+    let listed = all["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["dataset"]["id"] == ds.as_str())
+        .unwrap();
+    assert_eq!(listed["versions"], 1);
+    assert_eq!(listed["latest"]["rows"], rows);
+    assert_eq!(listed["latest"]["version"], d["latest"]["version"]);
     let issues = h
         .get(&format!("/api/v1/datasets/{ds}/issues"), &eng)
         .await

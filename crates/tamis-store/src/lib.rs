@@ -14,6 +14,7 @@ pub mod artifacts;
 mod jobs;
 pub mod secret;
 
+use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -826,6 +827,40 @@ impl Store {
             .iter()
             .map(dataset_of)
             .collect()
+    }
+
+    /// The tenant's datasets as [`datasets`](Self::datasets) lists them,
+    /// each with its number of versions and its latest version (brief: no
+    /// profile), in two queries whatever the number of datasets.
+    pub async fn datasets_latest(
+        &self,
+        tenant_id: &str,
+    ) -> Result<Vec<(Dataset, i64, Option<Version>)>, StoreError> {
+        let sql = "SELECT v.id, v.dataset_id, v.version, v.artifact, v.checksum, v.bytes, v.schema_json, \
+             CAST(NULL AS TEXT) AS profile_json, v.rows, v.created_at, c.n \
+             FROM dataset_versions v JOIN \
+             (SELECT dataset_id, MAX(version) AS top, CAST(COUNT(*) AS BIGINT) AS n \
+              FROM dataset_versions WHERE tenant_id = $1 GROUP BY dataset_id) c \
+             ON v.dataset_id = c.dataset_id AND v.version = c.top \
+             WHERE v.tenant_id = $1";
+        let mut latest: HashMap<String, (i64, Version)> = HashMap::new();
+        for r in sqlx::query(sql)
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await?
+        {
+            let v = version_of(&r)?;
+            latest.insert(v.dataset_id.clone(), (r.try_get("n")?, v));
+        }
+        Ok(self
+            .datasets(tenant_id)
+            .await?
+            .into_iter()
+            .map(|d| match latest.remove(&d.id) {
+                Some((n, v)) => (d, n, Some(v)),
+                None => (d, 0, None),
+            })
+            .collect())
     }
 
     /// Adds the next version of a dataset of the tenant.

@@ -264,6 +264,24 @@ async fn suite(url: &str) {
     );
     assert_eq!(s.profile_text(&a.id, &vs[0].id).await.unwrap(), None);
     assert!(s.profile_text(&b.id, &vs[1].id).await.is_err());
+    // The listing with each dataset's latest version: the one dataset with
+    // versions, and one without; none of another tenant's.
+    let empty = s.create_dataset(&a.id, "empty", &ua.id).await.unwrap();
+    let listed = s.datasets_latest(&a.id).await.unwrap();
+    let datasets = s.datasets(&a.id).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|x| &x.0).collect::<Vec<_>>(),
+        datasets.iter().collect::<Vec<_>>()
+    );
+    for (ds, n, latest) in &listed {
+        if ds.id == d.id {
+            assert_eq!((*n, latest.as_ref()), (2, brief.last()));
+        } else {
+            assert_eq!((ds.id.as_str(), *n, latest), (empty.id.as_str(), 0, &None));
+        }
+    }
+    let other = s.datasets_latest(&b.id).await.unwrap();
+    assert_eq!(other, vec![(db.clone(), 0, None)]);
     // The brief listing takes a dataset, which only its own tenant can get.
     assert!(s.dataset(&b.id, &d.id).await.is_err());
 
