@@ -282,6 +282,18 @@ async fn suite(url: &str) {
     }
     let other = s.datasets_latest(&b.id).await.unwrap();
     assert_eq!(other, vec![(db.clone(), 0, None)]);
+    // Its query reads one tenant's versions through an index.
+    let index_sql = if url.starts_with("sqlite") {
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'dataset_versions_tenant'"
+    } else {
+        "SELECT CAST(indexname AS TEXT) AS name FROM pg_indexes WHERE indexname = 'dataset_versions_tenant'"
+    };
+    let found = sqlx::query(index_sql).fetch_all(s.pool()).await.unwrap();
+    assert_eq!(
+        found.len(),
+        1,
+        "the dataset_versions_tenant index is missing"
+    );
     // The brief listing takes a dataset, which only its own tenant can get.
     assert!(s.dataset(&b.id, &d.id).await.is_err());
 
