@@ -373,6 +373,18 @@ fn dataset_of(r: &AnyRow) -> Result<Dataset, StoreError> {
     })
 }
 
+/// The columns of `dataset_versions v` that [`version_of`] reads, the
+/// profile as `profile` (the column, or [`NO_PROFILE`] for brief versions).
+fn version_columns(profile: &str) -> String {
+    format!(
+        "v.id, v.dataset_id, v.version, v.artifact, v.checksum, v.bytes, v.schema_json, \
+         {profile} AS profile_json, v.rows, v.created_at"
+    )
+}
+
+/// A brief version's profile: none, so no profile is read.
+const NO_PROFILE: &str = "CAST(NULL AS TEXT)";
+
 fn version_of(r: &AnyRow) -> Result<Version, StoreError> {
     Ok(Version {
         id: r.try_get("id")?,
@@ -836,15 +848,16 @@ impl Store {
         &self,
         tenant_id: &str,
     ) -> Result<Vec<(Dataset, i64, Option<Version>)>, StoreError> {
-        let sql = "SELECT v.id, v.dataset_id, v.version, v.artifact, v.checksum, v.bytes, v.schema_json, \
-             CAST(NULL AS TEXT) AS profile_json, v.rows, v.created_at, c.n \
-             FROM dataset_versions v JOIN \
+        let sql = format!(
+            "SELECT {}, c.n FROM dataset_versions v JOIN \
              (SELECT dataset_id, MAX(version) AS top, CAST(COUNT(*) AS BIGINT) AS n \
               FROM dataset_versions WHERE tenant_id = $1 GROUP BY dataset_id) c \
              ON v.dataset_id = c.dataset_id AND v.version = c.top \
-             WHERE v.tenant_id = $1";
+             WHERE v.tenant_id = $1",
+            version_columns(NO_PROFILE)
+        );
         let mut latest: HashMap<String, (i64, Version)> = HashMap::new();
-        for r in sqlx::query(sql)
+        for r in sqlx::query(&sql)
             .bind(tenant_id)
             .fetch_all(&self.pool)
             .await?
@@ -939,7 +952,7 @@ impl Store {
         dataset_id: &str,
     ) -> Result<Vec<Version>, StoreError> {
         let d = self.dataset(tenant_id, dataset_id).await?;
-        self.versions_of(&d, "profile_json").await
+        self.versions_of(&d, "v.profile_json").await
     }
 
     /// The versions of a dataset, oldest first, without their profiles
@@ -948,13 +961,13 @@ impl Store {
     /// dataset as [`Store::dataset`] returned it (scoped to its tenant), so
     /// callers that hold one do not look it up twice.
     pub async fn versions_brief(&self, dataset: &Dataset) -> Result<Vec<Version>, StoreError> {
-        self.versions_of(dataset, "CAST(NULL AS TEXT)").await
+        self.versions_of(dataset, NO_PROFILE).await
     }
 
     async fn versions_of(&self, d: &Dataset, profile: &str) -> Result<Vec<Version>, StoreError> {
         let sql = format!(
-            "SELECT id, dataset_id, version, artifact, checksum, bytes, schema_json, {profile} AS profile_json, rows, created_at \
-             FROM dataset_versions WHERE dataset_id = $1 AND tenant_id = $2 ORDER BY version"
+            "SELECT {} FROM dataset_versions v WHERE v.dataset_id = $1 AND v.tenant_id = $2 ORDER BY v.version",
+            version_columns(profile)
         );
         sqlx::query(&sql)
             .bind(&d.id)
