@@ -834,6 +834,7 @@ fn duplicate_hashes(parts: &[RowsState], slices: std::ops::Range<u64>) -> Vec<(u
     let mut buckets: Vec<Vec<u64>> = (0..SLICES_PER_PASS)
         .map(|_| Vec::with_capacity(share + share / 16 + 1024))
         .collect();
+    let (mut spread, mut starts) = (Vec::new(), Vec::new());
     let mut first = slices.start;
     while first < slices.end {
         let last = (first + SLICES_PER_PASS).min(slices.end);
@@ -849,17 +850,71 @@ fn duplicate_hashes(parts: &[RowsState], slices: std::ops::Range<u64>) -> Vec<(u
             }
         }
         for b in &mut buckets[..(last - first) as usize] {
-            // Row hashes are uniform: a radix sort beats comparisons on them.
-            radsort::sort(b);
-            for run in b.chunk_by(|x, y| x == y) {
-                if run.len() > 1 {
-                    dup.push((run[0], run.len() as u64));
-                }
-            }
+            repeats(b, &mut spread, &mut starts, &mut dup);
         }
         first = last;
     }
     dup
+}
+
+/// Bits of a row hash, below the top 4 that pick its slice, that pick its
+/// bucket in [`repeats`].
+const BUCKET_BITS: u32 = 16;
+
+/// Appends to `dup` the values that repeat in `b` (hashes of one slice),
+/// each with its number of occurrences, in ascending order.
+///
+/// Row hashes are uniform, so one counting pass spreads them (into
+/// `spread`) by the [`BUCKET_BITS`] below the slice's bits into buckets of
+/// a few each, which are then sorted where they hold two or more. That is
+/// two passes over the hashes where a full radix sort makes eight.
+fn repeats(b: &[u64], spread: &mut Vec<u64>, starts: &mut Vec<u32>, dup: &mut Vec<(u64, u64)>) {
+    const SHIFT: u32 = 60 - BUCKET_BITS;
+    const MASK: u64 = (1 << BUCKET_BITS) - 1;
+    let bucket = |h: u64| ((h >> SHIFT) & MASK) as usize;
+    if u32::try_from(b.len()).is_err() {
+        // Beyond u32 positions (billions of rows in one slice): sorted whole.
+        spread.clear();
+        spread.extend_from_slice(b);
+        radsort::sort(spread);
+        runs(spread, dup);
+        return;
+    }
+    starts.clear();
+    starts.resize((1 << BUCKET_BITS) + 1, 0);
+    for &h in b {
+        starts[bucket(h) + 1] += 1;
+    }
+    for i in 1..starts.len() {
+        starts[i] += starts[i - 1];
+    }
+    spread.clear();
+    spread.resize(b.len(), 0);
+    // Filled from each bucket's start; `starts[k]` ends at bucket k+1's.
+    let mut next = starts[..1 << BUCKET_BITS].to_vec();
+    for &h in b {
+        let k = bucket(h);
+        spread[next[k] as usize] = h;
+        next[k] += 1;
+    }
+    for w in starts.windows(2) {
+        let bucket = &mut spread[w[0] as usize..w[1] as usize];
+        if bucket.len() < 2 {
+            continue;
+        }
+        bucket.sort_unstable();
+        runs(bucket, dup);
+    }
+}
+
+/// Appends to `dup` each run of equal values in `sorted` longer than one,
+/// with its length.
+fn runs(sorted: &[u64], dup: &mut Vec<(u64, u64)>) {
+    for run in sorted.chunk_by(|x, y| x == y) {
+        if run.len() > 1 {
+            dup.push((run[0], run.len() as u64));
+        }
+    }
 }
 
 /// The rows of the `max` groups of duplicates whose first rows come
@@ -1003,6 +1058,28 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// The repeats of one slice's hashes, found by buckets, equal those
+        /// of counting every hash: hashes crowd into a few buckets (equal
+        /// bucket bits, different low bits) or differ only in bucket bits.
+        #[test]
+        fn repeats_equal_counting_every_hash(
+            keys in proptest::collection::vec((0u64..4, 0u64..6, 0u64..3), 0..2_000),
+        ) {
+            let slice = 5u64 << 60;
+            let b: Vec<u64> = keys
+                .iter()
+                .map(|&(bucket, low, spread)| slice | (bucket << 44) | (spread << 50) | low)
+                .collect();
+            let mut count: std::collections::BTreeMap<u64, u64> = Default::default();
+            for &h in &b {
+                *count.entry(h).or_default() += 1;
+            }
+            let want: Vec<(u64, u64)> = count.into_iter().filter(|&(_, n)| n > 1).collect();
+            let mut got = Vec::new();
+            repeats(&b, &mut Vec::new(), &mut Vec::new(), &mut got);
+            proptest::prop_assert_eq!(got, want);
+        }
+
         /// Rows spread over parts in interleaved batches, with groups of
         /// every size: the counts and example groups equal those of
         /// grouping all rows by hash.
