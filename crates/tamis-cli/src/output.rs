@@ -28,8 +28,9 @@ pub async fn profile(cmd: ProfileCommand) -> anyhow::Result<ExitCode> {
     if let Some(path) = &cmd.html {
         tamis_service::write_html_report(&profile, path)?;
     }
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    // Buffered: standard output is line-buffered, and a profile's JSON is
+    // thousands of lines (one write each otherwise).
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if cmd.json {
         serde_json::to_writer_pretty(&mut out, &profile).context("writing JSON")?;
         writeln!(out)?;
