@@ -102,6 +102,10 @@ pub struct StepSummary {
     pub confidence: f64,
     /// deterministic | heuristic.
     pub source: String,
+    /// What a user should know about what it learned: a statistic it could
+    /// not take, cells it left as they were.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// What a clean run produced.
@@ -1129,6 +1133,7 @@ impl StepSummary {
         let (confidence, source) = op.confidence();
         self.confidence = confidence;
         self.source = source.name().into();
+        self.warnings = op.warnings();
     }
 }
 
@@ -1676,7 +1681,7 @@ fn write_records(
             "learned": s.learned,
             "rows_in": s.rows_in, "rows_removed": s.rows_removed, "rows_modified": s.rows_modified,
             "cells_modified": s.cells_modified, "rows_flagged": s.rows_flagged,
-            "confidence": s.confidence, "source": s.source,
+            "confidence": s.confidence, "source": s.source, "warnings": s.warnings,
         }));
     }
     lines.push(json!({

@@ -7,7 +7,7 @@
 //! The runner ([`crate::exec`]) diffs each op's output against its input to
 //! record cell provenance, so an op only computes new values.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -132,6 +132,11 @@ pub trait Op: Send {
     fn learned(&self) -> Value {
         Value::Null
     }
+    /// What a user should know about what it learned (once resolved): a
+    /// statistic it could not take, cells it will leave as they are.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// Starts the final pass (sequential state is rewound).
     fn start_apply(&mut self) {}
     /// An estimate of the rows a pass will see, to size tables once.
@@ -207,6 +212,7 @@ pub fn build(
                 ImputeMethod::Constant(_) | ImputeMethod::ForwardFill
             ),
             share: 1.0,
+            warnings: Vec::new(),
         }),
         StepKind::NormalizeText {
             columns,
@@ -619,6 +625,8 @@ struct ImputeObs {
     values: HashMap<String, Vec<f64>>,
     sums: HashMap<String, (f64, u64)>,
     counts: HashMap<String, BTreeMap<String, u64>>,
+    /// Groups (of `by`) seen with a missing value.
+    missing: BTreeSet<String>,
 }
 
 struct Impute {
@@ -632,9 +640,77 @@ struct Impute {
     last: HashMap<String, String>,
     resolved: bool,
     share: f64,
+    /// Set by `resolve`: what it could not learn.
+    warnings: Vec<String>,
 }
 
 const NO_GROUP: &str = "";
+
+/// Groups named in a warning, at most.
+const WARN_GROUPS: usize = 3;
+
+/// Notes that group `g` has a missing value (one lookup once noted).
+fn note_missing(missing: &mut BTreeSet<String>, g: &str) {
+    if !missing.contains(g) {
+        missing.insert(g.to_string());
+    }
+}
+
+/// The warning for a statistic impute of `column` whose `fills` (per group)
+/// leave some of its `missing` groups' values missing: the column had no
+/// value to learn from at all, or some groups had none.
+fn unfilled_warning(
+    column: &str,
+    method: &ImputeMethod,
+    by: &[String],
+    fills: &BTreeMap<String, String>,
+    missing: &BTreeSet<String>,
+) -> Option<String> {
+    let stat = match method {
+        ImputeMethod::Mean => "mean",
+        ImputeMethod::Median => "median",
+        ImputeMethod::Mode => "most frequent value",
+        ImputeMethod::Constant(_) | ImputeMethod::ForwardFill => return None,
+    };
+    if fills.is_empty() {
+        return Some(format!(
+            "column '{column}' has no values to take a {stat} of: its missing values are left missing"
+        ));
+    }
+    let unfilled: Vec<&String> = missing.iter().filter(|g| !fills.contains_key(*g)).collect();
+    if unfilled.is_empty() {
+        return None;
+    }
+    let shown: Vec<String> = unfilled
+        .iter()
+        .take(WARN_GROUPS)
+        .map(|g| {
+            let parts: Vec<&str> = g
+                .split('\u{1f}')
+                .map(|p| if p == "\u{0}" { "null" } else { p })
+                .collect();
+            format!("({})", parts.join(", "))
+        })
+        .collect();
+    let more = unfilled.len().saturating_sub(WARN_GROUPS);
+    Some(format!(
+        "{} {} of ({}) ha{} no values of column '{column}' to take a {stat} of: {}{}; their missing values are left missing",
+        unfilled.len(),
+        if unfilled.len() == 1 {
+            "group"
+        } else {
+            "groups"
+        },
+        by.join(", "),
+        if unfilled.len() == 1 { "s" } else { "ve" },
+        shown.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        },
+    ))
+}
 
 impl Op for Impute {
     fn mode(&self) -> Mode {
@@ -699,7 +775,10 @@ impl Op for Impute {
                         }
                         Some(groups) => {
                             for (v, g) in f.iter().zip(groups) {
-                                let Some(v) = v else { continue };
+                                let Some(v) = v else {
+                                    note_missing(&mut o.missing, g);
+                                    continue;
+                                };
                                 if median {
                                     match o.values.get_mut(g) {
                                         Some(x) => x.push(v),
@@ -725,10 +804,11 @@ impl Op for Impute {
                 _ => {
                     let s = as_text(a)?;
                     for i in 0..s.len() {
+                        let g = groups.as_ref().map_or(NO_GROUP, |g| g[i].as_str());
                         if s.is_null(i) {
+                            note_missing(&mut o.missing, g);
                             continue;
                         }
-                        let g = groups.as_ref().map_or(NO_GROUP, |g| g[i].as_str());
                         *o.counts
                             .entry(g.to_string())
                             .or_default()
@@ -742,8 +822,10 @@ impl Op for Impute {
     }
     fn resolve(&mut self) -> Result<(), CleanError> {
         let mut shares = Vec::new();
+        self.warnings.clear();
         for c in &self.columns {
             let o = self.obs.remove(c).unwrap_or_default();
+            let missing = o.missing;
             let mut fills = BTreeMap::new();
             for (g, mut v) in o.values {
                 if let Some(m) = median(&mut v) {
@@ -766,6 +848,9 @@ impl Op for Impute {
                     fills.insert(g, v.clone());
                 }
             }
+            if let Some(w) = unfilled_warning(c, &self.method, &self.by, &fills, &missing) {
+                self.warnings.push(w);
+            }
             self.fills.insert(c.clone(), fills);
         }
         if !shares.is_empty() {
@@ -783,6 +868,9 @@ impl Op for Impute {
             ImputeMethod::Mode => (self.share, Source::Heuristic),
             _ => (0.5, Source::Heuristic),
         }
+    }
+    fn warnings(&self) -> Vec<String> {
+        self.warnings.clone()
     }
     fn learned(&self) -> Value {
         json!(

@@ -266,6 +266,62 @@ fn dedupe_keep_last_and_subset() {
     assert_reverts(&r);
 }
 
+/// An impute that cannot learn a fill (a column with no values, or groups
+/// with none) says so in its step summary and the audit log; one that fills
+/// every missing value says nothing.
+#[test]
+fn impute_without_values_to_learn_from_warns() {
+    let csv = "g,h,x,y\na,1,,p\na,1,,\nb,1,,q\nc,2,,\nd,2,,\nb,2,,\nd,1,,\nd,3,,\n";
+    // x has no value: typed a number by --schema, it passes the plan's
+    // check, and its mean or median cannot be taken.
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "in.csv", csv);
+    for method in ["median", "mean", "mode"] {
+        let out = dir.path().join(format!("{method}.parquet"));
+        let plan = format!("steps: [{{type: impute, columns: [x], method: {method}}}]");
+        let mut req = request(&input, &plan, None, &out).unwrap();
+        let opts = ReadOptions {
+            schema: Some(tamis_core::SchemaSpec::parse("x:float").unwrap()),
+            ..ReadOptions::default()
+        };
+        req.dataset = Arc::new(Dataset::open(&[input.display().to_string()], opts).unwrap());
+        let outcome = clean(req).unwrap();
+        let w = &outcome.steps[0].warnings;
+        assert_eq!(w.len(), 1, "{method}: {w:?}");
+        assert!(w[0].starts_with("column 'x' has no values"), "{}", w[0]);
+        assert!(col(&read_parquet(&out), "x").iter().all(Option::is_none));
+        let audit = std::fs::read_to_string(sidecar_dir(&out).join("audit.jsonl")).unwrap();
+        assert!(audit.contains("column 'x' has no values"), "{audit}");
+    }
+    // Groups c and d have no y; a has one, so its missing y is filled.
+    let r = run(
+        csv,
+        "steps: [{type: impute, columns: [y], method: mode, by: [g]}]",
+    );
+    let w = &r.outcome.steps[0].warnings;
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].starts_with("2 groups of (g) have no values of column 'y'"),
+        "{}",
+        w[0]
+    );
+    assert!(w[0].contains("(c), (d)"), "{}", w[0]);
+    // Four of (g, h) groups, past the three named.
+    let r = run(
+        csv,
+        "steps: [{type: impute, columns: [y], method: mode, by: [g, h]}]",
+    );
+    let w = &r.outcome.steps[0].warnings[0];
+    assert!(w.starts_with("5 groups of (g, h)"), "{w}");
+    assert!(w.contains("(b, 2), (c, 2), (d, 1) and 2 more"), "{w}");
+    // Every missing value has a fill: no warning.
+    let r = run(
+        "g,y\na,p\na,\nb,q\nb,\n",
+        "steps: [{type: impute, columns: [y], method: mode, by: [g]}]",
+    );
+    assert!(r.outcome.steps[0].warnings.is_empty());
+}
+
 #[test]
 fn impute_median_mean_mode_constant_ffill_and_groupwise() {
     let csv = "g,x,y\na,1,p\na,,\nb,10,q\nb,,q\na,3,\nb,20,\n";

@@ -202,6 +202,9 @@ pub fn clean(a: cli::CleanArgs) -> anyhow::Result<ExitCode> {
             write!(out, "  flagged rows {:>9}", s.rows_flagged)?;
         }
         writeln!(out)?;
+        for w in &s.warnings {
+            writeln!(out, "    warning: {w}")?;
+        }
     }
     if o.quarantined > 0 {
         writeln!(

@@ -901,3 +901,51 @@ fn a_number_column_with_a_stray_word_is_suggested_a_parse_before_its_median() {
     assert_eq!(reverted.lines().nth(4), Some("3,unknown,13"), "{reverted}");
     assert_eq!(reverted.lines().nth(8), Some("7,,17"));
 }
+
+/// An impute with nothing to learn from is warned about under its step in
+/// the text summary, and in the JSON one; the run still succeeds.
+#[test]
+fn clean_warns_of_an_impute_with_no_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, "id,x\n1,\n2,\n3,\n").unwrap();
+    let plan = dir.path().join("plan.yaml");
+    std::fs::write(
+        &plan,
+        "steps: [{type: impute, columns: [x], method: median}]\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out.parquet");
+    let o = run(&[
+        "clean",
+        p(&input),
+        "--plan",
+        p(&plan),
+        "-o",
+        p(&out),
+        "--schema",
+        "x:float",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let stdout = text(&o.stdout);
+    assert!(
+        stdout.contains("    warning: column 'x' has no values to take a median of"),
+        "{stdout}"
+    );
+    let out2 = dir.path().join("out2.parquet");
+    let o = run(&[
+        "clean",
+        p(&input),
+        "--plan",
+        p(&plan),
+        "-o",
+        p(&out2),
+        "--schema",
+        "x:float",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let w = v["steps"][0]["warnings"][0].as_str().unwrap();
+    assert!(w.starts_with("column 'x' has no values"), "{w}");
+}
