@@ -912,40 +912,27 @@ fn clean_warns_of_an_impute_with_no_values() {
     let plan = dir.path().join("plan.yaml");
     std::fs::write(
         &plan,
-        "steps: [{type: impute, columns: [x], method: median}]\n",
+        "steps: [{type: impute, columns: [x], method: median}]",
     )
     .unwrap();
-    let out = dir.path().join("out.parquet");
-    let o = run(&[
-        "clean",
-        p(&input),
-        "--plan",
-        p(&plan),
-        "-o",
-        p(&out),
-        "--schema",
-        "x:float",
-    ]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let stdout = text(&o.stdout);
+    let mut outputs = Vec::new();
+    for json in [false, true] {
+        let out = dir.path().join(format!("out-{json}.parquet"));
+        let mut args = vec!["clean", p(&input), "--plan", p(&plan), "-o", p(&out)];
+        args.extend(["--schema", "x:float"]);
+        if json {
+            args.push("--json");
+        }
+        let o = run(&args);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        outputs.push(text(&o.stdout));
+    }
     assert!(
-        stdout.contains("    warning: column 'x' has no values to take a median of"),
-        "{stdout}"
+        outputs[0].contains("    warning: column 'x' has no values to take a median of"),
+        "{}",
+        outputs[0]
     );
-    let out2 = dir.path().join("out2.parquet");
-    let o = run(&[
-        "clean",
-        p(&input),
-        "--plan",
-        p(&plan),
-        "-o",
-        p(&out2),
-        "--schema",
-        "x:float",
-        "--json",
-    ]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&outputs[1]).unwrap();
     let w = v["steps"][0]["warnings"][0].as_str().unwrap();
     assert!(w.starts_with("column 'x' has no values"), "{w}");
 }
