@@ -875,8 +875,12 @@ pub fn clean(req: CleanRequest) -> Result<CleanOutcome, CleanError> {
             t => *t,
         }))
         .collect();
-    req.plan
-        .validate(&for_validation, &empty, req.contract.as_ref())?;
+    req.plan.validate(
+        &for_validation,
+        &empty,
+        req.contract.as_ref(),
+        &dataset.options().null_tokens,
+    )?;
     let out_csv = req
         .output
         .extension()

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
-use tamis_core::ColumnType;
 use tamis_core::contract::{Contract, PiiStrategy, did_you_mean};
+use tamis_core::types::{ColumnType, Missing, NullTokens};
 
 use crate::CleanError;
 
@@ -443,12 +443,14 @@ impl Plan {
     /// Checks every step against the columns (and their sampled types) as they
     /// are when the step runs; names the step, the field and a close column name.
     /// `empty` names the input columns that had no value where they were
-    /// sampled (their type is text on no evidence).
+    /// sampled (their type is text on no evidence); `nulls` are the values
+    /// read as missing (a constant fill may not be one).
     pub fn validate(
         &self,
         columns: &[(String, ColumnType)],
         empty: &[String],
         contract: Option<&Contract>,
+        nulls: &NullTokens,
     ) -> Result<(), CleanError> {
         let mut cols: Vec<(String, ColumnType)> = columns.to_vec();
         for (i, s) in self.steps.iter().enumerate() {
@@ -506,6 +508,13 @@ impl Plan {
                                     t.with_article()
                                 )
                             }));
+                        }
+                        if let ImputeMethod::Constant(v) = method
+                            && nulls.classify(v) != Missing::No
+                        {
+                            return Err(bad(format!(
+                                "`value: {v:?}` for `{c}` is itself read as a missing value (empty, or a null token), so the filled cells would read back as missing; choose another value, or set the null tokens with --null-token"
+                            )));
                         }
                         if let ImputeMethod::Constant(v) = method
                             && !t.accepts(v)

@@ -76,6 +76,13 @@ fn run_at(
     clean(request(input, plan, contract, out)?)
 }
 
+/// Cleans `input` read with `opts` (not the defaults), which must succeed.
+fn clean_with(input: &Path, plan: &str, out: &Path, opts: ReadOptions) -> CleanOutcome {
+    let mut req = request(input, plan, None, out).unwrap();
+    req.dataset = Arc::new(Dataset::open(&[input.display().to_string()], opts).unwrap());
+    clean(req).unwrap()
+}
+
 /// Every provenance value of `column` is a keyed hash, never the clear value.
 fn assert_hashed(out: &Path, column: &str) {
     let q = query(
@@ -279,13 +286,11 @@ fn impute_without_values_to_learn_from_warns() {
     for method in ["median", "mean", "mode"] {
         let out = dir.path().join(format!("{method}.parquet"));
         let plan = format!("steps: [{{type: impute, columns: [x], method: {method}}}]");
-        let mut req = request(&input, &plan, None, &out).unwrap();
         let opts = ReadOptions {
             schema: Some(tamis_core::SchemaSpec::parse("x:float").unwrap()),
             ..ReadOptions::default()
         };
-        req.dataset = Arc::new(Dataset::open(&[input.display().to_string()], opts).unwrap());
-        let outcome = clean(req).unwrap();
+        let outcome = clean_with(&input, &plan, &out, opts);
         let w = &outcome.steps[0].warnings;
         assert_eq!(w.len(), 1, "{method}: {w:?}");
         assert!(w[0].starts_with("column 'x' has no values"), "{}", w[0]);
@@ -320,6 +325,37 @@ fn impute_without_values_to_learn_from_warns() {
         "steps: [{type: impute, columns: [y], method: mode, by: [g]}]",
     );
     assert!(r.outcome.steps[0].warnings.is_empty());
+}
+
+/// A constant fill that would itself read as missing (a null token, in
+/// any of its cases, or blank) is refused before the run; with other null
+/// tokens given, the same value is a value.
+#[test]
+fn impute_constant_may_not_be_a_null_token() {
+    let csv = "g,y\na,p\na,\n";
+    for value in ["NA", "n/a", "'  '", "'NULL'"] {
+        let plan =
+            format!("steps: [{{type: impute, columns: [y], method: constant, value: {value}}}]");
+        let Err(e) = try_run(csv, &plan, None) else {
+            panic!("{value}: accepted");
+        };
+        let m = e.to_string();
+        assert!(
+            m.contains("is itself read as a missing value"),
+            "{value}: {m}"
+        );
+        assert!(m.contains("--null-token"), "{m}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "in.csv", csv);
+    let out = dir.path().join("out.parquet");
+    let plan = "steps: [{type: impute, columns: [y], method: constant, value: NA}]";
+    let opts = ReadOptions {
+        null_tokens: tamis_core::NullTokens::new(["-".to_string()]),
+        ..ReadOptions::default()
+    };
+    clean_with(&input, plan, &out, opts);
+    assert_eq!(col(&read_parquet(&out), "y"), s(&[Some("p"), Some("NA")]));
 }
 
 #[test]
