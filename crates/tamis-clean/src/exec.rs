@@ -900,6 +900,19 @@ pub fn clean(req: CleanRequest) -> Result<CleanOutcome, CleanError> {
             (f.name.clone(), p.is_file().then_some(p))
         })
         .collect();
+    // The same file by device and inode, so a link or another spelling of
+    // the path is caught too.
+    if let Some((name, _)) = paths.iter().find(|(_, p)| {
+        p.as_ref()
+            .is_some_and(|p| same_file::is_same_file(p, &req.output).unwrap_or(false))
+    }) {
+        return Err(CleanError::Write {
+            path: req.output.clone(),
+            message: format!(
+                "it is the input `{name}`: clean reads its input again in later passes, and provenance and revert point at it; write the cleaned data to another path"
+            ),
+        });
+    }
     let hasher = std::thread::spawn(move || -> Vec<String> {
         paths
             .iter()

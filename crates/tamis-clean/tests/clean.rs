@@ -358,6 +358,28 @@ fn impute_constant_may_not_be_a_null_token() {
     assert_eq!(col(&read_parquet(&out), "y"), s(&[Some("p"), Some("NA")]));
 }
 
+/// An output that is the input (by its path, or through a link) is refused
+/// before anything is written: the input is left as it was.
+#[test]
+fn output_may_not_be_the_input() {
+    let csv = "id,y\n1, a\n2,b\n";
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "in.csv", csv);
+    let link = dir.path().join("link.csv");
+    std::os::unix::fs::symlink(&input, &link).unwrap();
+    let plan = "steps: [{type: normalize_text, columns: [y], trim: true}]";
+    for out in [input.clone(), link, dir.path().join(".").join("in.csv")] {
+        let Err(e) = run_at(&input, plan, None, &out) else {
+            panic!("{}: accepted", out.display());
+        };
+        let m = e.to_string();
+        assert!(m.contains("it is the input"), "{m}");
+        assert!(m.contains("another path"), "{m}");
+        assert_eq!(std::fs::read_to_string(&input).unwrap(), csv);
+    }
+    assert!(!sidecar_dir(&input).exists());
+}
+
 #[test]
 fn impute_median_mean_mode_constant_ffill_and_groupwise() {
     let csv = "g,x,y\na,1,p\na,,\nb,10,q\nb,,q\na,3,\nb,20,\n";
