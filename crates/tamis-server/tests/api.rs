@@ -393,11 +393,11 @@ async fn upload_profile_suggest_clean_and_download() {
     let h = harness(Options::default()).await;
     let eng = h.login("engineer@acme.test").await;
     let bytes = std::fs::read(example()).unwrap();
-    let t = std::time::Instant::now();
     let r = h.upload(&eng, "customers.csv", &bytes, None).await;
     assert_eq!(r.status, 202, "{}", r.text());
-    assert!(t.elapsed().as_secs_f64() < 5.0);
     let up = r.json();
+    // The upload answers before its profile runs (no timing: the job's
+    // status says so).
     assert_eq!(up["status"], "queued");
     assert_eq!(up["version"], 1);
     assert_eq!(up["dataset"], "customers");
