@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 use tamis_core::ColumnType;
 use tamis_profile::Profile;
+use tamis_profile::assemble::{grouped, plural};
 
 use crate::plan::{Plan, Step};
 
@@ -107,27 +108,6 @@ fn added(steps: &mut Vec<Step>, s: Option<Step>) -> bool {
     some
 }
 
-/// `1 value`, `2,500 values`: a count with its noun, grouped in thousands.
-fn count(x: u64, noun: &str) -> String {
-    if x == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{} {noun}s", n(x))
-    }
-}
-
-fn n(x: u64) -> String {
-    let s = x.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// Turns a profile into a suggested plan.
 pub fn suggest(p: &Profile) -> Plan {
     let mut steps: Vec<Step> = Vec::new();
@@ -144,8 +124,8 @@ pub fn suggest(p: &Profile) -> Plan {
             0.95,
             format!(
                 "{} rows are exact copies of an earlier row ({} groups); keep the first of each",
-                n(p.duplicates.rows),
-                n(p.duplicates.groups)
+                grouped(p.duplicates.rows),
+                grouped(p.duplicates.groups)
             ),
         ));
     }
@@ -162,7 +142,7 @@ pub fn suggest(p: &Profile) -> Plan {
                 0.9,
                 format!(
                     "`{name}` has {} null tokens such as NA or N/A; make them real nulls",
-                    n(c.null_tokens)
+                    grouped(c.null_tokens)
                 ),
             ));
         }
@@ -203,7 +183,7 @@ pub fn suggest(p: &Profile) -> Plan {
                     0.9,
                     format!(
                         "`{name}` holds state codes with {} values in another case or with extra spaces; trim and upper-case",
-                        n(variant_rows.max(c.text.leading_whitespace + c.text.trailing_whitespace))
+                        grouped(variant_rows.max(c.text.leading_whitespace + c.text.trailing_whitespace))
                     ),
                 ));
                 continue;
@@ -227,7 +207,7 @@ pub fn suggest(p: &Profile) -> Plan {
                 0.85,
                 format!(
                     "`{name}` has {} values that differ only in case or whitespace from {} canonical values ({})",
-                    n(variant_rows),
+                    grouped(variant_rows),
                     canon.len(),
                     canon.iter().take(5).map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
                 ),
@@ -240,7 +220,7 @@ pub fn suggest(p: &Profile) -> Plan {
                 0.9,
                 format!(
                     "`{name}` has {} values with leading or trailing spaces",
-                    n(c.text.leading_whitespace.max(c.text.trailing_whitespace))
+                    grouped(c.text.leading_whitespace.max(c.text.trailing_whitespace))
                 ),
             ));
         }
@@ -272,7 +252,7 @@ pub fn suggest(p: &Profile) -> Plan {
                 let shown = mismatches_shown(c);
                 format!(
                     "; {} that {} no valid date ({}) become{} empty, the text kept in provenance",
-                    count(c.type_mismatches, "value"),
+                    plural(c.type_mismatches, "value"),
                     if c.type_mismatches == 1 { "is" } else { "are" },
                     shown,
                     if c.type_mismatches == 1 { "s" } else { "" }
@@ -289,7 +269,7 @@ pub fn suggest(p: &Profile) -> Plan {
                     "`{name}` holds {written}; parse them to ISO dates{}{invalid}",
                     match format_count("datetime") {
                         0 => String::new(),
-                        k => format!(" (the time of its {} datetimes is dropped)", n(k)),
+                        k => format!(" (the time of its {} datetimes is dropped)", grouped(k)),
                     }
                 ),
             ));
@@ -313,8 +293,8 @@ pub fn suggest(p: &Profile) -> Plan {
                     0.85,
                     format!(
                         "`{name}` holds numbers written as text ({} of {} values read as numbers with a decimal {decimal}, once currency signs, grouping and percent are dropped); parse them to numbers",
-                        n(reads),
-                        n(present)
+                        grouped(reads),
+                        grouped(present)
                     ),
                 ),
             );
@@ -330,7 +310,7 @@ pub fn suggest(p: &Profile) -> Plan {
                     format!(
                         "`{name}` samples as {} but {} {} not ({}); parse it to numbers: a value that is no number becomes empty, its text kept in provenance",
                         c.sample_type,
-                        count(c.type_mismatches, "value"),
+                        plural(c.type_mismatches, "value"),
                         if c.type_mismatches == 1 { "is" } else { "are" },
                         shown,
                     ),
@@ -354,7 +334,7 @@ pub fn suggest(p: &Profile) -> Plan {
                     0.6,
                     format!(
                         "`{name}` has {}; drop those rows (or fix them at the source)",
-                        count(imp.count, "impossible value")
+                        plural(imp.count, "impossible value")
                     ),
                 ));
             }
@@ -367,7 +347,7 @@ pub fn suggest(p: &Profile) -> Plan {
                     0.6,
                     format!(
                         "`{name}` has {} outside the IQR fences [{:.4}, {:.4}]; flag {} for review",
-                        count(out.count, "value"),
+                        plural(out.count, "value"),
                         out.lower,
                         out.upper,
                         if out.count == 1 { "it" } else { "them" }
@@ -395,7 +375,7 @@ pub fn suggest(p: &Profile) -> Plan {
                     if numeric { 0.6 } else { 0.5 },
                     format!(
                         "`{name}` is missing in {} ({:.1}%); fill with the {method}",
-                        count(c.missing, "row"),
+                        plural(c.missing, "row"),
                         c.missing_ratio * 100.0
                     ),
                 ));

@@ -313,13 +313,27 @@ fn quality(cols: &[ColumnProfile], rows: u64, dup_rows: u64, q: &QuarantineSumma
     }
 }
 
-/// `1 row`, `2 rows`.
-fn plural(n: u64, noun: &str) -> String {
+/// `1 row`, `2,500 rows`: a count with its noun, grouped in thousands (the
+/// issue descriptions here and the cleaning suggestions built on them).
+pub fn plural(n: u64, noun: &str) -> String {
     if n == 1 {
         format!("1 {noun}")
     } else {
-        format!("{n} {noun}s")
+        format!("{} {noun}s", grouped(n))
     }
+}
+
+/// `2500` as `2,500`.
+pub fn grouped(x: u64) -> String {
+    let s = x.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn pct(a: u64, b: u64) -> String {
@@ -650,4 +664,22 @@ fn issues(
 
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{grouped, plural};
+
+    #[test]
+    fn counts_are_grouped_in_thousands_with_their_noun() {
+        let cases = [(0, "0"), (7, "7"), (999, "999"), (1_000, "1,000")];
+        for (n, want) in cases {
+            assert_eq!(grouped(n), want);
+        }
+        assert_eq!(grouped(1_234_567), "1,234,567");
+        assert_eq!(grouped(u64::MAX), "18,446,744,073,709,551,615");
+        assert_eq!(plural(1, "row"), "1 row");
+        assert_eq!(plural(0, "row"), "0 rows");
+        assert_eq!(plural(2_500, "null token"), "2,500 null tokens");
+    }
 }
