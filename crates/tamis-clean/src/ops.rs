@@ -674,7 +674,7 @@ fn unfilled_warning(
     };
     if fills.is_empty() {
         return Some(format!(
-            "column '{column}' has no values to take a {stat} of: its missing values are left missing"
+            "column '{column}' has no values to learn a {stat} from: its missing values are left missing"
         ));
     }
     let unfilled: Vec<&String> = missing.iter().filter(|g| !fills.contains_key(*g)).collect();
@@ -694,7 +694,7 @@ fn unfilled_warning(
         .collect();
     let more = unfilled.len().saturating_sub(WARN_GROUPS);
     Some(format!(
-        "{} {} of ({}) ha{} no values of column '{column}' to take a {stat} of: {}{}; their missing values are left missing",
+        "{} {} of ({}) ha{} no values of column '{column}' to learn a {stat} from: {}{}; their missing values are left missing",
         unfilled.len(),
         if unfilled.len() == 1 {
             "group"

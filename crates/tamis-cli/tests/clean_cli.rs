@@ -928,7 +928,7 @@ fn clean_warns_of_an_impute_with_no_values() {
         outputs.push(text(&o.stdout));
     }
     assert!(
-        outputs[0].contains("    warning: column 'x' has no values to take a median of"),
+        outputs[0].contains("    warning: column 'x' has no values to learn a median from"),
         "{}",
         outputs[0]
     );
