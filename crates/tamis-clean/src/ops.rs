@@ -672,6 +672,10 @@ fn unfilled_warning(
         ImputeMethod::Mode => "most frequent value",
         ImputeMethod::Constant(_) | ImputeMethod::ForwardFill => return None,
     };
+    if missing.is_empty() {
+        // Nothing to fill (no rows, or no missing value).
+        return None;
+    }
     if fills.is_empty() {
         return Some(format!(
             "column '{column}' has no values to learn a {stat} from: its missing values are left missing"
@@ -758,6 +762,9 @@ impl Op for Impute {
             match self.method {
                 ImputeMethod::Median | ImputeMethod::Mean => {
                     let f = as_f64(a)?;
+                    if groups.is_none() && f.null_count() > 0 {
+                        note_missing(&mut o.missing, NO_GROUP);
+                    }
                     let median = self.method == ImputeMethod::Median;
                     match &groups {
                         // One group: no per-value key lookups.

@@ -298,6 +298,18 @@ fn impute_without_values_to_learn_from_warns() {
         let audit = std::fs::read_to_string(sidecar_dir(&out).join("audit.jsonl")).unwrap();
         assert!(audit.contains("column 'x' has no values"), "{audit}");
     }
+    // No rows, or no missing value: nothing to warn about.
+    for (name, csv) in [("none.csv", "g,x\n"), ("full.csv", "g,x\na,1\n")] {
+        let input = write(dir.path(), name, csv);
+        let out = dir.path().join(format!("{name}.parquet"));
+        let plan = "steps: [{type: impute, columns: [x], method: median}]";
+        let opts = ReadOptions {
+            schema: Some(tamis_core::SchemaSpec::parse("x:float").unwrap()),
+            ..ReadOptions::default()
+        };
+        let outcome = clean_with(&input, plan, &out, opts);
+        assert!(outcome.steps[0].warnings.is_empty(), "{name}");
+    }
     // Groups c and d have no y; a has one, so its missing y is filled.
     let r = run(
         csv,
