@@ -509,20 +509,18 @@ impl Plan {
                                 )
                             }));
                         }
-                        if let ImputeMethod::Constant(v) = method
-                            && nulls.classify(v) != Missing::No
-                        {
-                            return Err(bad(format!(
-                                "`value: {v:?}` for `{c}` is itself read as a missing value (empty, or a null token), so the filled cells would read back as missing; choose another value, or set the null tokens with --null-token"
-                            )));
-                        }
-                        if let ImputeMethod::Constant(v) = method
-                            && !t.accepts(v)
-                        {
-                            return Err(bad(format!(
-                                "`value: {v}` is not {} value for `{c}`",
-                                t.with_article()
-                            )));
+                        if let ImputeMethod::Constant(v) = method {
+                            if nulls.classify(v) != Missing::No {
+                                return Err(bad(format!(
+                                    "`value: {v:?}` for `{c}` is itself read as a missing value (empty, or a null token), so the filled cells would read back as missing; choose another value, or set the null tokens with --null-token"
+                                )));
+                            }
+                            if !t.accepts(v) {
+                                return Err(bad(format!(
+                                    "`value: {v}` is not {} value for `{c}`",
+                                    t.with_article()
+                                )));
+                            }
                         }
                     }
                 }

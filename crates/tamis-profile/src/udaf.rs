@@ -881,24 +881,27 @@ fn repeats(b: &[u64], spread: &mut Vec<u64>, starts: &mut Vec<u32>, dup: &mut Ve
         return;
     }
     starts.clear();
-    starts.resize((1 << BUCKET_BITS) + 1, 0);
+    starts.resize(1 << BUCKET_BITS, 0);
     for &h in b {
-        starts[bucket(h) + 1] += 1;
+        starts[bucket(h)] += 1;
     }
-    for i in 1..starts.len() {
-        starts[i] += starts[i - 1];
+    // Each bucket's start (the counts before it)...
+    let mut at = 0;
+    for s in starts.iter_mut() {
+        (*s, at) = (at, at + *s);
     }
     spread.clear();
     spread.resize(b.len(), 0);
-    // Filled from each bucket's start; `starts[k]` ends at bucket k+1's.
-    let mut next = starts[..1 << BUCKET_BITS].to_vec();
+    // ...moves on as the bucket fills, and ends at the next bucket's start.
     for &h in b {
         let k = bucket(h);
-        spread[next[k] as usize] = h;
-        next[k] += 1;
+        spread[starts[k] as usize] = h;
+        starts[k] += 1;
     }
-    for w in starts.windows(2) {
-        let bucket = &mut spread[w[0] as usize..w[1] as usize];
+    let mut from = 0;
+    for &end in starts.iter() {
+        let bucket = &mut spread[from..end as usize];
+        from = end as usize;
         if bucket.len() < 2 {
             continue;
         }
