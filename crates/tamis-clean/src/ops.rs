@@ -17,6 +17,7 @@ use tamis_core::datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, BooleanBuilder, Date32Builder, Float64Array,
     Float64Builder, StringArray, StringBuilder, UInt64Array,
 };
+use tamis_core::datafusion::arrow::buffer::NullBuffer;
 use tamis_core::datafusion::arrow::compute::{cast, is_null, kernels::zip::zip, not};
 use tamis_core::datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use tamis_core::datafusion::arrow::record_batch::RecordBatch;
@@ -439,63 +440,108 @@ pub fn quantile(v: &mut [f64], q: f64) -> Option<f64> {
 
 // ---------------------------------------------------------------- dedupe
 
-/// Row hashes: two independent 64-bit lanes over every selected cell, so a
-/// false match needs a 128-bit collision (~1e-25 at 10M rows).
-pub fn row_hashes(batch: &RecordBatch, columns: &[String]) -> Result<Vec<[u64; 2]>, CleanError> {
-    use xxhash_rust::xxh3::xxh3_128_with_seed;
-    let n = batch.num_rows();
-    let mut h = vec![[0x9E37_79B9_7F4A_7C15u64, 0xC2B2_AE3D_27D4_EB4F]; n];
-    let mut buf = Vec::with_capacity(32);
-    for (ci, c) in columns.iter().enumerate() {
-        let a = col(batch, c)?;
-        let seed = ci as u64 + 1;
-        let mut mix = |i: usize, bytes: &[u8], null: bool| {
-            let x = if null {
-                xxh3_128_with_seed(b"\x00null", seed)
+/// A selected column's cells as [`row_hashes`] reads them.
+enum HashCells<'a> {
+    Text(&'a StringArray),
+    I64(&'a [i64], Option<&'a NullBuffer>),
+    F64(&'a [f64], Option<&'a NullBuffer>),
+    I32(&'a [i32], Option<&'a NullBuffer>),
+}
+
+impl HashCells<'_> {
+    /// Appends cell `i`: a tag (null or value), then the value, text with
+    /// its length first, so that no two different rows write the same bytes.
+    #[inline]
+    fn write(&self, i: usize, buf: &mut Vec<u8>) {
+        fn fixed<const N: usize>(
+            nulls: Option<&NullBuffer>,
+            i: usize,
+            v: [u8; N],
+            buf: &mut Vec<u8>,
+        ) {
+            if nulls.is_some_and(|n| n.is_null(i)) {
+                buf.push(0);
             } else {
-                xxh3_128_with_seed(bytes, seed)
-            };
-            let [a0, a1] = &mut h[i];
-            *a0 = a0.rotate_left(23).wrapping_mul(0x100_0000_01B3) ^ (x as u64);
-            *a1 = a1.rotate_left(29).wrapping_mul(0x9E37_79B1) ^ ((x >> 64) as u64);
-        };
-        match a.data_type() {
-            DataType::Utf8 => {
-                let s = a.as_string::<i32>();
-                for i in 0..n {
-                    mix(i, s.value(i).as_bytes(), s.is_null(i));
-                }
-            }
-            // Fixed-width values hash by their bytes (no text formatting).
-            DataType::Int64 => {
-                let p = a.as_primitive::<tamis_core::datafusion::arrow::datatypes::Int64Type>();
-                for i in 0..n {
-                    mix(i, &p.value(i).to_le_bytes(), p.is_null(i));
-                }
-            }
-            DataType::Float64 => {
-                let p = a.as_primitive::<tamis_core::datafusion::arrow::datatypes::Float64Type>();
-                for i in 0..n {
-                    mix(i, &p.value(i).to_le_bytes(), p.is_null(i));
-                }
-            }
-            DataType::Date32 => {
-                let p = a.as_primitive::<tamis_core::datafusion::arrow::datatypes::Date32Type>();
-                for i in 0..n {
-                    mix(i, &p.value(i).to_le_bytes(), p.is_null(i));
-                }
-            }
-            _ => {
-                let s = as_text(a)?;
-                for i in 0..n {
-                    buf.clear();
-                    buf.extend_from_slice(s.value(i).as_bytes());
-                    mix(i, &buf, s.is_null(i));
-                }
+                buf.push(1);
+                buf.extend_from_slice(&v);
             }
         }
+        match self {
+            HashCells::Text(s) => {
+                if s.is_null(i) {
+                    buf.push(0);
+                } else {
+                    let v = s.value(i).as_bytes();
+                    buf.push(1);
+                    // Text values are under 2 GiB (i32 offsets).
+                    buf.extend_from_slice(&(v.len() as u32).to_le_bytes());
+                    buf.extend_from_slice(v);
+                }
+            }
+            // Fixed-width values by their bytes (no text formatting).
+            HashCells::I64(v, n) => fixed(*n, i, v[i].to_le_bytes(), buf),
+            HashCells::F64(v, n) => fixed(*n, i, v[i].to_le_bytes(), buf),
+            HashCells::I32(v, n) => fixed(*n, i, v[i].to_le_bytes(), buf),
+        }
     }
-    Ok(h)
+}
+
+/// Row hashes: one 128-bit xxh3 per row over its selected cells, written
+/// one after another (see [`HashCells::write`]), so a false match needs a
+/// 128-bit collision (~1e-25 at 10M rows). One hash per row rather than one
+/// per cell: with short cells, the per-call cost of the hash was most of it.
+pub fn row_hashes(batch: &RecordBatch, columns: &[String]) -> Result<Vec<[u64; 2]>, CleanError> {
+    use tamis_core::datafusion::arrow::datatypes::{Date32Type, Float64Type, Int64Type};
+    use xxhash_rust::xxh3::xxh3_128;
+    let n = batch.num_rows();
+    let arrays = columns
+        .iter()
+        .map(|c| col(batch, c))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Columns of other types, as text.
+    let texts = arrays
+        .iter()
+        .filter(|a| {
+            !matches!(
+                a.data_type(),
+                DataType::Utf8 | DataType::Int64 | DataType::Float64 | DataType::Date32
+            )
+        })
+        .map(|a| as_text(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut texts = texts.iter();
+    let mut cells = Vec::with_capacity(arrays.len());
+    for a in &arrays {
+        cells.push(match a.data_type() {
+            DataType::Utf8 => HashCells::Text(a.as_string::<i32>()),
+            DataType::Int64 => {
+                let p = a.as_primitive::<Int64Type>();
+                HashCells::I64(p.values(), p.nulls())
+            }
+            DataType::Float64 => {
+                let p = a.as_primitive::<Float64Type>();
+                HashCells::F64(p.values(), p.nulls())
+            }
+            DataType::Date32 => {
+                let p = a.as_primitive::<Date32Type>();
+                HashCells::I32(p.values(), p.nulls())
+            }
+            _ => HashCells::Text(texts.next().ok_or_else(|| {
+                CleanError::Internal("row hash: a column was not read as text".into())
+            })?),
+        });
+    }
+    let mut buf = Vec::with_capacity(256);
+    Ok((0..n)
+        .map(|i| {
+            buf.clear();
+            for c in &cells {
+                c.write(i, &mut buf);
+            }
+            let x = xxh3_128(&buf);
+            [x as u64, (x >> 64) as u64]
+        })
+        .collect())
 }
 
 struct Dedupe {
@@ -2196,6 +2242,61 @@ fn convert_lenient(s: &StringArray, t: tamis_core::ColumnType) -> ArrayRef {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn row_hashes_tell_apart_cells_that_only_join_alike() {
+        use tamis_core::datafusion::arrow::array::{BooleanArray, Int64Array};
+        let a = StringArray::from(vec![
+            Some("ab"),
+            Some("a"),
+            None,
+            Some(""),
+            Some("ab"),
+            Some("ab"),
+        ]);
+        let b = StringArray::from(vec![
+            Some("c"),
+            Some("bc"),
+            Some(""),
+            None,
+            Some("c"),
+            Some("c"),
+        ]);
+        let n = Int64Array::from(vec![Some(0), Some(0), Some(0), Some(0), Some(0), None]);
+        let f = Float64Array::from(vec![
+            Some(1.5),
+            Some(1.5),
+            Some(1.5),
+            Some(1.5),
+            Some(1.5),
+            Some(1.5),
+        ]);
+        let t = BooleanArray::from(vec![Some(true); 6]);
+        let batch = RecordBatch::try_from_iter(vec![
+            ("a", Arc::new(a) as ArrayRef),
+            ("b", Arc::new(b) as ArrayRef),
+            ("n", Arc::new(n) as ArrayRef),
+            ("f", Arc::new(f) as ArrayRef),
+            ("t", Arc::new(t) as ArrayRef),
+        ])
+        .unwrap();
+        let cols: Vec<String> = ["a", "b", "n", "f", "t"].map(String::from).to_vec();
+        let h = row_hashes(&batch, &cols).unwrap();
+        // Equal rows hash alike; ("ab","c") is not ("a","bc"), (null,"") is
+        // not ("",null), and a null number is not zero.
+        assert_eq!(h[0], h[4]);
+        for (x, y) in [(0, 1), (2, 3), (0, 2), (4, 5)] {
+            assert_ne!(h[x], h[y], "rows {x} and {y}");
+        }
+        // A slice reads its own rows.
+        assert_eq!(
+            row_hashes(&batch.slice(2, 4), &cols).unwrap(),
+            h[2..6].to_vec()
+        );
+        // The columns picked are the ones hashed.
+        let some = row_hashes(&batch, &cols[2..]).unwrap();
+        assert_eq!(some[0], some[1]);
+    }
 
     #[test]
     fn medians_match_duckdb_definition() {
