@@ -10,8 +10,8 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use serde_json::{Value, json};
 use tamis_core::contract::Contract;
 use tamis_core::datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float64Builder, StringBuilder, UInt32Builder,
-    UInt64Array, UInt64Builder,
+    Array, ArrayRef, AsArray, BooleanArray, Float64Builder, StringArray, StringBuilder,
+    UInt32Builder, UInt64Array, UInt64Builder,
 };
 use tamis_core::datafusion::arrow::compute::kernels::cmp::distinct;
 use tamis_core::datafusion::arrow::compute::{cast, filter, filter_record_batch, not, take};
@@ -694,11 +694,10 @@ fn stats_passes(
 }
 
 /// Text of the cells at `idx` of an array.
-fn texts_at(a: &ArrayRef, idx: &UInt64Array) -> Result<Vec<Option<String>>, CleanError> {
+fn texts_at(a: &ArrayRef, idx: &UInt64Array) -> Result<StringArray, CleanError> {
     let t = take(a.as_ref(), idx, None)?;
     let s = cast(&t, &DataType::Utf8)?;
-    let s = s.as_string::<i32>();
-    Ok(s.iter().map(|v| v.map(String::from)).collect())
+    Ok(s.as_string::<i32>().clone())
 }
 
 struct CellRecorder {
@@ -762,11 +761,11 @@ struct Recording<'a> {
     secret: &'a [u8],
 }
 
-fn protect(pii: bool, secret: &[u8], v: Option<String>) -> Option<String> {
-    if pii {
-        v.map(|v| format!("hmac-sha256:{}", ops::keyed_hash(secret, &v)))
-    } else {
-        v
+/// Appends a recorded value, as a keyed hash when its column holds PII.
+fn append_protected(b: &mut StringBuilder, pii: bool, secret: &[u8], v: Option<&str>) {
+    match v {
+        Some(v) if pii => b.append_value(format!("hmac-sha256:{}", ops::keyed_hash(secret, v))),
+        v => b.append_option(v),
     }
 }
 
@@ -816,18 +815,18 @@ fn record_cells(
         let olds = texts_at(old, &idx)?;
         let news = match new {
             Some(n) => texts_at(n, &idx)?,
-            None => vec![None; idx.len()],
+            None => StringArray::new_null(idx.len()),
         };
         let conf = out.confidence.get(c);
         let detail = out.details.get(c);
         let pii = rec.pii.contains(c);
-        for ((i, o), n) in idx.values().iter().zip(olds).zip(news) {
+        for ((i, o), n) in idx.values().iter().zip(&olds).zip(&news) {
             let i = *i as usize;
             touched[i] = true;
             cells.row_id.append_value(ids.value(i));
             cells.column.append_value(c);
-            cells.old.append_option(protect(pii, rec.secret, o));
-            cells.new.append_option(protect(pii, rec.secret, n));
+            append_protected(&mut cells.old, pii, rec.secret, o);
+            append_protected(&mut cells.new, pii, rec.secret, n);
             cells.step_index.append_value(rec.index as u32);
             cells.step_id.append_value(rec.id);
             cells.step.append_value(rec.ty);
@@ -1424,7 +1423,7 @@ fn output_pass(
                             out.reasons
                                 .iter()
                                 .map(|r| Some(r.as_str()))
-                                .collect::<tamis_core::datafusion::arrow::array::StringArray>(),
+                                .collect::<StringArray>(),
                         );
                         if reasons.len() != gone.num_rows() {
                             return Err(CleanError::Internal(format!(
