@@ -234,17 +234,26 @@ fn werr(path: &Path, e: impl std::fmt::Display) -> CleanError {
 fn props(schema: &Schema) -> WriterProperties {
     let mut b =
         WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default()));
-    // Row ids rise through a file: delta encoding stores them in a few bits
-    // each, where a dictionary would be tried and dropped on every row group.
-    // Only integer columns: a user's text column may be called `row_id` too.
     for f in schema.fields() {
+        let c = ColumnPath::from(f.name().as_str());
+        // Row ids rise through a file: delta encoding stores them in a few bits
+        // each, where a dictionary would be tried and dropped on every row group.
+        // Only integer columns: a user's text column may be called `row_id` too.
         if (f.name() == "row_id" || f.name() == ROW_ID)
             && matches!(f.data_type(), DataType::UInt64 | DataType::Int64)
         {
-            let c = ColumnPath::from(f.name().as_str());
             b = b
                 .set_column_dictionary_enabled(c.clone(), false)
                 .set_column_encoding(c, Encoding::DELTA_BINARY_PACKED);
+        } else if matches!(
+            f.data_type(),
+            DataType::Int64 | DataType::Int32 | DataType::Date32
+        ) {
+            // With the dictionary on, this is the encoding a column falls back
+            // to when its values are too many for one (ids, timestamps): deltas
+            // take a few bits where plain values take 4 or 8 bytes, which leaves
+            // zstd less to compress.
+            b = b.set_column_encoding(c, Encoding::DELTA_BINARY_PACKED);
         }
     }
     b.build()
@@ -1756,4 +1765,76 @@ pub fn read_manifest(output: &Path) -> Result<CleanOutcome, CleanError> {
             message: e.to_string(),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use tamis_core::datafusion::arrow::array::{Int64Array, StringArray as Texts};
+    use tamis_core::datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+
+    #[test]
+    fn integers_past_their_dictionary_fall_back_to_deltas() {
+        // 200,000 distinct ids outgrow the 1 MiB dictionary page; 3 ages do not.
+        let n = 200_000;
+        let batch = RecordBatch::try_from_iter([
+            (
+                "id",
+                Arc::new(Int64Array::from_iter_values(0..n)) as ArrayRef,
+            ),
+            (
+                "age",
+                Arc::new(Int64Array::from_iter_values((0..n).map(|i| 20 + i % 3))) as ArrayRef,
+            ),
+            (
+                "name",
+                Arc::new(Texts::from_iter_values((0..n).map(|i| format!("n{i}")))) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.parquet");
+        let mut w = ArrowWriter::try_new(
+            File::create(&path).unwrap(),
+            batch.schema(),
+            Some(props(&batch.schema())),
+        )
+        .unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let r = SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
+        let g = r.metadata().row_group(0);
+        let encodings = |j: usize| g.column(j).encodings().collect::<Vec<_>>();
+        assert!(
+            encodings(0).contains(&Encoding::DELTA_BINARY_PACKED),
+            "{:?}",
+            encodings(0)
+        );
+        assert!(
+            !encodings(1).contains(&Encoding::DELTA_BINARY_PACKED),
+            "{:?}",
+            encodings(1)
+        );
+        assert!(
+            encodings(1).contains(&Encoding::RLE_DICTIONARY),
+            "{:?}",
+            encodings(1)
+        );
+        assert!(
+            !encodings(2).contains(&Encoding::DELTA_BINARY_PACKED),
+            "{:?}",
+            encodings(2)
+        );
+        // The values read back as written.
+        let back = tamis_core::datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(
+            File::open(&path).unwrap(),
+            n as usize,
+        )
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+        assert_eq!(back, batch);
+    }
 }
