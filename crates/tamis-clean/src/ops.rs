@@ -744,13 +744,8 @@ fn unfilled_warning(
         .collect();
     let more = unfilled.len().saturating_sub(WARN_GROUPS);
     Some(format!(
-        "{} {} of ({}) ha{} no values of column '{column}' to learn a {stat} from: {}{}; their missing values are left missing",
-        unfilled.len(),
-        if unfilled.len() == 1 {
-            "group"
-        } else {
-            "groups"
-        },
+        "{} of ({}) ha{} no values of column '{column}' to learn a {stat} from: {}{}; their missing values are left missing",
+        tamis_profile::assemble::plural(unfilled.len() as u64, "group"),
         by.join(", "),
         if unfilled.len() == 1 { "s" } else { "ve" },
         shown.join(", "),
