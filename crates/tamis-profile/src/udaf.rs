@@ -834,7 +834,7 @@ fn duplicate_hashes(parts: &[RowsState], slices: std::ops::Range<u64>) -> Vec<(u
     let mut buckets: Vec<Vec<u64>> = (0..SLICES_PER_PASS)
         .map(|_| Vec::with_capacity(share + share / 16 + 1024))
         .collect();
-    let (mut spread, mut starts) = (Vec::new(), Vec::new());
+    let (mut spread, mut inner) = (Vec::new(), Vec::new());
     let mut first = slices.start;
     while first < slices.end {
         let last = (first + SLICES_PER_PASS).min(slices.end);
@@ -850,64 +850,76 @@ fn duplicate_hashes(parts: &[RowsState], slices: std::ops::Range<u64>) -> Vec<(u
             }
         }
         for b in &mut buckets[..(last - first) as usize] {
-            repeats(b, &mut spread, &mut starts, &mut dup);
+            repeats(b, &mut spread, &mut inner, &mut dup);
         }
         first = last;
     }
     dup
 }
 
-/// Bits of a row hash, below the top 4 that pick its slice, that pick its
-/// bucket in [`repeats`].
-const BUCKET_BITS: u32 = 16;
-
 /// Appends to `dup` the values that repeat in `b` (hashes of one slice),
 /// each with its number of occurrences, in ascending order.
 ///
-/// Row hashes are uniform, so one counting pass spreads them (into
-/// `spread`) by the [`BUCKET_BITS`] below the slice's bits into buckets of
-/// a few each, which are then sorted where they hold two or more. That is
-/// two passes over the hashes where a full radix sort makes eight.
-fn repeats(b: &[u64], spread: &mut Vec<u64>, starts: &mut Vec<u32>, dup: &mut Vec<(u64, u64)>) {
-    const SHIFT: u32 = 60 - BUCKET_BITS;
-    const MASK: u64 = (1 << BUCKET_BITS) - 1;
-    let bucket = |h: u64| ((h >> SHIFT) & MASK) as usize;
+/// Row hashes are uniform, so they are spread by the byte below the
+/// slice's 4 bits into 256 buckets, each bucket by the next byte into 256
+/// more (in a buffer the size of one bucket, which stays in the cache),
+/// and those of a few hashes are sorted where they hold two or more. That
+/// is two passes over the hashes where a full radix sort makes eight, and
+/// each pass writes to 256 places at a time: spread by 16 bits at once,
+/// each hash went to one of 65,536 places, nearly always a cache miss.
+fn repeats(b: &[u64], spread: &mut Vec<u64>, inner: &mut Vec<u64>, dup: &mut Vec<(u64, u64)>) {
     if u32::try_from(b.len()).is_err() {
         // Beyond u32 positions (billions of rows in one slice): sorted whole.
         spread.clear();
         spread.extend_from_slice(b);
-        radsort::sort(spread);
+        spread.sort_unstable();
         runs(spread, dup);
         return;
     }
-    starts.clear();
-    starts.resize(1 << BUCKET_BITS, 0);
-    for &h in b {
-        starts[bucket(h)] += 1;
-    }
-    // Each bucket's start (the counts before it)...
-    let mut at = 0;
-    for s in starts.iter_mut() {
-        (*s, at) = (at, at + *s);
-    }
     spread.clear();
     spread.resize(b.len(), 0);
-    // ...moves on as the bucket fills, and ends at the next bucket's start.
-    for &h in b {
-        let k = bucket(h);
-        spread[starts[k] as usize] = h;
-        starts[k] += 1;
-    }
     let mut from = 0;
-    for &end in starts.iter() {
-        let bucket = &mut spread[from..end as usize];
+    for end in spread_by_byte(b, spread, 52) {
+        let outer = &spread[from..end as usize];
         from = end as usize;
-        if bucket.len() < 2 {
+        if outer.len() < 2 {
             continue;
         }
-        bucket.sort_unstable();
-        runs(bucket, dup);
+        inner.clear();
+        inner.resize(outer.len(), 0);
+        let mut at = 0;
+        for end in spread_by_byte(outer, inner, 44) {
+            let bucket = &mut inner[at..end as usize];
+            at = end as usize;
+            if bucket.len() > 1 {
+                bucket.sort_unstable();
+                runs(bucket, dup);
+            }
+        }
     }
+}
+
+/// Moves `src` into `dst` (as long, at most `u32::MAX`) in the order of
+/// the byte at bit `shift` of each value, stably; returns the end of each
+/// byte's run.
+fn spread_by_byte(src: &[u64], dst: &mut [u64], shift: u32) -> [u32; 256] {
+    let byte = |h: u64| ((h >> shift) & 0xff) as usize;
+    let mut ends = [0u32; 256];
+    for &h in src {
+        ends[byte(h)] += 1;
+    }
+    // Each run's start (the counts before it)...
+    let mut at = 0;
+    for e in ends.iter_mut() {
+        (*e, at) = (at, at + *e);
+    }
+    // ...moves on as the run fills, and ends at the next run's start.
+    for &h in src {
+        let k = byte(h);
+        dst[ends[k] as usize] = h;
+        ends[k] += 1;
+    }
+    ends
 }
 
 /// Appends to `dup` each run of equal values in `sorted` longer than one,
@@ -1062,16 +1074,17 @@ mod tests {
 
     proptest::proptest! {
         /// The repeats of one slice's hashes, found by buckets, equal those
-        /// of counting every hash: hashes crowd into a few buckets (equal
-        /// bucket bits, different low bits) or differ only in bucket bits.
+        /// of counting every hash: hashes crowd into a few buckets of either
+        /// level (equal bucket bytes, different low bits) or differ only in
+        /// a bucket byte.
         #[test]
         fn repeats_equal_counting_every_hash(
-            keys in proptest::collection::vec((0u64..4, 0u64..6, 0u64..3), 0..2_000),
+            keys in proptest::collection::vec((0u64..3, 0u64..4, 0u64..6), 0..2_000),
         ) {
             let slice = 5u64 << 60;
             let b: Vec<u64> = keys
                 .iter()
-                .map(|&(bucket, low, spread)| slice | (bucket << 44) | (spread << 50) | low)
+                .map(|&(outer, inner, low)| slice | (outer << 58) | (inner << 50) | low)
                 .collect();
             let mut count: std::collections::BTreeMap<u64, u64> = Default::default();
             for &h in &b {
