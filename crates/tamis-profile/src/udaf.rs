@@ -864,9 +864,10 @@ fn duplicate_hashes(parts: &[RowsState], slices: std::ops::Range<u64>) -> Vec<(u
 /// slice's 4 bits into 256 buckets, each bucket by the next byte into 256
 /// more (in a buffer the size of one bucket, which stays in the cache),
 /// and those of a few hashes are sorted where they hold two or more. That
-/// is two passes over the hashes where a full radix sort makes eight, and
-/// each pass writes to 256 places at a time: spread by 16 bits at once,
-/// each hash went to one of 65,536 places, nearly always a cache miss.
+/// is two bytes' spreading (a counting pass and a moving pass each) where
+/// a full radix sort takes eight, and each moving pass writes to 256 places
+/// at a time: spreading by 16 bits at once wrote to 65,536, and took a
+/// third longer on a slice of 625,000 hashes (a sixteenth of 10M rows).
 fn repeats(b: &[u64], spread: &mut Vec<u64>, inner: &mut Vec<u64>, dup: &mut Vec<(u64, u64)>) {
     if u32::try_from(b.len()).is_err() {
         // Beyond u32 positions (billions of rows in one slice): sorted whole.
