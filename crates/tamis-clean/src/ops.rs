@@ -396,6 +396,13 @@ fn number_text(v: f64, t: &DataType) -> String {
     }
 }
 
+/// Joins the `by` values of a row in a group key ([`group_keys`]).
+const GROUP_SEP: &str = "\u{1f}";
+/// A null `by` value in a group key (no text value is a lone NUL).
+const NULL_IN_GROUP: &str = "\u{0}";
+
+/// Each row's group key: its `by` values joined by [`GROUP_SEP`], a null as
+/// [`NULL_IN_GROUP`]; `None` without `by`.
 fn group_keys(batch: &RecordBatch, by: &[String]) -> Result<Option<Vec<String>>, CleanError> {
     if by.is_empty() {
         return Ok(None);
@@ -408,9 +415,15 @@ fn group_keys(batch: &RecordBatch, by: &[String]) -> Result<Option<Vec<String>>,
         (0..batch.num_rows())
             .map(|i| {
                 cols.iter()
-                    .map(|c| if c.is_null(i) { "\u{0}" } else { c.value(i) })
+                    .map(|c| {
+                        if c.is_null(i) {
+                            NULL_IN_GROUP
+                        } else {
+                            c.value(i)
+                        }
+                    })
                     .collect::<Vec<_>>()
-                    .join("\u{1f}")
+                    .join(GROUP_SEP)
             })
             .collect(),
     ))
@@ -498,39 +511,36 @@ pub fn row_hashes(batch: &RecordBatch, columns: &[String]) -> Result<Vec<[u64; 2
         .iter()
         .map(|c| col(batch, c))
         .collect::<Result<Vec<_>, _>>()?;
-    // Columns of other types, as text.
+    // Columns of other types, as text (owned here, so the cells can borrow them).
+    let read = |a: &ArrayRef| match a.data_type() {
+        DataType::Utf8 | DataType::Int64 | DataType::Float64 | DataType::Date32 => Ok(None),
+        _ => as_text(a).map(Some),
+    };
     let texts = arrays
         .iter()
-        .filter(|a| {
-            !matches!(
-                a.data_type(),
-                DataType::Utf8 | DataType::Int64 | DataType::Float64 | DataType::Date32
-            )
-        })
-        .map(|a| as_text(a))
+        .map(|&a| read(a))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut texts = texts.iter();
-    let mut cells = Vec::with_capacity(arrays.len());
-    for a in &arrays {
-        cells.push(match a.data_type() {
-            DataType::Utf8 => HashCells::Text(a.as_string::<i32>()),
-            DataType::Int64 => {
+    let cells: Vec<HashCells> = arrays
+        .iter()
+        .zip(&texts)
+        .map(|(a, t)| match (t, a.data_type()) {
+            (Some(t), _) => HashCells::Text(t),
+            (None, DataType::Int64) => {
                 let p = a.as_primitive::<Int64Type>();
                 HashCells::I64(p.values(), p.nulls())
             }
-            DataType::Float64 => {
+            (None, DataType::Float64) => {
                 let p = a.as_primitive::<Float64Type>();
                 HashCells::F64(p.values(), p.nulls())
             }
-            DataType::Date32 => {
+            (None, DataType::Date32) => {
                 let p = a.as_primitive::<Date32Type>();
                 HashCells::I32(p.values(), p.nulls())
             }
-            _ => HashCells::Text(texts.next().ok_or_else(|| {
-                CleanError::Internal("row hash: a column was not read as text".into())
-            })?),
-        });
-    }
+            // Utf8: `read` left only these four types unread.
+            (None, _) => HashCells::Text(a.as_string::<i32>()),
+        })
+        .collect();
     let mut buf = Vec::with_capacity(256);
     Ok((0..n)
         .map(|i| {
@@ -736,8 +746,8 @@ fn unfilled_warning(
         .take(WARN_GROUPS)
         .map(|g| {
             let parts: Vec<&str> = g
-                .split('\u{1f}')
-                .map(|p| if p == "\u{0}" { "null" } else { p })
+                .split(GROUP_SEP)
+                .map(|p| if p == NULL_IN_GROUP { "null" } else { p })
                 .collect();
             format!("({})", parts.join(", "))
         })

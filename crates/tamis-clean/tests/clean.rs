@@ -283,14 +283,14 @@ fn impute_without_values_to_learn_from_warns() {
     // check, and its mean or median cannot be taken.
     let dir = tempfile::tempdir().unwrap();
     let input = write(dir.path(), "in.csv", csv);
+    let x_float = || ReadOptions {
+        schema: Some(tamis_core::SchemaSpec::parse("x:float").unwrap()),
+        ..ReadOptions::default()
+    };
     for method in ["median", "mean", "mode"] {
         let out = dir.path().join(format!("{method}.parquet"));
         let plan = format!("steps: [{{type: impute, columns: [x], method: {method}}}]");
-        let opts = ReadOptions {
-            schema: Some(tamis_core::SchemaSpec::parse("x:float").unwrap()),
-            ..ReadOptions::default()
-        };
-        let outcome = clean_with(&input, &plan, &out, opts);
+        let outcome = clean_with(&input, &plan, &out, x_float());
         let w = &outcome.steps[0].warnings;
         assert_eq!(w.len(), 1, "{method}: {w:?}");
         assert!(w[0].starts_with("column 'x' has no values"), "{}", w[0]);
@@ -303,11 +303,7 @@ fn impute_without_values_to_learn_from_warns() {
         let input = write(dir.path(), name, csv);
         let out = dir.path().join(format!("{name}.parquet"));
         let plan = "steps: [{type: impute, columns: [x], method: median}]";
-        let opts = ReadOptions {
-            schema: Some(tamis_core::SchemaSpec::parse("x:float").unwrap()),
-            ..ReadOptions::default()
-        };
-        let outcome = clean_with(&input, plan, &out, opts);
+        let outcome = clean_with(&input, plan, &out, x_float());
         assert!(outcome.steps[0].warnings.is_empty(), "{name}");
     }
     // Groups c and d have no y; a has one, so its missing y is filled.
