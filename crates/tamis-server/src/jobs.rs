@@ -535,7 +535,12 @@ pub async fn provenance(
     Path(id): Path<String>,
     Query(q): Query<ProvenanceQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let local = local_output(&st, &p, &id).await?;
+    // Provenance is all in the sidecar: the output itself is not fetched.
+    let (_, key) = readable_output(&st, &p, &id, "output").await?;
+    let local = st
+        .artifacts()
+        .fetch_sidecar(&key, tamis_clean::SIDECAR_SUFFIX)
+        .await?;
     let query = tamis_clean::provenance::Query {
         row: q.row,
         column: q.column,

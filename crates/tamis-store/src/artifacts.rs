@@ -424,7 +424,7 @@ impl Artifacts {
     /// The object at `key` as a local file, named as the key's last part:
     /// in place on a local store, else downloaded to scratch.
     pub async fn fetch(&self, key: &str) -> Result<LocalCopy, StoreError> {
-        self.fetch_tree(key, None).await
+        self.fetch_tree(key, true, None).await
     }
 
     /// As [`Artifacts::fetch`], with the object's sidecar (see
@@ -434,10 +434,26 @@ impl Artifacts {
         key: &str,
         suffix: &str,
     ) -> Result<LocalCopy, StoreError> {
-        self.fetch_tree(key, Some(suffix)).await
+        self.fetch_tree(key, true, Some(suffix)).await
     }
 
-    async fn fetch_tree(&self, key: &str, suffix: Option<&str>) -> Result<LocalCopy, StoreError> {
+    /// The sidecar of the object at `key` as local files, without the object
+    /// itself: what reads only the sidecar (a clean output's provenance)
+    /// downloads its few files, not an output of gigabytes. The copy's path
+    /// is where the object would be (on a local store, where it is); the
+    /// sidecar is beside it. A missing object is "not found", as for
+    /// [`Artifacts::fetch_with_sidecar`].
+    pub async fn fetch_sidecar(&self, key: &str, suffix: &str) -> Result<LocalCopy, StoreError> {
+        self.fetch_tree(key, false, Some(suffix)).await
+    }
+
+    /// Fetches the object (when `object`) and its sidecar (with `suffix`).
+    async fn fetch_tree(
+        &self,
+        key: &str,
+        object: bool,
+        suffix: Option<&str>,
+    ) -> Result<LocalCopy, StoreError> {
         let k = Artifacts::key(key)?;
         if let Some(fs) = &self.local {
             let path = fs.path_to_filesystem(&k).map_err(|e| obj_err(key, e))?;
@@ -453,7 +469,11 @@ impl Artifacts {
             .map_err(file_err(&self.scratch))?;
         let name = k.filename().unwrap_or("artifact").to_string();
         let path = temp.path().join(&name);
-        self.download(key, &path).await?;
+        if object {
+            self.download(key, &path).await?;
+        } else {
+            self.size(key).await?;
+        }
         if let Some(suffix) = suffix {
             let prefix = Artifacts::key(&format!("{key}{suffix}"))?;
             let mut list = self.inner.list(Some(&prefix));
@@ -683,14 +703,23 @@ pub mod conformance {
         std::fs::write(side.join("nested/cells.parquet"), b"cells").unwrap();
         let k = format!("{root}/jobs/j1/clean.parquet");
         a.put_with_sidecar(&k, &out, ".side").await.unwrap();
+        let sidecar_came = |c: &LocalCopy| {
+            let cs = super::sidecar(c.path(), ".side");
+            assert_eq!(std::fs::read(cs.join("lineage.json")).unwrap(), b"[1]");
+            assert_eq!(
+                std::fs::read(cs.join("nested/cells.parquet")).unwrap(),
+                b"cells"
+            );
+        };
         let c = a.fetch_with_sidecar(&k, ".side").await.unwrap();
         assert_eq!(std::fs::read(c.path()).unwrap(), b"PAR1...PAR1");
-        let cs = super::sidecar(c.path(), ".side");
-        assert_eq!(std::fs::read(cs.join("lineage.json")).unwrap(), b"[1]");
-        assert_eq!(
-            std::fs::read(cs.join("nested/cells.parquet")).unwrap(),
-            b"cells"
-        );
+        sidecar_came(&c);
+        drop(c);
+        // The sidecar alone: its files, and the object only where a local
+        // store keeps it anyway.
+        let c = a.fetch_sidecar(&k, ".side").await.unwrap();
+        assert_eq!(c.path().exists(), a.is_local());
+        sidecar_came(&c);
         drop(c);
         assert_eq!(
             a.list(&format!("{root}/jobs")).await.unwrap(),
@@ -705,6 +734,9 @@ pub mod conformance {
         for r in [
             a.read(&format!("{root}/nope")).await.map(|_| ()),
             a.fetch(&format!("{root}/nope")).await.map(|_| ()),
+            a.fetch_sidecar(&format!("{root}/nope"), ".side")
+                .await
+                .map(|_| ()),
             a.size(&format!("{root}/nope")).await.map(|_| ()),
         ] {
             assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
