@@ -1418,7 +1418,9 @@ pub fn parse_number_with(v: &str, decimal_comma: bool) -> Option<f64> {
                 .collect()
         }
     };
-    let cleaned = cleaned.as_str();
+    // An exponent (`1,234e3`, `2.5E-4`) stands after the digits it scales:
+    // the grouping rules are for the digits alone.
+    let (cleaned, exp) = split_exponent(cleaned.as_str());
     let (whole, frac) = match cleaned.split_once(point) {
         Some((w, f)) => (w, Some(f)),
         None => (cleaned, None),
@@ -1449,12 +1451,32 @@ pub fn parse_number_with(v: &str, decimal_comma: bool) -> Option<f64> {
         plain.push('.');
         plain.push_str(f);
     }
+    if let Some(e) = exp {
+        if plain.trim_start_matches(['+', '-']).is_empty() {
+            return None; // `e5` alone is no number
+        }
+        plain.push('e');
+        plain.push_str(e);
+    }
     let x: f64 = plain.parse().ok()?;
     if !x.is_finite() {
         return None;
     }
     let x = if pct { x / 100.0 } else { x };
     Some(if neg { -x } else { x })
+}
+
+/// Splits a trailing exponent (`e`/`E`, an optional sign, digits) off a
+/// number's text: (`1,234`, `Some("3")`) from `1,234e3`.
+fn split_exponent(t: &str) -> (&str, Option<&str>) {
+    if let Some(i) = t.rfind(['e', 'E']) {
+        let e = &t[i + 1..];
+        let digits = e.strip_prefix(['+', '-']).unwrap_or(e);
+        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+            return (&t[..i], Some(e));
+        }
+    }
+    (t, None)
 }
 
 struct Parse {
@@ -2354,6 +2376,14 @@ mod tests {
         assert_eq!(parse_number("+1,000"), Some(1000.0));
         assert_eq!(parse_number(".5"), Some(0.5));
         assert_eq!(parse_number("1.5e3"), Some(1500.0));
+        // An exponent after grouped digits; the groups are still checked.
+        assert_eq!(parse_number("1,234e3"), Some(1_234_000.0));
+        assert_eq!(parse_number("-1,234.5E-1"), Some(-123.45));
+        assert_eq!(parse_number("1 234e+2"), Some(123_400.0));
+        assert_eq!(parse_number("12,34e3"), None);
+        assert_eq!(parse_number("e3"), None);
+        assert_eq!(parse_number("1e"), None);
+        assert_eq!(parse_number_with("1.234,5e1", true), Some(12345.0));
         // Spaces, apostrophes and underscores group by the same rule.
         assert_eq!(parse_number("10 20"), None);
         assert_eq!(parse_number("1 234 567.5"), Some(1234567.5));
