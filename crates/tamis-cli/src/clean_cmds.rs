@@ -390,6 +390,46 @@ fn encryption_keys(hmac: Vec<u8>) -> anyhow::Result<Option<tamis_privacy::anonym
         .map_err(|e| cli::UsageError(e.to_string()))?)
 }
 
+/// `tamis vault rekey`.
+pub fn vault_rekey(a: cli::VaultRekeyArgs) -> anyhow::Result<ExitCode> {
+    use tamis_privacy::anonymize::Vault;
+    // Re-encryption reads and writes values, not tokens: no HMAC key needed.
+    let keys = encryption_keys(Vec::new())?.ok_or_else(|| {
+        cli::UsageError(
+            "set TAMIS_ENCRYPTION_KEYS=old:64-hex,new:64-hex (the old keys first, the new one last): the vault is re-encrypted under the last".into(),
+        )
+    })?;
+    if !a.vault.is_file() {
+        anyhow::bail!(cli::UsageError(format!(
+            "no vault at `{}` (give the file `tamis clean --vault` wrote)",
+            a.vault.display()
+        )));
+    }
+    let mut v = Vault::read(&a.vault)?;
+    let r = v.rekey(&keys)?;
+    if r.rekeyed > 0 {
+        v.write(&a.vault)?;
+    }
+    let key = keys.current.unwrap_or_default();
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        let mut j = serde_json::to_value(r)?;
+        j["key"] = serde_json::Value::String(key);
+        writeln!(out, "{j}")?;
+    } else {
+        writeln!(
+            out,
+            "{}: {} entries, {} re-encrypted under `{key}`, {} already under it, {} under keys not given (left as they were)",
+            a.vault.display(),
+            r.checked,
+            r.rekeyed,
+            r.checked - r.rekeyed - r.undecryptable,
+            r.undecryptable
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `tamis pii dp-histogram`.
 pub fn dp_histogram(a: cli::DpHistogramArgs) -> anyhow::Result<ExitCode> {
     let hmac = match std::env::var("TAMIS_PII_KEY") {

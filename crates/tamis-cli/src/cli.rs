@@ -46,6 +46,9 @@ pub enum Command {
     /// Personal data: find it.
     #[command(subcommand)]
     Pii(PiiCommand),
+    /// The token vault that `pii` steps with `strategy: tokenize` write.
+    #[command(subcommand)]
+    Vault(VaultCommand),
     /// Find records of the same entity written differently (dedupe), or link two datasets.
     ///
     /// Unsupervised Fellegi-Sunter: columns get roles from their headers and
@@ -376,6 +379,27 @@ pub struct PiiScanArgs {
 pub enum ContractCommand {
     /// Write a starting contract from the profile.
     Infer(InferArgs),
+}
+
+/// `tamis vault …`
+#[derive(Debug, Subcommand)]
+pub enum VaultCommand {
+    /// Re-encrypt every entry under the current key (the last id of
+    /// TAMIS_ENCRYPTION_KEYS), so that after a rotation the old keys can be
+    /// dropped. List the old keys before the new one while this runs;
+    /// entries under a key not listed are left as they are and counted.
+    Rekey(VaultRekeyArgs),
+}
+
+/// Flags of `tamis vault rekey`.
+#[derive(Debug, Args)]
+pub struct VaultRekeyArgs {
+    /// The vault file (as `tamis clean --vault`), rewritten in place, atomically.
+    #[arg(long, value_name = "FILE", default_value = "tamis-vault.json")]
+    pub vault: PathBuf,
+    /// Print the counts as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `tamis lineage …`

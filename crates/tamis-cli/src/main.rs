@@ -102,6 +102,7 @@ fn run(args: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Provenance(a) => clean_cmds::provenance(a),
         cli::Command::Revert(a) => clean_cmds::revert(a),
         cli::Command::Lineage(cli::LineageCommand::Verify(a)) => clean_cmds::verify(a),
+        cli::Command::Vault(cli::VaultCommand::Rekey(a)) => clean_cmds::vault_rekey(a),
         cli::Command::Pii(cli::PiiCommand::Scan(a)) => clean_cmds::pii_scan(a),
         cli::Command::Pii(cli::PiiCommand::Apply(a)) => clean_cmds::pii_apply(a),
         cli::Command::Pii(cli::PiiCommand::DpHistogram(a)) => clean_cmds::dp_histogram(a),

@@ -936,3 +936,98 @@ fn clean_warns_of_an_impute_with_no_values() {
     let w = v["steps"][0]["warnings"][0].as_str().unwrap();
     assert!(w.starts_with("column 'x' has no values"), "{w}");
 }
+
+/// A clean that tokenizes under key v1 writes a vault; after the rotation
+/// `tamis vault rekey` puts every entry under v2, and revert then brings the
+/// values back with v2 alone. Without the keys it says what to set.
+#[test]
+fn a_vault_rekeys_after_a_rotation_and_revert_reads_it_with_the_new_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = |ids: &[(&str, &str)]| {
+        ids.iter()
+            .map(|(id, b)| format!("{id}:{}", b.repeat(32)))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let with_keys = |spec: &str, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_tamis"))
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env("TAMIS_PII_KEY", "cli-test-key")
+            .env("TAMIS_ENCRYPTION_KEYS", spec)
+            .output()
+            .unwrap()
+    };
+    let input = dir.path().join("people.csv");
+    std::fs::write(
+        &input,
+        "id,email\n1,ann@mail.test\n2,bob@mail.test\n3,ann@mail.test\n4,cy@mail.test\n",
+    )
+    .unwrap();
+    let plan = dir.path().join("plan.yaml");
+    std::fs::write(
+        &plan,
+        "steps:\n  - type: pii\n    columns: [email]\n    strategy: tokenize\n",
+    )
+    .unwrap();
+    let (out, vault) = (dir.path().join("out.csv"), dir.path().join("vault.json"));
+    let v1 = keys(&[("v1", "ab")]);
+    let o = with_keys(
+        &v1,
+        &[
+            "clean",
+            p(&input),
+            "--plan",
+            p(&plan),
+            "-o",
+            p(&out),
+            "--vault",
+            p(&vault),
+            "--no-progress",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let written = std::fs::read_to_string(&vault).unwrap();
+    assert_eq!(written.matches("enc:v1:").count(), 3, "{written}");
+
+    let o = run(&["vault", "rekey", "--vault", p(&vault)]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("TAMIS_ENCRYPTION_KEYS"),
+        "{}",
+        text(&o.stderr)
+    );
+
+    let rotated = keys(&[("v1", "ab"), ("v2", "cd")]);
+    let o = with_keys(
+        &rotated,
+        &["vault", "rekey", "--vault", p(&vault), "--json"],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        r,
+        serde_json::json!({"checked": 3, "rekeyed": 3, "undecryptable": 0, "key": "v2"})
+    );
+    let now = std::fs::read_to_string(&vault).unwrap();
+    assert_eq!(now.matches("enc:v2:").count(), 3, "{now}");
+    assert!(!now.contains("enc:v1:"));
+    let o = with_keys(&rotated, &["vault", "rekey", "--vault", p(&vault)]);
+    assert!(
+        text(&o.stdout).contains("3 entries, 0 re-encrypted"),
+        "{}",
+        text(&o.stdout)
+    );
+
+    // v1 retired: revert reads the tokens back with v2 alone.
+    let back = dir.path().join("back.csv");
+    let o = with_keys(
+        &keys(&[("v2", "cd")]),
+        &["revert", p(&out), "-o", p(&back), "--vault", p(&vault)],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let b = std::fs::read_to_string(&back).unwrap();
+    for e in ["ann@mail.test", "bob@mail.test", "cy@mail.test"] {
+        assert!(b.contains(e), "{b}");
+    }
+}

@@ -718,6 +718,76 @@ impl Vault {
             .ok_or_else(|| format!("token `{token}` is not in the vault"))?;
         decrypt(keys, enc)
     }
+
+    /// Re-encrypts every entry that is not under the current key, so that
+    /// after a rotation the old key can be retired. Entries under a key
+    /// `keys` do not hold are left as they are and counted.
+    pub fn rekey(&mut self, keys: &Keys) -> Result<Rekeyed, AnonError> {
+        let mut r = Rekeyed::default();
+        for enc in self.entries.values_mut() {
+            r.add(rekey(keys, enc)?, enc);
+        }
+        Ok(r)
+    }
+}
+
+/// What re-encrypting a vault did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Rekeyed {
+    /// Entries looked at.
+    pub checked: u64,
+    /// Entries re-encrypted under the current key.
+    pub rekeyed: u64,
+    /// Entries under a key not held (left as they were).
+    pub undecryptable: u64,
+}
+
+impl Rekeyed {
+    /// Counts one entry by what [`rekey`] said of it, replacing `enc` by its
+    /// re-encryption.
+    pub fn add(&mut self, outcome: Rekey, enc: &mut String) {
+        self.checked += 1;
+        match outcome {
+            Rekey::Current => {}
+            Rekey::Rekeyed(new) => {
+                self.rekeyed += 1;
+                *enc = new;
+            }
+            Rekey::Undecryptable(_) => self.undecryptable += 1,
+        }
+    }
+}
+
+/// One vault entry after [`rekey`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rekey {
+    /// Already under the current key.
+    Current,
+    /// Re-encrypted under the current key.
+    Rekeyed(String),
+    /// Under a key not held, or not an `enc:` value: why.
+    Undecryptable(String),
+}
+
+/// `enc` (from [`encrypt`]) re-encrypted under `keys`' current key. Fails only
+/// when `keys` have no current key.
+pub fn rekey(keys: &Keys, enc: &str) -> Result<Rekey, AnonError> {
+    let current = keys
+        .current
+        .as_deref()
+        .ok_or_else(|| AnonError::Key("no current encryption key to re-encrypt with".into()))?;
+    if enc
+        .strip_prefix("enc:")
+        .and_then(|r| r.split_once(':'))
+        .map(|(id, _)| id)
+        == Some(current)
+    {
+        return Ok(Rekey::Current);
+    }
+    Ok(match decrypt(keys, enc) {
+        Ok(v) => Rekey::Rekeyed(encrypt(keys, current, &v)?),
+        Err(why) => Rekey::Undecryptable(why),
+    })
 }
 
 /// Where the ledger lives by default.
@@ -860,6 +930,59 @@ mod tests {
         assert!(
             !serde_json::to_string(&v).unwrap().contains("6789"),
             "the vault holds no clear value"
+        );
+    }
+
+    #[test]
+    fn a_vault_rekeys_to_the_current_key_and_the_old_one_retires() {
+        let k = keys(); // a and b; b is current
+        let mut v = Vault::default();
+        let values = ["123-45-6789", "jane@corp.com", "4111 1111 1111 1111"];
+        let tokens: Vec<String> = values
+            .iter()
+            .map(|x| v.tokenise(&k, "a", x).unwrap())
+            .collect();
+        // One entry already under b, one under a key no longer held.
+        let t_b = v.tokenise(&k, "b", "already b").unwrap();
+        let lost = encrypt(
+            &Keys {
+                aes: Keys::parse_aes(&format!("z:{}", "33".repeat(32))).unwrap(),
+                ..k.clone()
+            },
+            "z",
+            "gone",
+        )
+        .unwrap();
+        v.entries.insert("tok_lost".into(), lost.clone());
+        let r = v.rekey(&k).unwrap();
+        assert_eq!(
+            r,
+            Rekeyed {
+                checked: 5,
+                rekeyed: 3,
+                undecryptable: 1
+            }
+        );
+        assert_eq!(v.entries["tok_lost"], lost, "left as it was");
+        // Every readable entry is under b now: a can go.
+        let mut only_b = k.clone();
+        only_b.aes.remove("a");
+        for (t, x) in tokens.iter().zip(values) {
+            assert!(v.entries[t].starts_with("enc:b:"), "{}", v.entries[t]);
+            assert_eq!(v.detokenise(&only_b, t).unwrap(), x);
+        }
+        assert_eq!(v.detokenise(&only_b, &t_b).unwrap(), "already b");
+        // Deterministic, and a second pass has nothing to do.
+        let once = v.entries.clone();
+        assert_eq!(v.rekey(&k).unwrap().rekeyed, 0);
+        assert_eq!(v.entries, once);
+        // No current key: an error, not a silent no-op.
+        let mut none = k.clone();
+        none.current = None;
+        assert!(matches!(v.rekey(&none), Err(AnonError::Key(_))));
+        assert_eq!(
+            rekey(&k, "plain text").unwrap(),
+            Rekey::Undecryptable("not an `enc:` value".into())
         );
     }
 

@@ -64,7 +64,7 @@ impl Modify for Security {
         crate::jobs::create, crate::jobs::list, crate::jobs::one, crate::jobs::cancel, crate::jobs::logs,
         crate::jobs::logs_txt, crate::jobs::report, crate::jobs::artifacts, crate::jobs::artifact,
         crate::jobs::provenance, crate::jobs::lineage, crate::jobs::audit,
-        crate::vault::detokenize,
+        crate::vault::detokenize, crate::vault::rekey, crate::vault::import,
         health, ready, metrics,
     ),
     tags(
@@ -73,7 +73,7 @@ impl Modify for Security {
         (name = "datasets", description = "Uploads, versions, profiles, issues, downloads"),
         (name = "plans", description = "Suggested and saved cleaning plans"),
         (name = "jobs", description = "Profile, suggest, clean and dedup jobs; logs and outputs"),
-        (name = "privacy", description = "The token vault: detokenize (admin)"),
+        (name = "privacy", description = "The token vault: detokenize, rekey after a key rotation, import a CLI vault (admin)"),
         (name = "ops", description = "Health, readiness, metrics"),
     )
 )]

@@ -12,6 +12,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
+use tamis_privacy::anonymize::{Rekey, Rekeyed};
+
 use crate::error::ApiError;
 use crate::{AppState, Principal};
 
@@ -21,8 +23,172 @@ pub const DETOKENIZE_ROLE: &str = "admin";
 /// The most tokens one request may ask for.
 pub const MAX_TOKENS: usize = 10_000;
 
+/// Vault entries one page of a re-encryption reads and writes.
+const REKEY_PAGE: i64 = 500;
+
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/vault/detokenize", post(detokenize))
+    Router::new()
+        .route("/vault/detokenize", post(detokenize))
+        .route("/vault/rekey", post(rekey))
+        .route("/vault/import", post(import))
+}
+
+/// The server's vault keys, or 503 saying how to give them.
+fn held_keys(st: &AppState) -> Result<&tamis_privacy::anonymize::Keys, ApiError> {
+    st.config().vault_keys.as_ref().ok_or_else(|| {
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "vault_key_missing",
+            "this server holds no vault key: start it with TAMIS_ENCRYPTION_KEYS (the key the workers tokenize with)",
+        )
+    })
+}
+
+/// Re-encrypts the caller's tenant's vault under the current key (the last
+/// of TAMIS_ENCRYPTION_KEYS), so that after a rotation the old keys can be
+/// dropped from the server. Entries under a key the server no longer holds
+/// are left as they are and counted in `undecryptable`. Admin only; audited
+/// by counts. Running it again has nothing left to do.
+#[utoipa::path(post, path = "/api/v1/vault/rekey", tag = "privacy",
+    responses((status = 200, description = "`checked`, `rekeyed`, `undecryptable` entries and the `key` they are under now"),
+        (status = 403, description = "not an admin, or an API key without the `admin` action"),
+        (status = 503, description = "this server holds no vault key")))]
+pub async fn rekey(State(st): State<AppState>, p: Principal) -> Result<Json<Value>, ApiError> {
+    p.require(DETOKENIZE_ROLE)?;
+    p.may("admin")?;
+    let keys = held_keys(&st)?;
+    let mut tally = Rekeyed::default();
+    let mut after = String::new();
+    loop {
+        let page = st
+            .store()
+            .vault_page(&p.tenant_id, &after, REKEY_PAGE)
+            .await?;
+        let Some((last, _)) = page.last() else { break };
+        after = last.clone();
+        let mut changed = Vec::new();
+        for (token, mut enc) in page {
+            let outcome = rekey_entry(keys, &enc)?;
+            let rekeyed = matches!(outcome, Rekey::Rekeyed(_));
+            tally.add(outcome, &mut enc);
+            if rekeyed {
+                changed.push((token, enc));
+            }
+        }
+        st.store().set_vault_entries(&p.tenant_id, &changed).await?;
+    }
+    let key = keys.current.clone();
+    st.store()
+        .audit(
+            Some(&p.tenant_id),
+            &p.actor,
+            "vault.rekey",
+            "vault",
+            &json!({"checked": tally.checked, "rekeyed": tally.rekeyed, "undecryptable": tally.undecryptable, "key": key}),
+        )
+        .await?;
+    Ok(Json(json!({
+        "checked": tally.checked,
+        "rekeyed": tally.rekeyed,
+        "undecryptable": tally.undecryptable,
+        "key": key,
+    })))
+}
+
+/// A token vault file as `tamis clean` writes it (`--vault`, default
+/// `tamis-vault.json`).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct Import {
+    /// Token (`tok_` and 24 hex digits) → `enc:<key id>:<hex>`.
+    pub entries: std::collections::BTreeMap<String, String>,
+}
+
+/// Imports a vault file the CLI wrote into the caller's tenant's vault, so
+/// that tokens from `tamis clean` runs can be read back on the server. Every
+/// entry must decrypt under a key the server holds, or nothing is imported;
+/// entries are stored under the server's current key. A token the tenant
+/// already holds is kept (a token always stands for the same value).
+/// Admin only; audited by counts.
+#[utoipa::path(post, path = "/api/v1/vault/import", tag = "privacy", request_body = Import,
+    responses((status = 200, description = "`entries` read, `added` (new to the vault), `rekeyed` (re-encrypted on the way in)"),
+        (status = 400, description = "no entries, a malformed token, or entries the server's keys cannot decrypt (nothing imported)"),
+        (status = 403, description = "not an admin, or an API key without the `admin` action"),
+        (status = 503, description = "this server holds no vault key")))]
+pub async fn import(
+    State(st): State<AppState>,
+    p: Principal,
+    Json(r): Json<Import>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(DETOKENIZE_ROLE)?;
+    p.may("admin")?;
+    let keys = held_keys(&st)?;
+    if r.entries.is_empty() {
+        return Err(ApiError::bad_request("the vault has no entries")
+            .with_details(json!({"field": "entries"})));
+    }
+    if let Some(bad) = r.entries.keys().find(|t| !is_token(t)) {
+        return Err(ApiError::bad_request(format!(
+            "`{bad}` is not a token (tokens are `tok_` and 24 hex digits)"
+        ))
+        .with_details(json!({"field": "entries"})));
+    }
+    let mut tally = Rekeyed::default();
+    let mut entries = Vec::with_capacity(r.entries.len());
+    let mut unread: std::collections::BTreeMap<String, u64> = Default::default();
+    for (token, mut enc) in r.entries {
+        let outcome = rekey_entry(keys, &enc)?;
+        if let Rekey::Undecryptable(_) = &outcome {
+            // Key ids are names, not secrets: say which keys are missing.
+            let id = enc.split(':').nth(1).unwrap_or("?").to_string();
+            *unread.entry(id).or_default() += 1;
+        }
+        tally.add(outcome, &mut enc);
+        entries.push((token, enc));
+    }
+    if tally.undecryptable > 0 {
+        return Err(ApiError::bad_request(format!(
+            "{} of {} entries cannot be decrypted with this server's keys (they name the keys {}); start the server with those keys in TAMIS_ENCRYPTION_KEYS, or export the vault again; nothing was imported",
+            tally.undecryptable,
+            tally.checked,
+            unread
+                .iter()
+                .map(|(k, n)| format!("`{k}` ({n})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .with_details(json!({"field": "entries", "undecryptable": tally.undecryptable})));
+    }
+    let added = st.store().put_vault_entries(&p.tenant_id, &entries).await?;
+    st.store()
+        .audit(
+            Some(&p.tenant_id),
+            &p.actor,
+            "vault.import",
+            "vault",
+            &json!({"entries": tally.checked, "added": added, "rekeyed": tally.rekeyed}),
+        )
+        .await?;
+    Ok(Json(json!({
+        "entries": tally.checked,
+        "added": added,
+        "rekeyed": tally.rekeyed,
+    })))
+}
+
+/// Whether `t` has the shape of a vault token: `tok_` and 24 hex digits.
+fn is_token(t: &str) -> bool {
+    t.strip_prefix("tok_")
+        .is_some_and(|h| h.len() == 24 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+fn rekey_entry(keys: &tamis_privacy::anonymize::Keys, enc: &str) -> Result<Rekey, ApiError> {
+    tamis_privacy::anonymize::rekey(keys, enc).map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "vault_key_missing",
+            e.to_string(),
+        )
+    })
 }
 
 /// Tokens to read back.
@@ -46,13 +212,7 @@ pub async fn detokenize(
 ) -> Result<Json<Value>, ApiError> {
     p.require(DETOKENIZE_ROLE)?;
     p.may("detokenize")?;
-    let Some(keys) = st.config().vault_keys.as_ref() else {
-        return Err(ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "vault_key_missing",
-            "this server holds no vault key: start it with TAMIS_ENCRYPTION_KEYS (the key the workers tokenize with)",
-        ));
-    };
+    let keys = held_keys(&st)?;
     if r.tokens.is_empty() || r.tokens.len() > MAX_TOKENS {
         return Err(ApiError::bad_request(format!(
             "give 1 to {MAX_TOKENS} tokens (got {})",

@@ -982,6 +982,20 @@ fn vault_keys() -> tamis_privacy::anonymize::Keys {
     .unwrap()
 }
 
+/// An API key of the admin `token` that may only `read`.
+async fn read_only_key(h: &common::Harness, token: &str) -> String {
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/api-keys",
+            Some(token),
+            Some(json!({"name": "reader", "scopes": ["action:read"]})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    r.json()["secret"].as_str().unwrap().to_string()
+}
+
 /// Runs a clean job that tokenizes `email` on a small table; returns the
 /// job id and the input's emails with the output's tokens, row by row.
 async fn tokenizing_clean(h: &common::Harness) -> (String, Vec<(String, String)>) {
@@ -1097,15 +1111,7 @@ async fn only_an_admin_of_the_tenant_detokenizes_and_only_with_the_key() {
     assert_eq!(v["missing"], json!(["tok_000000000000000000000000"]));
 
     // An admin's API key needs the `detokenize` action in its scopes.
-    let r = h
-        .call(
-            "POST",
-            "/api/v1/api-keys",
-            Some(&admin),
-            Some(json!({"name": "reader", "scopes": ["action:read"]})),
-        )
-        .await;
-    let key = r.json()["secret"].as_str().unwrap().to_string();
+    let key = read_only_key(&h, &admin).await;
     let r = h
         .call(
             "POST",
@@ -1133,6 +1139,178 @@ async fn only_an_admin_of_the_tenant_detokenizes_and_only_with_the_key() {
     assert!(text.contains("vault.detokenize"), "{text}");
     assert!(
         !text.contains("user1@mail.test"),
+        "no values in the audit log"
+    );
+}
+
+/// After a key rotation (v1, then v2 current) an admin re-encrypts the
+/// tenant's vault under v2, page by page, and the server then reads every
+/// token with v2 alone; a vault file the CLI wrote under v1 imports the same
+/// way, and one under a key the server lacks imports nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_rotation_the_vault_rekeys_and_a_cli_vault_imports() {
+    use tamis_privacy::anonymize::{Keys, Vault};
+    let spec = |ids: &[(&str, &str)]| {
+        ids.iter()
+            .map(|(id, b)| format!("{id}:{}", b.repeat(32)))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let rotated = Keys::with_encryption(
+        b"test-pii-key".to_vec(),
+        &spec(&[("v1", "ab"), ("v2", "cd")]),
+    )
+    .unwrap()
+    .unwrap();
+    let h = harness(Options {
+        vault_keys: Some(rotated.clone()),
+        ..Options::default()
+    })
+    .await;
+    let store = h.state.store();
+    // What workers holding only v1 put in the vault before the rotation:
+    // more entries than one page of the re-encryption.
+    let mut before = Vault::default();
+    let values: Vec<String> = (0..1203).map(|i| format!("user{i}@mail.test")).collect();
+    let tokens: Vec<String> = values
+        .iter()
+        .map(|v| before.tokenise(&rotated, "v1", v).unwrap())
+        .collect();
+    let entries: Vec<(String, String)> = before.entries.clone().into_iter().collect();
+    assert_eq!(
+        store
+            .put_vault_entries(&h.tenant_a, &entries)
+            .await
+            .unwrap(),
+        1203
+    );
+    // Another tenant's entry under v1 is not this tenant's to re-encrypt.
+    let theirs = entries[..1].to_vec();
+    store.put_vault_entries(&h.tenant_b, &theirs).await.unwrap();
+
+    // Below admin, or an API key without the `admin` action: refused.
+    let engineer = h.login("engineer@acme.test").await;
+    let r = h
+        .call("POST", "/api/v1/vault/rekey", Some(&engineer), None)
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let admin = h.login("admin@acme.test").await;
+    let key = read_only_key(&h, &admin).await;
+    let r = h
+        .call("POST", "/api/v1/vault/rekey", Some(&key), None)
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+
+    let r = h
+        .call("POST", "/api/v1/vault/rekey", Some(&admin), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        json!({"checked": 1203, "rekeyed": 1203, "undecryptable": 0, "key": "v2"})
+    );
+    let now = store.vault_entries(&h.tenant_a, &tokens).await.unwrap();
+    assert_eq!(now.len(), 1203);
+    assert!(now.iter().all(|(_, e)| e.starts_with("enc:v2:")));
+    let beta = store
+        .vault_entries(&h.tenant_b, &[theirs[0].0.clone()])
+        .await
+        .unwrap();
+    assert_eq!(beta, theirs, "another tenant's vault is untouched");
+    // v1 can go: every value reads back with v2 alone.
+    let mut only_v2 = rotated.clone();
+    only_v2.aes.remove("v1");
+    let after = Vault {
+        entries: now.into_iter().collect(),
+    };
+    for (t, v) in tokens.iter().zip(&values) {
+        assert_eq!(&after.detokenise(&only_v2, t).unwrap(), v);
+    }
+    // Nothing left to do the second time.
+    let r = h
+        .call("POST", "/api/v1/vault/rekey", Some(&admin), None)
+        .await;
+    assert_eq!(r.json()["rekeyed"], 0, "{}", r.text());
+
+    // A CLI vault written under v1: imported under v2, read back by detokenize.
+    let mut cli = Vault::default();
+    let cli_token = cli.tokenise(&rotated, "v1", "jane@corp.test").unwrap();
+    let again = cli.tokenise(&rotated, "v1", &values[0]).unwrap();
+    let body = serde_json::to_value(&cli).unwrap();
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/vault/import",
+            Some(&engineer),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = h
+        .call("POST", "/api/v1/vault/import", Some(&admin), Some(body))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json(), json!({"entries": 2, "added": 1, "rekeyed": 2}));
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/vault/detokenize",
+            Some(&admin),
+            Some(json!({"tokens": [cli_token.clone(), again.clone()]})),
+        )
+        .await;
+    assert_eq!(
+        r.json()["values"][&cli_token],
+        "jane@corp.test",
+        "{}",
+        r.text()
+    );
+    assert_eq!(r.json()["values"][&again], json!(values[0]));
+    let got = store
+        .vault_entries(&h.tenant_a, std::slice::from_ref(&cli_token))
+        .await
+        .unwrap();
+    assert!(got[0].1.starts_with("enc:v2:"), "{got:?}");
+
+    // Under a key the server does not hold, a malformed token, no entries:
+    // 400, and nothing imported.
+    let foreign = Keys::with_encryption(b"test-pii-key".to_vec(), &spec(&[("v9", "ef")]))
+        .unwrap()
+        .unwrap();
+    let mut lost = Vault::default();
+    let lost_token = lost.tokenise(&foreign, "v9", "bob@corp.test").unwrap();
+    let carol = lost.tokenise(&rotated, "v2", "carol@corp.test").unwrap();
+    for (body, says) in [
+        (serde_json::to_value(&lost).unwrap(), "`v9` (1)"),
+        (
+            json!({"entries": {"tok_x": "enc:v2:00"}}),
+            "`tok_x` is not a token",
+        ),
+        (json!({"entries": {}}), "no entries"),
+    ] {
+        let r = h
+            .call("POST", "/api/v1/vault/import", Some(&admin), Some(body))
+            .await;
+        assert_eq!(r.status, 400, "{}", r.text());
+        assert!(r.text().contains(says), "{}", r.text());
+    }
+    assert!(
+        store
+            .vault_entries(&h.tenant_a, &[lost_token, carol])
+            .await
+            .unwrap()
+            .is_empty(),
+        "the readable entry of a refused vault is not imported either"
+    );
+
+    // Audited by counts, never with values.
+    let log = h.get("/api/v1/audit", &admin).await.json().to_string();
+    assert!(
+        log.contains("vault.rekey") && log.contains("vault.import"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("jane@corp.test"),
         "no values in the audit log"
     );
 }

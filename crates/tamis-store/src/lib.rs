@@ -1274,4 +1274,50 @@ impl Store {
         }
         Ok(out)
     }
+
+    /// Up to `limit` of the tenant's vault entries `(token, enc)` in token
+    /// order, from just after the token `after` ("": from the first). Walks
+    /// a vault of any size in pages.
+    pub async fn vault_page(
+        &self,
+        tenant_id: &str,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT token, enc FROM vault WHERE tenant_id = $1 AND token > $2 ORDER BY token LIMIT $3",
+        )
+        .bind(tenant_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("token")?, r.try_get("enc")?)))
+            .collect()
+    }
+
+    /// Replaces the encrypted values of tokens the tenant holds (a
+    /// re-encryption: the same values under another key), in one
+    /// transaction. Tokens it does not hold are not added. Returns how many
+    /// entries changed.
+    pub async fn set_vault_entries(
+        &self,
+        tenant_id: &str,
+        entries: &[(String, String)],
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut changed = 0;
+        for (token, enc) in entries {
+            changed += sqlx::query("UPDATE vault SET enc = $1 WHERE tenant_id = $2 AND token = $3")
+                .bind(enc)
+                .bind(tenant_id)
+                .bind(token)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
 }

@@ -504,6 +504,36 @@ async fn suite(url: &str) {
     let many: Vec<String> = entries.iter().map(|e| e.0.clone()).collect();
     assert_eq!(s.vault_entries(&a.id, &many).await.unwrap().len(), 1203);
     assert!(s.vault_entries(&b.id, &ask).await.unwrap().is_empty());
+    // Walked in pages, in token order, only the tenant's own.
+    s.put_vault_entries(&b.id, &again).await.unwrap();
+    let mut walked = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = s.vault_page(&a.id, &after, 500).await.unwrap();
+        let Some(last) = page.last() else { break };
+        assert!(page.len() <= 500);
+        after = last.0.clone();
+        walked.extend(page);
+    }
+    assert_eq!(walked.len(), 1204);
+    assert!(walked.windows(2).all(|w| w[0].0 < w[1].0));
+    assert_eq!(walked[0], ("tok_0000".to_string(), "enc:k1:0".to_string()));
+    // Re-encrypted in place: held tokens change, others are not added.
+    let rekeyed = vec![
+        ("tok_0001".to_string(), "enc:k2:1".to_string()),
+        ("tok_nope".to_string(), "enc:k2:nope".to_string()),
+    ];
+    assert_eq!(s.set_vault_entries(&a.id, &rekeyed).await.unwrap(), 1);
+    let ask2: Vec<String> = ["tok_0001", "tok_nope"].map(String::from).to_vec();
+    assert_eq!(
+        s.vault_entries(&a.id, &ask2).await.unwrap(),
+        vec![("tok_0001".to_string(), "enc:k2:1".to_string())]
+    );
+    assert_eq!(
+        s.vault_entries(&b.id, &ask2).await.unwrap(),
+        vec![("tok_0001".to_string(), "enc:k1:other".to_string())],
+        "another tenant's entry keeps its key"
+    );
 
     // The queue's maximum depth.
     let depth = s.queue_depth().await.unwrap();
