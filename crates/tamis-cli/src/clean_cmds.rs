@@ -344,6 +344,15 @@ pub fn pii_scan(a: cli::PiiScanArgs) -> anyhow::Result<ExitCode> {
             c.examples.join(" | ")
         )?;
     }
+    for c in r.columns.iter().filter(|c| !c.embedded.is_empty()) {
+        let found: Vec<String> = c.embedded.iter().map(|(t, n)| format!("{t} {n}")).collect();
+        writeln!(
+            out,
+            "inside the text of `{}`: {} (a policy's `redact_entities` replaces them)",
+            c.name,
+            found.join(", ")
+        )?;
+    }
     writeln!(
         out,
         "{} rows, {} cells, {} labelled",

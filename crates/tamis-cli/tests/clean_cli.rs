@@ -242,6 +242,22 @@ fn pii_scan_reports_columns_and_writes_cells() {
             .unwrap()
             .starts_with("row,column,entity_type\n")
     );
+    // Free text: what is inside it is counted and named in the table.
+    let notes = dir.path().join("notes.csv");
+    std::fs::write(
+        &notes,
+        "id,notes\n1,call 415-555-2671 today\n2,write to ann@corp.test soon\n3,all fine\n",
+    )
+    .unwrap();
+    let o = run(&["pii", "scan", p(&notes)]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains(
+            "inside the text of `notes`: EMAIL_ADDRESS 1, PHONE_NUMBER 1 (a policy's `redact_entities` replaces them)"
+        ),
+        "{}",
+        text(&o.stdout)
+    );
 }
 
 #[test]

@@ -36,6 +36,9 @@ pub enum Strategy {
     Hash,
     /// `<TYPE>`.
     Redact,
+    /// Free text kept, with each e-mail address, phone, card, SSN, IBAN, IP
+    /// address or URL inside it replaced by `<TYPE>` ([`crate::text`]).
+    RedactEntities,
     /// Drop the column.
     Exclude,
     /// AES-256-GCM with the named (or current) key.
@@ -79,12 +82,13 @@ pub struct Policy {
     pub k_anonymity: Option<(Vec<String>, Option<String>)>,
 }
 
-const STRATEGIES: [&str; 11] = [
+const STRATEGIES: [&str; 12] = [
     "pseudonymise",
     "mask",
     "generalise",
     "hash",
     "redact",
+    "redact_entities",
     "exclude",
     "encrypt",
     "decrypt",
@@ -150,6 +154,7 @@ impl Policy {
                 }),
                 "hash" => Strategy::Hash,
                 "redact" => Strategy::Redact,
+                "redact_entities" => Strategy::RedactEntities,
                 "exclude" => Strategy::Exclude,
                 "encrypt" => Strategy::Encrypt {
                     key_id: spec
@@ -441,6 +446,9 @@ pub fn apply(
                                     .unwrap_or_else(|| format!("<{label}>")),
                                 Strategy::Hash => anonymize::keyed_hash(&keys.hmac, v),
                                 Strategy::Redact => format!("<{label}>"),
+                                Strategy::RedactEntities => {
+                                    crate::text::redact(v).unwrap_or_else(|| v.to_string())
+                                }
                                 Strategy::Encrypt { key_id } => {
                                     let id = key_id
                                         .clone()
@@ -563,6 +571,17 @@ pub fn apply(
                 c.hit_rate * 100.0
             ));
         }
+        if !c.embedded.is_empty() && !policy.columns.contains_key(&c.name) {
+            risks.push(format!(
+                "`{}` holds personal data inside its text ({}) and the policy leaves it as it is; `redact_entities` replaces it",
+                c.name,
+                c.embedded
+                    .iter()
+                    .map(|(t, n)| format!("{t} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
     }
     for (c, (s, _)) in &policy.columns {
         match s {
@@ -570,6 +589,7 @@ pub fn apply(
             Strategy::Encrypt { .. } => risks.push(format!("`{c}` is encrypted deterministically: equal values have equal ciphertexts")),
             Strategy::Decrypt | Strategy::Detokenise => risks.push(format!("`{c}` was decrypted: the output holds clear values")),
             Strategy::Tokenise => risks.push(format!("`{c}` is tokenised: whoever holds the vault and its key can recover the values")),
+            Strategy::RedactEntities => risks.push(format!("`{c}`: e-mail addresses, phones, cards, SSNs, IBANs, IP addresses and URLs in its text are replaced; names and street addresses in free text are not found")),
             _ => {}
         }
     }

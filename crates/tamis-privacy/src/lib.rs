@@ -10,6 +10,7 @@
 pub mod anonymize;
 pub mod apply;
 pub mod recognize;
+pub mod text;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -338,6 +339,12 @@ pub struct ColumnScan {
     /// For a phone column: the share of sampled values valid per the numbering
     /// plans (libphonenumber metadata; national numbers read as US).
     pub phones_valid: Option<f64>,
+    /// For a column with no PII type: entities found inside its free text
+    /// ([`text::find`]), by type; a cell may hold several. They are not cell
+    /// labels (the cell is text, not an e-mail address); `redact_entities`
+    /// replaces them. Their masked spans are the `examples`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub embedded: BTreeMap<&'static str, u64>,
     #[serde(skip)]
     pub(crate) ty: Option<PiiType>,
 }
@@ -458,6 +465,7 @@ pub fn scan(
                 reason,
                 examples: Vec::new(),
                 phones_valid,
+                embedded: BTreeMap::new(),
                 ty,
             }
         })
@@ -495,6 +503,15 @@ pub fn scan(
                     Some(t) => fits(t, v).then_some(t),
                     None => cell_type(v).filter(|t| self_evident(*t)),
                 };
+                if label.is_none() && c.ty.is_none() && v.contains(char::is_whitespace) {
+                    // Free text: what it holds inside.
+                    for sp in text::find(v) {
+                        *c.embedded.entry(sp.ty.name()).or_default() += 1;
+                        if c.examples.len() < 3 {
+                            c.examples.push(mask(&v[sp.start..sp.end]));
+                        }
+                    }
+                }
                 if let Some(t) = label {
                     c.labelled += 1;
                     if c.examples.len() < 3 {

@@ -274,3 +274,83 @@ fn dp_histograms_spend_the_budget_once_per_release() {
         .unwrap_err();
     assert!(e.to_string().contains("overspent"), "{e}");
 }
+
+/// Free text keeps its words and loses what is personal inside it; the scan
+/// counts it per column (not as cell labels), and the report names a text
+/// column that still holds it.
+#[test]
+fn free_text_is_scanned_inside_and_its_entities_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = write(
+        dir.path(),
+        "notes.csv",
+        "id,notes\n\
+         1,call 415-555-2671 tomorrow\n\
+         2,mail jane@corp.com please\n\
+         3,nothing to see here\n\
+         4,card 4111 1111 1111 1111 and 415-555-2671 on file\n\
+         5,\n\
+         6,order 4111 1111 1111 1112 shipped 2021-03-15\n",
+    );
+    let ds = Dataset::open(&[t.display().to_string()], ReadOptions::default()).unwrap();
+    let scan = tamis_privacy::scan_files(&ds, None).unwrap();
+    let notes = scan.columns.iter().find(|c| c.name == "notes").unwrap();
+    assert_eq!(notes.pii_type, None);
+    assert_eq!(notes.labelled, 0, "free text is not labelled as a whole");
+    assert_eq!(
+        serde_json::to_value(&notes.embedded).unwrap(),
+        serde_json::json!({"PHONE_NUMBER": 2, "EMAIL_ADDRESS": 1, "CREDIT_CARD": 1})
+    );
+    let shown = serde_json::to_string(&scan).unwrap();
+    for clear in ["jane@corp.com", "415-555-2671", "4111 1111 1111 1111"] {
+        assert!(!shown.contains(clear), "{clear} shown in the scan: {shown}");
+    }
+    let ids = scan.columns.iter().find(|c| c.name == "id").unwrap();
+    assert!(ids.embedded.is_empty());
+
+    let k = keys("a1");
+    let ledger = dir.path().join("ledger.json");
+    let (report, rows) = run(
+        dir.path(),
+        &t,
+        &format!(
+            "ledger: {}\ncolumns:\n  notes: {{strategy: redact_entities}}\n",
+            ledger.display()
+        ),
+        &k,
+        "out.csv",
+    )
+    .unwrap();
+    let notes: Vec<&str> = rows[1..].iter().map(|r| r[1].as_str()).collect();
+    assert_eq!(
+        notes,
+        [
+            "call <PHONE_NUMBER> tomorrow",
+            "mail <EMAIL_ADDRESS> please",
+            "nothing to see here",
+            "card <CREDIT_CARD> and <PHONE_NUMBER> on file",
+            "",
+            "order 4111 1111 1111 1112 shipped 2021-03-15",
+        ]
+    );
+    let risks = report["residual_risks"].to_string();
+    assert!(risks.contains("names and street addresses"), "{risks}");
+
+    // Left as it is, the column is a named risk.
+    let (report, _) = run(
+        dir.path(),
+        &t,
+        &format!(
+            "ledger: {}\ncolumns:\n  id: {{strategy: hash}}\n",
+            ledger.display()
+        ),
+        &k,
+        "out2.csv",
+    )
+    .unwrap();
+    let risks = report["residual_risks"].to_string();
+    assert!(
+        risks.contains("`notes` holds personal data inside its text (CREDIT_CARD 1, EMAIL_ADDRESS 1, PHONE_NUMBER 2)"),
+        "{risks}"
+    );
+}
