@@ -428,7 +428,12 @@ pub fn phone(v: &str, strict: bool) -> bool {
     if main.bytes().filter(|b| *b == b'(').count() != main.bytes().filter(|b| *b == b')').count() {
         return false;
     }
-    let formatted = main.starts_with('+') || main.bytes().any(|b| b" -.()/".contains(&b));
+    // One point and nothing else between the digits is a decimal number (an
+    // amount: `205189.89`), not a phone's formatting.
+    let decimal = main.bytes().filter(|b| *b == b'.').count() == 1
+        && main.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    let formatted =
+        (main.starts_with('+') || main.bytes().any(|b| b" -.()/".contains(&b))) && !decimal;
     !strict || formatted
 }
 
@@ -1009,6 +1014,9 @@ mod tests {
             assert!(phone(p, true), "{p}");
         }
         assert!(!phone("1234567890", true) && phone("1234567890", false));
+        // Amounts are not phones unless the header says so.
+        assert!(!phone("205189.89", true) && !phone("1234567.5", true));
+        assert!(phone("555.1234567", false) && phone("555.123.4567", true));
         assert!(!phone("ORD-2023-000123", false) && !phone("12", false));
         assert!(mac("00:1A:2B:3C:4D:5E") && mac("001a.2b3c.4d5e") && !mac("00:1A:2B:3C:4D"));
         assert!(
