@@ -322,7 +322,12 @@ pub fn verify(a: cli::VerifyArgs) -> anyhow::Result<ExitCode> {
 
 /// `tamis pii scan`.
 pub fn pii_scan(a: cli::PiiScanArgs) -> anyhow::Result<ExitCode> {
-    let r = tamis_service::pii_scan(&a.read.files, a.read.options()?, a.cells.as_deref())?;
+    let r = tamis_service::pii_scan(
+        &a.read.files,
+        a.read.options()?,
+        a.cells.as_deref(),
+        &Default::default(),
+    )?;
     let mut out = std::io::stdout().lock();
     if a.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&r)?)?;

@@ -58,7 +58,7 @@ pub enum Command {
     Dedup(DedupArgs),
     /// Create or update the metadata database (SQLite file or PostgreSQL) to this version's schema.
     Migrate(MigrateArgs),
-    /// Run queued jobs (profile, clean, dedup) from the metadata database until stopped.
+    /// Run queued jobs (profile, suggest, clean, dedup, pii) from the metadata database until stopped.
     ///
     /// Many workers, in many processes, share one PostgreSQL queue. A worker that
     /// dies loses its lease and its job is retried by another.

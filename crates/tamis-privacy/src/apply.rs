@@ -346,7 +346,7 @@ pub fn apply(
             .map_err(aerr)?;
     }
     // Find what is where (types for pseudonyms and redaction markers).
-    let found: Scan = crate::scan(ds, 5_000, None)?;
+    let found: Scan = crate::scan(ds, 5_000, None, &crate::Watch::default())?;
     let types: BTreeMap<String, Option<PiiType>> = found
         .columns
         .iter()

@@ -429,6 +429,15 @@ pub fn classify(name: &str, sample: &[&str]) -> (Option<PiiType>, f64, String) {
     (None, 0.0, why)
 }
 
+/// How a scan running as a job is followed and stopped.
+#[derive(Debug, Clone, Default)]
+pub struct Watch {
+    /// Raised to stop the scan at its next batch (`CoreError::Cancelled`).
+    pub cancel: tamis_core::Cancel,
+    /// Input bytes read by the full pass, for progress.
+    pub progress: Arc<AtomicU64>,
+}
+
 /// Scans a dataset: classifies every column from the header and the first
 /// `sample_rows` rows, then labels every cell in a second pass. With `cells`,
 /// each labelled cell is written as `row,column,entity_type`.
@@ -436,6 +445,7 @@ pub fn scan(
     ds: &Dataset,
     sample_rows: u64,
     mut cells: Option<&mut dyn Write>,
+    watch: &Watch,
 ) -> Result<Scan, PrivacyError> {
     let cols = ds.columns().to_vec();
     // Pass 1: the sample.
@@ -479,10 +489,8 @@ pub fn scan(
         writeln!(w, "row,column,entity_type").map_err(werr)?;
     }
     let mut rows = 0;
-    for b in ds.batches(
-        Arc::new(Quarantine::in_memory()),
-        Arc::new(AtomicU64::new(0)),
-    )? {
+    for b in ds.batches(Arc::new(Quarantine::in_memory()), watch.progress.clone())? {
+        watch.cancel.check()?;
         let b = b?;
         rows += b.num_rows() as u64;
         let ids = tamis_core::row_ids(&b)?.clone();
@@ -550,10 +558,14 @@ pub fn scan(
 }
 
 /// Scans files and writes the cell labels to `cells_out`, if given (atomically).
-pub fn scan_files(ds: &Dataset, cells_out: Option<&Path>) -> Result<Scan, PrivacyError> {
+pub fn scan_files(
+    ds: &Dataset,
+    cells_out: Option<&Path>,
+    watch: &Watch,
+) -> Result<Scan, PrivacyError> {
     const SAMPLE: u64 = 5_000;
     match cells_out {
-        None => scan(ds, SAMPLE, None),
+        None => scan(ds, SAMPLE, None, watch),
         Some(p) => {
             let tmp = tamis_core::quarantine::tmp_name(p);
             let werr = |e: std::io::Error| PrivacyError::Write {
@@ -562,7 +574,7 @@ pub fn scan_files(ds: &Dataset, cells_out: Option<&Path>) -> Result<Scan, Privac
             };
             let f = std::fs::File::create(&tmp).map_err(werr)?;
             let mut w = std::io::BufWriter::new(f);
-            let r = scan(ds, SAMPLE, Some(&mut w));
+            let r = scan(ds, SAMPLE, Some(&mut w), watch);
             let flushed = w.flush().map_err(werr);
             match (r, flushed) {
                 (Ok(s), Ok(())) => {

@@ -293,7 +293,7 @@ fn free_text_is_scanned_inside_and_its_entities_redacted() {
          6,order 4111 1111 1111 1112 shipped 2021-03-15\n",
     );
     let ds = Dataset::open(&[t.display().to_string()], ReadOptions::default()).unwrap();
-    let scan = tamis_privacy::scan_files(&ds, None).unwrap();
+    let scan = tamis_privacy::scan_files(&ds, None, &Default::default()).unwrap();
     let notes = scan.columns.iter().find(|c| c.name == "notes").unwrap();
     assert_eq!(notes.pii_type, None);
     assert_eq!(notes.labelled, 0, "free text is not labelled as a whole");
@@ -307,6 +307,19 @@ fn free_text_is_scanned_inside_and_its_entities_redacted() {
     }
     let ids = scan.columns.iter().find(|c| c.name == "id").unwrap();
     assert!(ids.embedded.is_empty());
+    // A raised flag stops the scan with `Cancelled`, and no cells file is left.
+    let watch = tamis_privacy::Watch::default();
+    watch.cancel.cancel();
+    let cells = dir.path().join("cells.csv");
+    let e = tamis_privacy::scan_files(&ds, Some(&cells), &watch).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            tamis_privacy::PrivacyError::Core(tamis_core::CoreError::Cancelled)
+        ),
+        "{e}"
+    );
+    assert!(!cells.exists());
 
     let k = keys("a1");
     let ledger = dir.path().join("ledger.json");

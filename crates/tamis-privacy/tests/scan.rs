@@ -23,7 +23,7 @@ fn a_table_with_distractors_is_classified_and_its_cells_labelled() {
     std::fs::write(&p, csv).unwrap();
     let ds = Dataset::open(&[p.display().to_string()], ReadOptions::default()).unwrap();
     let cells = dir.path().join("cells.csv");
-    let s = tamis_privacy::scan_files(&ds, Some(&cells)).unwrap();
+    let s = tamis_privacy::scan_files(&ds, Some(&cells), &Default::default()).unwrap();
     let ty = |n: &str| s.columns.iter().find(|c| c.name == n).unwrap().pii_type;
     assert_eq!(ty("Kundenname"), Some("PERSON"));
     assert_eq!(ty("E-Mail"), Some("EMAIL_ADDRESS"));

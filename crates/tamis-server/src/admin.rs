@@ -188,7 +188,7 @@ pub async fn update_user(
 pub struct NewKey {
     /// Label.
     pub name: String,
-    /// `*`, `dataset:ID`, `action:NAME` (read, upload, download, profile, suggest, clean, dedup, cancel, plan, admin).
+    /// `*`, `dataset:ID`, `action:NAME` (read, upload, download, profile, suggest, clean, dedup, pii, cancel, plan, admin, detokenize).
     #[serde(default)]
     pub scopes: Vec<String>,
     /// Rate-limit tier (free, premium, …; only an admin may choose).

@@ -141,7 +141,7 @@ pub(crate) async fn submit(
 /// A job to run.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewJobRequest {
-    /// profile, suggest, clean or dedup.
+    /// profile, suggest, clean, dedup, pii.or pii (a scan for personal data).
     pub kind: String,
     /// The dataset.
     pub dataset_id: String,
@@ -157,11 +157,12 @@ pub struct NewJobRequest {
     pub idempotency_key: Option<String>,
 }
 
-const ROLE_OF: [(&str, &str); 4] = [
+const ROLE_OF: [(&str, &str); 5] = [
     ("profile", "analyst"),
     ("suggest", "analyst"),
     ("clean", "engineer"),
     ("dedup", "engineer"),
+    ("pii", "analyst"),
 ];
 
 /// Submits a job. `202` with the job; `200` with the first job when the
@@ -231,7 +232,7 @@ pub async fn create(
 pub struct ListQuery {
     /// queued, running, succeeded, failed or cancelled.
     pub state: Option<String>,
-    /// profile, suggest, clean, dedup.
+    /// profile, suggest, clean, dedup, pii.
     pub kind: Option<String>,
     /// Only this dataset's jobs.
     pub dataset_id: Option<String>,

@@ -72,7 +72,7 @@ impl Modify for Security {
         (name = "admin", description = "Users, API keys, audit log (admin)"),
         (name = "datasets", description = "Uploads, versions, profiles, issues, downloads"),
         (name = "plans", description = "Suggested and saved cleaning plans"),
-        (name = "jobs", description = "Profile, suggest, clean and dedup jobs; logs and outputs"),
+        (name = "jobs", description = "Profile, suggest, clean, dedup and PII-scan jobs; logs and outputs"),
         (name = "privacy", description = "The token vault: detokenize, rekey after a key rotation, import a CLI vault (admin)"),
         (name = "ops", description = "Health, readiness, metrics"),
     )

@@ -1341,3 +1341,73 @@ async fn without_the_vault_key_tokenizing_fails_and_detokenize_says_why() {
     assert_eq!(r.status, 503, "{}", r.text());
     assert_eq!(r.error_code(), "vault_key_missing");
 }
+
+/// A `pii` job scans a dataset version for personal data: columns by type,
+/// entities inside free text, every labelled cell as an output; an analyst
+/// may run it, a viewer may not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pii_job_scans_a_dataset_for_personal_data() {
+    let h = harness(Options::default()).await;
+    let eng = h.login("engineer@acme.test").await;
+    let mut csv = String::from("id,email,notes\n");
+    for i in 0..60 {
+        let note = match i % 3 {
+            0 => format!("call 415-555-{:04} after 5", 2600 + i),
+            1 => "all good".to_string(),
+            _ => String::new(),
+        };
+        csv.push_str(&format!("{i},user{i}@mail.test,{note}\n"));
+    }
+    let r = h.upload(&eng, "people.csv", csv.as_bytes(), None).await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let ds = r.json()["dataset_id"].as_str().unwrap().to_string();
+    h.drain().await;
+    let ask = json!({"kind": "pii", "dataset_id": ds});
+    let viewer = h.login("viewer@acme.test").await;
+    let r = h
+        .call("POST", "/api/v1/jobs", Some(&viewer), Some(ask.clone()))
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let analyst = h.login("analyst@acme.test").await;
+    let r = h
+        .call("POST", "/api/v1/jobs", Some(&analyst), Some(ask))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let job = job_id(&r.json());
+    assert_eq!(h.drain().await, vec![(job.clone(), JobState::Succeeded)]);
+    let j = h.get(&format!("/api/v1/jobs/{job}"), &analyst).await.json()["job"].clone();
+    let result = &j["result"];
+    assert_eq!(result["rows"], 60, "{j}");
+    let cols = result["columns"].as_array().unwrap();
+    let col = |n: &str| cols.iter().find(|c| c["name"] == n).cloned();
+    assert_eq!(col("email").unwrap()["pii_type"], "EMAIL_ADDRESS", "{j}");
+    assert_eq!(
+        col("notes").unwrap()["embedded"],
+        json!({"PHONE_NUMBER": 20}),
+        "{j}"
+    );
+    assert!(col("id").is_none(), "columns without PII are left out: {j}");
+    assert!(
+        !j.to_string().contains("user1@mail.test"),
+        "examples are masked"
+    );
+    // The outputs: the whole scan, and every labelled cell.
+    let scan = h
+        .get(&format!("/api/v1/jobs/{job}/artifacts/scan"), &analyst)
+        .await;
+    assert_eq!(scan.status, 200, "{}", scan.text());
+    assert_eq!(scan.json()["schema"], "tamis.pii-scan/1");
+    let cells = h
+        .get(&format!("/api/v1/jobs/{job}/artifacts/cells"), &analyst)
+        .await
+        .text();
+    let mut lines = cells.lines();
+    assert_eq!(lines.next(), Some("row,column,entity_type"));
+    assert_eq!(
+        lines
+            .filter(|l| l.ends_with(",email,EMAIL_ADDRESS"))
+            .count(),
+        60,
+        "{cells}"
+    );
+}

@@ -410,10 +410,38 @@ async fn log_in_upload_profile_clean_watch_and_download() {
     for g in got.as_array().unwrap() {
         assert!(g.as_str().unwrap().starts_with("200:attachment"), "{got}");
     }
-    // The job list shows both jobs.
+    // Personal data: from the dataset's PII tab, a scan job whose page lists
+    // the findings (the example's email and phone columns, masked examples).
+    page.eval("document.querySelector('a[href^=\"#/datasets/\"]').click()")
+        .await;
+    page.wait("!!document.querySelector('#tab-pii')", "the dataset page")
+        .await;
+    page.click("#tab-pii").await;
+    page.click("#pii-scan").await;
+    page.wait(
+        "document.querySelector('#pii-table') && document.querySelector('#pii-table').textContent.includes('EMAIL_ADDRESS')",
+        "the PII findings",
+    )
+    .await;
+    let found = page
+        .eval("document.querySelector('#pii-table').textContent")
+        .await;
+    let found = found.as_str().unwrap();
+    assert!(found.contains("PHONE_NUMBER"), "{found}");
+    assert!(found.contains('*'), "examples are masked: {found}");
+    let rows = page
+        .eval("[...document.querySelectorAll('#pii-table tbody tr')].map(r => r.cells[0].textContent + ':' + r.cells[1].textContent)")
+        .await;
+    assert!(
+        !rows.to_string().contains("income"),
+        "amounts are not phone numbers: {rows}"
+    );
+    page.screenshot("pii").await;
+
+    // The job list shows every job.
     page.eval("location.hash = '#/jobs'").await;
     page.wait(
-        "document.querySelectorAll('#jobs-table tbody tr').length >= 3",
+        "document.querySelectorAll('#jobs-table tbody tr').length >= 4",
         "the job list",
     )
     .await;

@@ -345,6 +345,7 @@ async function datasetView(id) {
   const tabs = [["Profile", () => h("div", { class: "grid", id: "profile-columns" }, profile.columns.map(columnCard))],
     ["Issues", () => issuesList(profile.issues)],
     ["Plan", () => planTab(ds, latest, pane, isEngineer)],
+    ["PII", () => piiTab(ds, latest)],
     ["Jobs", () => jobsTable({ dataset_id: id })]];
   const tabBar = h("div", { class: "tabs" });
   const show = (i) => {
@@ -385,6 +386,38 @@ function planTab(ds, latest, pane, isEngineer) {
     }
   })();
   return box;
+}
+
+// A scan for personal data runs as a job; its page shows the findings.
+function piiTab(ds, latest) {
+  const mayRun = state.user.role !== "viewer";
+  const go = h("button", { id: "pii-scan", onclick: async () => {
+    go.disabled = true;
+    try {
+      const r = await api("POST", "/jobs", { kind: "pii", dataset_id: ds.id, version: latest.version });
+      location.hash = `#/jobs/${r.job.id}`;
+    } catch (x) { toast(x.message, true); go.disabled = false; }
+  } }, "Scan for personal data");
+  return h("div", { class: "empty" },
+    h("p", {}, "Finds the columns that hold personal data (e-mails, phones, cards, SSNs, IBANs, names, addresses, dates of birth…) and what free-text columns hold inside their text."),
+    mayRun ? go : h("p", { class: "muted" }, "An analyst or above may run the scan."),
+    jobsTable({ dataset_id: ds.id, kind: "pii" }));
+}
+
+function piiFindings(job) {
+  const cols = (job.result && job.result.columns) || [];
+  if (!cols.length) return h("div", { class: "panel empty", id: "pii-findings" }, "No personal data found.");
+  const inside = (c) => Object.entries(c.embedded || {}).map(([t, n]) => `${t} ${fmt.int(n)}`).join(", ");
+  return h("div", { class: "panel", id: "pii-findings" }, h("h2", {}, "Personal data"),
+    h("table", { id: "pii-table" },
+      h("thead", {}, h("tr", {}, ["Column", "Type", "Confidence", "Hit rate", "Inside its text", "Examples (masked)"].map((t) => h("th", {}, t)))),
+      h("tbody", {}, cols.map((c) => h("tr", {},
+        h("td", {}, c.name),
+        h("td", { class: "mono" }, c.pii_type || "—"),
+        h("td", {}, c.pii_type ? fmt.pct(c.confidence) : ""),
+        h("td", {}, c.pii_type ? fmt.pct(c.hit_rate) : ""),
+        h("td", { class: "mono" }, inside(c)),
+        h("td", { class: "mono muted" }, (c.examples || []).join(" · ")))))));
 }
 
 // ---------------------------------------------------------------- jobs
@@ -459,6 +492,7 @@ async function jobView(id) {
       return links;
     })) : h("div", { class: "muted" }, "No outputs."));
     if (job.kind === "clean" && job.state === "succeeded") showChanges(id, changes, job);
+    if (job.kind === "pii" && job.state === "succeeded") changes.replaceChildren(piiFindings(job));
   };
   // The live console: history first, then lines as they come; resumes after a drop.
   let lastSeq = 0;

@@ -240,9 +240,10 @@ pub fn pii_scan(
     inputs: &[String],
     read: ReadOptions,
     cells: Option<&Path>,
+    watch: &tamis_privacy::Watch,
 ) -> Result<tamis_privacy::Scan, ServiceError> {
     let ds = Dataset::open(inputs, read)?;
-    Ok(tamis_privacy::scan_files(&ds, cells)?)
+    Ok(tamis_privacy::scan_files(&ds, cells, watch)?)
 }
 
 /// Applies an anonymisation policy; returns the compliance report.

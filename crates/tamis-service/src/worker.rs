@@ -107,7 +107,7 @@ async fn until_cancelled<T>(
 }
 
 /// The job kinds a worker runs.
-pub const JOB_KINDS: [&str; 4] = ["profile", "suggest", "clean", "dedup"];
+pub const JOB_KINDS: [&str; 5] = ["profile", "suggest", "clean", "dedup", "pii"];
 
 /// What a job produced: its result summary, metrics and files.
 struct Produced {
@@ -287,6 +287,44 @@ async fn execute(
                 }),
                 result: s,
                 files: vec![("pairs".into(), pairs), ("clusters".into(), clusters)],
+            })
+        }
+        "pii" => {
+            // The sample pass reads a few thousand rows; progress follows the full pass.
+            let (scan, cells) = (dir.join("pii.json"), dir.join("pii_cells.csv"));
+            let watch = tamis_privacy::Watch {
+                cancel: cancel.clone(),
+                progress,
+            };
+            let c = cells.clone();
+            let s = tokio::task::spawn_blocking(move || {
+                crate::pii_scan(
+                    &inputs,
+                    tamis_core::ReadOptions::default(),
+                    Some(&c),
+                    &watch,
+                )
+            })
+            .await
+            .map_err(|e| ServiceError::BadJob(format!("the PII scan task stopped: {e}")))??;
+            let value = serde_json::to_value(&s).map_err(|e| bad(e.to_string()))?;
+            let text = serde_json::to_vec_pretty(&value).map_err(|e| bad(e.to_string()))?;
+            crate::write_atomic(&scan, &text)?;
+            // The result names each column's finding; the cells are an output.
+            let columns: Vec<Value> = s
+                .columns
+                .iter()
+                .filter(|c| c.pii_type.is_some() || !c.embedded.is_empty())
+                .map(|c| {
+                    json!({"name": c.name, "pii_type": c.pii_type, "confidence": c.confidence,
+                           "hit_rate": c.hit_rate, "embedded": c.embedded, "examples": c.examples})
+                })
+                .collect();
+            Ok(Produced {
+                metrics: json!({"rows_processed": s.rows, "pii_cells": s.labelled}),
+                result: json!({"rows": s.rows, "cells": s.cells, "labelled": s.labelled,
+                               "columns": columns}),
+                files: vec![("scan".into(), scan), ("cells".into(), cells)],
             })
         }
         "clean" => {
