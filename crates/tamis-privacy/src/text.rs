@@ -120,9 +120,10 @@ fn stands_alone(text: &str, start: usize, end: usize) -> bool {
 pub fn find(text: &str) -> Vec<Span> {
     // Every type needs a digit, or an `@`, `://` or `www.`: most prose has
     // none of them and is passed over without running a pattern.
-    if !text
-        .bytes()
-        .any(|b| b.is_ascii_digit() || b == b'@' || b == b'/' || b == b'.')
+    let b = text.as_bytes();
+    if !b.iter().any(|c| c.is_ascii_digit() || *c == b'@')
+        && !text.contains("://")
+        && !b.windows(4).any(|w| w.eq_ignore_ascii_case(b"www."))
     {
         return Vec::new();
     }
@@ -245,6 +246,17 @@ mod tests {
         }
         // A card number inside a longer run of digits is not one.
         assert_eq!(kinds("ref 9941111111111111119"), []);
+    }
+
+    #[test]
+    fn urls_without_digits_are_still_looked_for() {
+        assert_eq!(
+            kinds("see www.example.org or ftp://files.example.com today."),
+            [
+                ("www.example.org", "URL"),
+                ("ftp://files.example.com", "URL")
+            ]
+        );
     }
 
     #[test]

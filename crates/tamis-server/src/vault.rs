@@ -23,6 +23,9 @@ pub const DETOKENIZE_ROLE: &str = "admin";
 /// The most tokens one request may ask for.
 pub const MAX_TOKENS: usize = 10_000;
 
+/// The largest vault file `/vault/import` takes in one request.
+pub const IMPORT_LIMIT: usize = 64 << 20;
+
 /// Vault entries one page of a re-encryption reads and writes.
 const REKEY_PAGE: i64 = 500;
 
@@ -30,7 +33,12 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/vault/detokenize", post(detokenize))
         .route("/vault/rekey", post(rekey))
-        .route("/vault/import", post(import))
+        // A vault file is one JSON body: up to 64 MiB (about 500,000
+        // entries) here, not the API's 8 MiB; a larger one goes in parts.
+        .route(
+            "/vault/import",
+            post(import).layer(axum::extract::DefaultBodyLimit::max(IMPORT_LIMIT)),
+        )
 }
 
 /// The server's vault keys, or 503 saying how to give them.

@@ -1303,6 +1303,21 @@ async fn after_a_rotation_the_vault_rekeys_and_a_cli_vault_imports() {
         "the readable entry of a refused vault is not imported either"
     );
 
+    // A vault file over the API's 8 MiB body limit still imports in one request.
+    let mut big = Vault::default();
+    for i in 0..70_000 {
+        big.tokenise(&rotated, "v2", &format!("person{i}@big.test"))
+            .unwrap();
+    }
+    let body = serde_json::to_value(&big).unwrap();
+    let size = body.to_string().len();
+    assert!(size > 8 << 20, "{size} bytes");
+    let r = h
+        .call("POST", "/api/v1/vault/import", Some(&admin), Some(body))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["added"], 70_000);
+
     // Audited by counts, never with values.
     let log = h.get("/api/v1/audit", &admin).await.json().to_string();
     assert!(
