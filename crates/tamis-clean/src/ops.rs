@@ -1395,12 +1395,17 @@ pub fn parse_number_with(v: &str, decimal_comma: bool) -> Option<f64> {
         .chars()
         .filter(|c| !matches!(c, '$' | '€' | '£' | '¥' | '%'))
         .collect();
-    // A currency code before the number (`EUR 1 000`), then the spaces
-    // that stood between sign or code and digits.
-    let body = signless
-        .trim_matches(char::is_whitespace)
-        .trim_start_matches(|c: char| c.is_ascii_alphabetic() && c.is_ascii_uppercase())
-        .trim_matches(char::is_whitespace);
+    // A currency code before the number (`EUR 1 000`, `US$ 5`: two or
+    // three capitals), then the spaces that stood between sign or code and
+    // digits. One capital is no code (`E5` is no number).
+    let body = signless.trim_matches(char::is_whitespace);
+    let code = body.bytes().take_while(|b| b.is_ascii_uppercase()).count();
+    let body = if (2..=3).contains(&code) {
+        &body[code..]
+    } else {
+        body
+    }
+    .trim_matches(char::is_whitespace);
     let (point, group) = if decimal_comma {
         (',', '.')
     } else {
@@ -2394,6 +2399,9 @@ mod tests {
         assert_eq!(parse_number("1 234_567"), None);
         assert_eq!(parse_number("12 5"), None);
         assert_eq!(parse_number("USD 12"), Some(12.0));
+        assert_eq!(parse_number("US$ 5"), Some(5.0));
+        assert_eq!(parse_number("E5"), None);
+        assert_eq!(parse_number("ABCD 5"), None);
         // With the decimal comma.
         assert_eq!(parse_number_with("1.234,50", true), Some(1234.5));
         assert_eq!(parse_number_with("99,00 €", true), Some(99.0));

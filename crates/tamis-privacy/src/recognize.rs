@@ -217,7 +217,11 @@ pub fn url(v: &str) -> bool {
                 .filter(|p| p.eq_ignore_ascii_case(s))
                 .map(|_| &t[s.len()..])
         })
-        .or_else(|| t.strip_prefix("www."));
+        .or_else(|| {
+            t.get(..4)
+                .filter(|p| p.eq_ignore_ascii_case("www."))
+                .map(|_| &t[4..])
+        });
     let Some(rest) = rest else { return false };
     let host = rest.split(['/', '?', '#']).next().unwrap_or("");
     let host = host.rsplit_once('@').map_or(host, |x| x.1);
@@ -1000,7 +1004,11 @@ mod tests {
         assert!(!ip("999.1.1.1") && !ip("1.2.3"));
         assert!(email("a.b+c@example.co.uk") && !email("a@b") && !email("a at b.com"));
         assert!(
-            url("https://www.example.com/a?b=1") && url("http://smith.info/") && !url("example")
+            url("https://www.example.com/a?b=1")
+                && url("http://smith.info/")
+                && !url("example")
+                && url("WWW.Example.org")
+                && !url("WWW.")
         );
         for p in [
             "(555) 123-4567",

@@ -251,9 +251,9 @@ mod tests {
     #[test]
     fn urls_without_digits_are_still_looked_for() {
         assert_eq!(
-            kinds("see www.example.org or ftp://files.example.com today."),
+            kinds("see WWW.Example.org or ftp://files.example.com today."),
             [
-                ("www.example.org", "URL"),
+                ("WWW.Example.org", "URL"),
                 ("ftp://files.example.com", "URL")
             ]
         );
