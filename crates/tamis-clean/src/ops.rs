@@ -1456,10 +1456,8 @@ pub fn parse_number_with(v: &str, decimal_comma: bool) -> Option<f64> {
         plain.push('.');
         plain.push_str(f);
     }
+    // Without digits before it (`e5`, `-.e5`) the parse below refuses it.
     if let Some(e) = exp {
-        if plain.trim_start_matches(['+', '-']).is_empty() {
-            return None; // `e5` alone is no number
-        }
         plain.push('e');
         plain.push_str(e);
     }

@@ -350,12 +350,11 @@ pub fn pii_scan(a: cli::PiiScanArgs) -> anyhow::Result<ExitCode> {
         )?;
     }
     for c in r.columns.iter().filter(|c| !c.embedded.is_empty()) {
-        let found: Vec<String> = c.embedded.iter().map(|(t, n)| format!("{t} {n}")).collect();
         writeln!(
             out,
             "inside the text of `{}`: {} (a policy's `redact_entities` replaces them)",
             c.name,
-            found.join(", ")
+            c.embedded_summary()
         )?;
     }
     writeln!(

@@ -455,10 +455,19 @@ pub fn encrypt(keys: &Keys, key_id: &str, v: &str) -> Result<String, AnonError> 
     Ok(format!("enc:{key_id}:{hex}"))
 }
 
+/// The key id and hex of an `enc:<key id>:<hex>` value ([`encrypt`]).
+fn enc_parts(v: &str) -> Option<(&str, &str)> {
+    v.strip_prefix("enc:")?.split_once(':')
+}
+
+/// The id of the key an `enc:` value names, if it is one.
+pub fn key_id(v: &str) -> Option<&str> {
+    enc_parts(v).map(|(id, _)| id)
+}
+
 /// Decrypts a value written by [`encrypt`] with whichever key it names.
 pub fn decrypt(keys: &Keys, v: &str) -> Result<String, String> {
-    let mut parts = v.splitn(3, ':');
-    let (Some("enc"), Some(id), Some(hex)) = (parts.next(), parts.next(), parts.next()) else {
+    let Some((id, hex)) = enc_parts(v) else {
         return Err("not an `enc:` value".into());
     };
     let k = keys
@@ -744,16 +753,20 @@ pub struct Rekeyed {
 
 impl Rekeyed {
     /// Counts one entry by what [`rekey`] said of it, replacing `enc` by its
-    /// re-encryption.
-    pub fn add(&mut self, outcome: Rekey, enc: &mut String) {
+    /// re-encryption; returns whether it was re-encrypted.
+    pub fn add(&mut self, outcome: Rekey, enc: &mut String) -> bool {
         self.checked += 1;
         match outcome {
-            Rekey::Current => {}
+            Rekey::Current => false,
             Rekey::Rekeyed(new) => {
                 self.rekeyed += 1;
                 *enc = new;
+                true
             }
-            Rekey::Undecryptable(_) => self.undecryptable += 1,
+            Rekey::Undecryptable(_) => {
+                self.undecryptable += 1;
+                false
+            }
         }
     }
 }
@@ -776,12 +789,7 @@ pub fn rekey(keys: &Keys, enc: &str) -> Result<Rekey, AnonError> {
         .current
         .as_deref()
         .ok_or_else(|| AnonError::Key("no current encryption key to re-encrypt with".into()))?;
-    if enc
-        .strip_prefix("enc:")
-        .and_then(|r| r.split_once(':'))
-        .map(|(id, _)| id)
-        == Some(current)
-    {
+    if key_id(enc) == Some(current) {
         return Ok(Rekey::Current);
     }
     Ok(match decrypt(keys, enc) {

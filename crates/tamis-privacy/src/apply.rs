@@ -575,11 +575,7 @@ pub fn apply(
             risks.push(format!(
                 "`{}` holds personal data inside its text ({}) and the policy leaves it as it is; `redact_entities` replaces it",
                 c.name,
-                c.embedded
-                    .iter()
-                    .map(|(t, n)| format!("{t} {n}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                c.embedded_summary()
             ));
         }
     }

@@ -349,6 +349,17 @@ pub struct ColumnScan {
     pub(crate) ty: Option<PiiType>,
 }
 
+impl ColumnScan {
+    /// The entities inside the column's text, as `TYPE n, …` (empty when none).
+    pub fn embedded_summary(&self) -> String {
+        self.embedded
+            .iter()
+            .map(|(t, n)| format!("{t} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// The result of a scan.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Scan {

@@ -210,17 +210,12 @@ pub fn ip(v: &str) -> bool {
 /// A URL with a scheme, or `www.` host.
 pub fn url(v: &str) -> bool {
     let t = v.trim();
-    let rest = ["http://", "https://", "ftp://"]
+    let rest = ["http://", "https://", "ftp://", "www."]
         .iter()
         .find_map(|s| {
             t.get(..s.len())
                 .filter(|p| p.eq_ignore_ascii_case(s))
                 .map(|_| &t[s.len()..])
-        })
-        .or_else(|| {
-            t.get(..4)
-                .filter(|p| p.eq_ignore_ascii_case("www."))
-                .map(|_| &t[4..])
         });
     let Some(rest) = rest else { return false };
     let host = rest.split(['/', '?', '#']).next().unwrap_or("");

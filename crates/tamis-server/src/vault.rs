@@ -76,10 +76,7 @@ pub async fn rekey(State(st): State<AppState>, p: Principal) -> Result<Json<Valu
         after = last.clone();
         let mut changed = Vec::new();
         for (token, mut enc) in page {
-            let outcome = rekey_entry(keys, &enc)?;
-            let rekeyed = matches!(outcome, Rekey::Rekeyed(_));
-            tally.add(outcome, &mut enc);
-            if rekeyed {
+            if tally.add(rekey_entry(keys, &enc)?, &mut enc) {
                 changed.push((token, enc));
             }
         }
@@ -147,7 +144,9 @@ pub async fn import(
         let outcome = rekey_entry(keys, &enc)?;
         if let Rekey::Undecryptable(_) = &outcome {
             // Key ids are names, not secrets: say which keys are missing.
-            let id = enc.split(':').nth(1).unwrap_or("?").to_string();
+            let id = tamis_privacy::anonymize::key_id(&enc)
+                .unwrap_or("?")
+                .to_string();
             *unread.entry(id).or_default() += 1;
         }
         tally.add(outcome, &mut enc);

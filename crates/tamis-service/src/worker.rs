@@ -307,8 +307,7 @@ async fn execute(
             })
             .await
             .map_err(|e| ServiceError::BadJob(format!("the PII scan task stopped: {e}")))??;
-            let value = serde_json::to_value(&s).map_err(|e| bad(e.to_string()))?;
-            let text = serde_json::to_vec_pretty(&value).map_err(|e| bad(e.to_string()))?;
+            let text = serde_json::to_vec_pretty(&s).map_err(|e| bad(e.to_string()))?;
             crate::write_atomic(&scan, &text)?;
             // The result names each column's finding; the cells are an output.
             let columns: Vec<Value> = s
