@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tamis_store::{
-    Artifact, Artifacts, Heartbeat, Job, JobState, LocalCopy, Progress, Store, now_ms,
+    Artifact, Artifacts, Completion, Heartbeat, Job, JobState, LocalCopy, Progress, Store, now_ms,
 };
 
 use tamis_core::Cancel;
@@ -416,7 +416,12 @@ fn output_key(job: &Job, path: &Path) -> String {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    format!("jobs/{}/{}/{file}", job.tenant_id, job.id)
+    format!("{}{file}", job_prefix(job))
+}
+
+/// Where a job's outputs and log are kept.
+fn job_prefix(job: &Job) -> String {
+    format!("jobs/{}/{}/", job.tenant_id, job.id)
 }
 
 /// Records an output under the id derived from the job and its name (a retry
@@ -677,7 +682,7 @@ async fn run_in(
         store.finish_cancelled(&job.id, &cfg.id).await?;
         JobState::Cancelled
     } else {
-        record_outcome(store, cfg, &job, outcome).await?
+        record_outcome(store, cfg, &job, outcome, (&cancel, &lost)).await?
     };
     if let Some(hook) = &cfg.on_finish
         && state.is_final()
@@ -688,28 +693,49 @@ async fn run_in(
 }
 
 /// Records how a run that was not asked to stop ended: its outputs put and
-/// the job succeeded, or the attempt failed (retried when it may be).
+/// the job succeeded, or the attempt failed (retried when it may be). A
+/// cancel asked for while the outputs are stored wins: they are removed and
+/// the job ends cancelled ([`drop_outputs`]).
 async fn record_outcome(
     store: &Store,
     cfg: &WorkerConfig,
     job: &Job,
     outcome: Option<Result<Produced, ServiceError>>,
+    (cancel, lost): (&Cancel, &AtomicBool),
 ) -> Result<JobState, ServiceError> {
     // Outputs go to the artifact store first; failing that fails the attempt.
+    // A cancel the heartbeat relays stops an upload at its next await.
     let outcome = match outcome {
-        Some(Ok(p)) => put_outputs(store, cfg, job, p).await,
+        Some(Ok(p)) => until_cancelled(put_outputs(store, cfg, job, p), cancel).await,
         Some(Err(e)) => Err(e),
         None => Err(bad("the run ended without a result")),
     };
+    if matches!(&outcome, Err(e) if e.is_cancelled()) {
+        if lost.load(Ordering::Relaxed) {
+            // Another worker has the job and writes the same outputs.
+            tracing::warn!(job = %job.id, "lease lost while storing outputs; another worker has the job");
+            return Ok(JobState::Running);
+        }
+        return drop_outputs(store, cfg, job).await;
+    }
     // The last log line and the log artifact come before the final state, so
-    // whoever sees the state (a live console, a client) finds both.
+    // whoever sees the state (a live console, a client) finds both. The
+    // heartbeat may not have relayed a cancel yet: the store is asked.
     Ok(match outcome {
+        Ok(_) if store.cancel_requested(&job.id, &cfg.id).await? => {
+            drop_outputs(store, cfg, job).await?
+        }
         Ok((result, metrics)) => {
             store
                 .append_log(&job.id, "info", "succeeded", &metrics)
                 .await?;
             save_log(store, cfg, job).await;
-            store.complete(&job.id, &cfg.id, &result, &metrics).await?;
+            if store.complete(&job.id, &cfg.id, &result, &metrics).await?
+                == Completion::CancelRequested
+            {
+                // Asked for between the check and the record.
+                return drop_outputs(store, cfg, job).await;
+            }
             // Rows count towards the tenant's monthly quota.
             let rows = metrics
                 .get("rows_processed")
@@ -735,6 +761,37 @@ async fn record_outcome(
             store.fail(&job.id, &cfg.id, &message, transient).await?
         }
     })
+}
+
+/// Ends a job cancelled after its run finished, while its outputs were
+/// being stored: their records go first (nothing points at a half-stored
+/// output), then the objects, then the log is kept and the job cancelled.
+/// An object that cannot be deleted is named in the log, not retried: the
+/// cancel is not held up by a store outage.
+async fn drop_outputs(
+    store: &Store,
+    cfg: &WorkerConfig,
+    job: &Job,
+) -> Result<JobState, ServiceError> {
+    let records = store.remove_job_artifacts(&job.tenant_id, &job.id).await?;
+    let (message, fields) = match cfg
+        .artifacts
+        .delete_prefix(job_prefix(job).trim_end_matches('/'))
+        .await
+    {
+        Ok(objects) => (
+            "cancelled while its outputs were being stored; they are removed".to_string(),
+            json!({"artifacts_removed": records, "objects_removed": objects}),
+        ),
+        Err(e) => (
+            format!("cancelled while its outputs were being stored; removing them failed: {e}"),
+            json!({"artifacts_removed": records, "objects_removed": null}),
+        ),
+    };
+    store.append_log(&job.id, "warn", &message, &fields).await?;
+    save_log(store, cfg, job).await;
+    store.finish_cancelled(&job.id, &cfg.id).await?;
+    Ok(JobState::Cancelled)
 }
 
 /// Runs jobs until `stop` turns true: reaps expired leases, leases, runs,

@@ -239,3 +239,79 @@ async fn cancelling_a_running_clean_stops_its_passes() {
         JobState::Cancelled
     );
 }
+
+/// A cancel that lands after the run finished, while its outputs are being
+/// stored, wins over them: the job ends cancelled, its output records and
+/// objects are removed (only the log stays), usage is not counted, and the
+/// log says why. The cancel is asked for by a trigger in the database the
+/// moment the first output is recorded (a user clicking cancel then), with a
+/// heartbeat too slow to relay it: the worker must ask the store itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_while_outputs_are_stored_removes_them() {
+    let Setup {
+        dir: _dir,
+        store,
+        t,
+        data,
+        arts,
+    } = setup().await;
+    let cfg = WorkerConfig::new("w1", &data, arts.clone());
+    sqlx::query(
+        "CREATE TRIGGER cancel_on_output AFTER INSERT ON artifacts WHEN NEW.kind <> 'log' \
+         BEGIN UPDATE jobs SET cancel_requested = 1 WHERE id = NEW.job_id; END",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let plan = json!({"steps": [{"type": "dedupe_exact"}]});
+    let (job, _) = store
+        .enqueue(&NewJob {
+            tenant_id: t.id.clone(),
+            kind: "clean".into(),
+            params: json!({"inputs": [example()], "plan": plan}),
+            created_by: "test".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (id, state) = run_once(&store, &cfg).await.unwrap().unwrap();
+    assert_eq!((id.as_str(), state), (job.id.as_str(), JobState::Cancelled));
+    let j = store.job(&t.id, &job.id).await.unwrap();
+    assert_eq!(j.state, JobState::Cancelled);
+    assert!(j.result.is_none(), "{j:?}");
+    let kinds: Vec<String> = store
+        .artifacts(&t.id, &job.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.kind)
+        .collect();
+    assert_eq!(kinds, ["log"]);
+    let keys = arts
+        .list(&format!("jobs/{}/{}", t.id, job.id))
+        .await
+        .unwrap();
+    assert_eq!(
+        keys,
+        [format!("jobs/{}/{}/logs.jsonl", t.id, job.id)],
+        "the output and its sidecar are removed"
+    );
+    let logs = store.logs_since(&t.id, &job.id, 0, 1000).await.unwrap();
+    let last = logs.last().unwrap();
+    assert_eq!(last.level, "warn", "{logs:?}");
+    assert!(
+        last.message.contains("while its outputs were being stored"),
+        "{last:?}"
+    );
+    assert!(last.fields["artifacts_removed"].as_u64().unwrap() >= 1);
+    assert!(last.fields["objects_removed"].as_u64().unwrap() >= 2);
+    assert!(!logs.iter().any(|l| l.message == "succeeded"), "{logs:?}");
+    // The rows of a cancelled job do not count towards the tenant's quota.
+    assert_eq!(
+        store
+            .usage(&t.id, &tamis_store::current_month())
+            .await
+            .unwrap(),
+        0
+    );
+}

@@ -181,6 +181,17 @@ pub enum Heartbeat {
     Cancel,
 }
 
+/// What [`Store::complete`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// The job is recorded succeeded.
+    Succeeded,
+    /// A user asked to cancel it before it could be recorded succeeded: it is
+    /// still running and held; the worker removes its outputs and calls
+    /// [`Store::finish_cancelled`].
+    CancelRequested,
+}
+
 const BACKOFF_BASE_MS: i64 = 1_000;
 const BACKOFF_MAX_MS: i64 = 60_000;
 
@@ -381,6 +392,8 @@ impl Store {
         })
     }
 
+    /// Records a held job's final state; returns the rows changed (0: not
+    /// held, or, for a success, a cancel was asked for).
     async fn finish(
         &self,
         job_id: &str,
@@ -389,8 +402,10 @@ impl Store {
         result: Option<&Value>,
         metrics: Option<&Value>,
         error: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let n = sqlx::query("UPDATE jobs SET state = $1, result = $2, metrics = COALESCE($3, metrics), error = $4, finished_at = $5, lease_owner = NULL, lease_until = NULL, progress = CASE WHEN $1 = 'succeeded' THEN 1 ELSE progress END, eta_ms = NULL WHERE id = $6 AND lease_owner = $7 AND state = 'running'")
+    ) -> Result<u64, StoreError> {
+        // A success is recorded only if no cancel was asked for: a cancel
+        // that lands while the outputs are stored wins over them.
+        Ok(sqlx::query("UPDATE jobs SET state = $1, result = $2, metrics = COALESCE($3, metrics), error = $4, finished_at = $5, lease_owner = NULL, lease_until = NULL, progress = CASE WHEN $1 = 'succeeded' THEN 1 ELSE progress END, eta_ms = NULL WHERE id = $6 AND lease_owner = $7 AND state = 'running' AND ($1 <> 'succeeded' OR cancel_requested = 0)")
             .bind(state.name())
             .bind(result.map(json_text))
             .bind(metrics.map(json_text))
@@ -400,27 +415,52 @@ impl Store {
             .bind(worker)
             .execute(&self.pool)
             .await?
-            .rows_affected();
-        held(n, job_id)
+            .rows_affected())
     }
 
-    /// Marks a leased job succeeded with its result and final metrics.
+    /// Marks a leased job succeeded with its result and final metrics,
+    /// unless a user asked to cancel it first
+    /// ([`Completion::CancelRequested`]: it stays held and running).
     pub async fn complete(
         &self,
         job_id: &str,
         worker: &str,
         result: &Value,
         metrics: &Value,
-    ) -> Result<(), StoreError> {
-        self.finish(
-            job_id,
-            worker,
-            JobState::Succeeded,
-            Some(result),
-            Some(metrics),
-            None,
+    ) -> Result<Completion, StoreError> {
+        let n = self
+            .finish(
+                job_id,
+                worker,
+                JobState::Succeeded,
+                Some(result),
+                Some(metrics),
+                None,
+            )
+            .await?;
+        if n > 0 {
+            Ok(Completion::Succeeded)
+        } else if self.cancel_requested(job_id, worker).await? {
+            Ok(Completion::CancelRequested)
+        } else {
+            // Held and running with no cancel asked for cannot refuse the
+            // update; reported rather than assumed.
+            Err(StoreError::LeaseLost(job_id.to_string()))
+        }
+    }
+
+    /// Whether a user asked to cancel a job this worker holds (a worker
+    /// checks before it records a success, whatever its heartbeat last said).
+    pub async fn cancel_requested(&self, job_id: &str, worker: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "SELECT cancel_requested FROM jobs WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
         )
-        .await
+        .bind(job_id)
+        .bind(worker)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::LeaseLost(job_id.to_string()))?;
+        Ok(r.try_get::<i64, _>("cancel_requested")? != 0)
     }
 
     /// Marks a leased job cancelled (after a heartbeat said [`Heartbeat::Cancel`]).
@@ -434,6 +474,7 @@ impl Store {
             Some("cancelled by a user while it ran"),
         )
         .await
+        .and_then(|n| held(n, job_id))
     }
 
     /// A leased job failed. `retry`: a transient fault, retried after a
@@ -465,8 +506,10 @@ impl Store {
             held(n, job_id)?;
             return Ok(JobState::Queued);
         }
-        self.finish(job_id, worker, JobState::Failed, None, None, Some(error))
+        let n = self
+            .finish(job_id, worker, JobState::Failed, None, None, Some(error))
             .await?;
+        held(n, job_id)?;
         Ok(JobState::Failed)
     }
 

@@ -23,7 +23,9 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 pub use artifacts::{Artifacts, Download, LocalCopy, Put};
-pub use jobs::{Heartbeat, Job, JobFilter, JobState, LogLine, NewJob, Progress, backoff_ms};
+pub use jobs::{
+    Completion, Heartbeat, Job, JobFilter, JobState, LogLine, NewJob, Progress, backoff_ms,
+};
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -1016,6 +1018,24 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Forgets a job's artifact records (a run cancelled while its outputs
+    /// were stored); returns how many there were. The objects are the
+    /// caller's to delete.
+    pub async fn remove_job_artifacts(
+        &self,
+        tenant_id: &str,
+        job_id: &str,
+    ) -> Result<u64, StoreError> {
+        Ok(
+            sqlx::query("DELETE FROM artifacts WHERE tenant_id = $1 AND job_id = $2")
+                .bind(tenant_id)
+                .bind(job_id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
     }
 
     /// A job's artifacts (of the tenant).

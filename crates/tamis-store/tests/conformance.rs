@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::json;
-use tamis_store::{Heartbeat, JobFilter, JobState, NewJob, Progress, Store, StoreError, now_ms};
+use tamis_store::{
+    Completion, Heartbeat, JobFilter, JobState, NewJob, Progress, Store, StoreError, now_ms,
+};
 
 fn job(tenant: &str, key: Option<&str>) -> NewJob {
     NewJob {
@@ -370,14 +372,17 @@ async fn suite(url: &str) {
         s.complete(&j1.id, "w2", &json!({}), &json!({})).await,
         Err(StoreError::LeaseLost(_))
     ));
-    s.complete(
-        &j1.id,
-        "w1",
-        &json!({"rows": 3}),
-        &json!({"rows_processed": 3}),
-    )
-    .await
-    .unwrap();
+    assert_eq!(
+        s.complete(
+            &j1.id,
+            "w1",
+            &json!({"rows": 3}),
+            &json!({"rows_processed": 3}),
+        )
+        .await
+        .unwrap(),
+        Completion::Succeeded
+    );
     assert!(matches!(
         s.complete(&j1.id, "w1", &json!({}), &json!({})).await,
         Err(StoreError::LeaseLost(_))
@@ -463,6 +468,34 @@ async fn suite(url: &str) {
         s.job(&c.id, &r.id).await.unwrap().state,
         JobState::Cancelled
     );
+    // A cancel asked for before a success is recorded wins over it: the job
+    // stays held and running until the worker ends it cancelled.
+    let (r2, _) = s.enqueue(&job(&c.id, None)).await.unwrap();
+    assert_eq!(s.lease("w9", 30_000).await.unwrap().unwrap().id, r2.id);
+    assert!(!s.cancel_requested(&r2.id, "w9").await.unwrap());
+    assert_eq!(s.cancel(&c.id, &r2.id).await.unwrap(), JobState::Running);
+    assert!(s.cancel_requested(&r2.id, "w9").await.unwrap());
+    assert_eq!(
+        s.complete(&r2.id, "w9", &json!({"rows": 1}), &json!({}))
+            .await
+            .unwrap(),
+        Completion::CancelRequested
+    );
+    let held = s.job(&c.id, &r2.id).await.unwrap();
+    assert_eq!((held.state, held.result), (JobState::Running, None));
+    assert!(matches!(
+        s.cancel_requested(&r2.id, "w8").await,
+        Err(StoreError::LeaseLost(_))
+    ));
+    s.finish_cancelled(&r2.id, "w9").await.unwrap();
+    assert_eq!(
+        s.job(&c.id, &r2.id).await.unwrap().state,
+        JobState::Cancelled
+    );
+    assert!(matches!(
+        s.finish_cancelled(&r2.id, "w9").await,
+        Err(StoreError::LeaseLost(_))
+    ));
 
     // Logs: numbered, replayed from a sequence number, scoped.
     for m in ["read", "pass1", "pass2"] {
