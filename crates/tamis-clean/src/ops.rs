@@ -2103,6 +2103,16 @@ impl Op for Pii {
                     c.clone(),
                     map_text(&s, |_| Some(std::borrow::Cow::Owned(format!("<{label}>"))))?.0,
                 )),
+                PiiStrategy::RedactEntities => new.push((
+                    c.clone(),
+                    map_text(&s, |v| {
+                        Some(
+                            tamis_privacy::text::redact(v)
+                                .map_or(std::borrow::Cow::Borrowed(v), std::borrow::Cow::Owned),
+                        )
+                    })?
+                    .0,
+                )),
                 PiiStrategy::Exclude => dropped.push(c.clone()),
                 PiiStrategy::Tokenize => {
                     let tv = self.vault.as_ref().ok_or_else(|| CleanError::Step {

@@ -612,7 +612,10 @@ impl Plan {
                             }
                             Some(PiiStrategy::Exclude) => cols.retain(|x| &x.0 != c),
                             Some(
-                                PiiStrategy::Hash | PiiStrategy::Redact | PiiStrategy::Tokenize,
+                                PiiStrategy::Hash
+                                | PiiStrategy::Redact
+                                | PiiStrategy::RedactEntities
+                                | PiiStrategy::Tokenize,
                             ) => {
                                 if let Some(x) = cols.iter_mut().find(|x| &x.0 == c) {
                                     x.1 = ColumnType::String;
@@ -1025,7 +1028,7 @@ fn parse_kind(ty: &str, p: Fields) -> Result<StepKind, String> {
             strategy: match word(p, "strategy")? {
                 None => None,
                 Some(s) => Some(PiiStrategy::parse(s).ok_or_else(|| {
-                    format!("`strategy: {s}` is not one of hash, redact, exclude, tokenize")
+                    format!("`strategy: {s}` is not one of {}", PiiStrategy::NAMES)
                 })?),
             },
         },

@@ -1363,6 +1363,45 @@ schema:
     assert_hashed(&r.out, "state");
 }
 
+/// `redact_entities` keeps free text and replaces only the personal data
+/// inside it; from the plan's `strategy` or the contract's `pii_strategy`.
+#[test]
+fn redact_entities_keeps_the_words_of_free_text() {
+    let csv = "id,notes\n\
+1,call +1 415 555 2671 or write to ann@example.com\n\
+2,order 4111 1111 1111 1112 shipped\n\
+3,\n\
+4,card 4111 1111 1111 1111 on file; see https://example.com/a\n";
+    let want = [
+        Some("call <PHONE_NUMBER> or write to <EMAIL_ADDRESS>"),
+        // Fails Luhn: an order number, not a card.
+        Some("order 4111 1111 1111 1112 shipped"),
+        None,
+        Some("card <CREDIT_CARD> on file; see <URL>"),
+    ];
+    let by_plan = try_run(
+        csv,
+        "steps: [{type: pii, columns: [notes], strategy: redact_entities}]",
+        None,
+    )
+    .unwrap();
+    let contract = "dataset_id: notes\nschema:\n  columns:\n    - {name: notes, pii: true, pii_strategy: redact_entities}\n";
+    let by_contract = try_run(csv, "steps: [{type: pii}]", Some(contract)).unwrap();
+    for r in [&by_plan, &by_contract] {
+        let got = col(&read_parquet(&r.out), "notes");
+        assert_eq!(got, want.map(|w| w.map(String::from)));
+        assert_hashed(&r.out, "notes");
+    }
+    let Err(e) = try_run(
+        csv,
+        "steps: [{type: pii, columns: [notes], strategy: redact_entity}]",
+        None,
+    ) else {
+        panic!("an unknown strategy is refused")
+    };
+    assert!(e.to_string().contains("redact_entities"), "{e}");
+}
+
 #[test]
 fn tokenized_pii_reverts_in_clear_only_with_the_vault_key() {
     use tamis_privacy::anonymize::{Keys, Vault};

@@ -20,6 +20,10 @@ pub enum PiiStrategy {
     Hash,
     /// Replaced by a `<TYPE>` marker.
     Redact,
+    /// Free text kept, with the personal data found inside it (e-mail
+    /// addresses, phones, cards, SSNs, IBANs, IP addresses, URLs) replaced by
+    /// `<TYPE>` markers.
+    RedactEntities,
     /// The column is dropped.
     Exclude,
     /// Reversible tokens in a key-held vault (the privacy vault).
@@ -27,11 +31,15 @@ pub enum PiiStrategy {
 }
 
 impl PiiStrategy {
+    /// The names a contract or plan may give, for messages.
+    pub const NAMES: &str = "hash, redact, redact_entities, exclude, tokenize";
+
     /// The name used in contracts.
     pub fn name(self) -> &'static str {
         match self {
             PiiStrategy::Hash => "hash",
             PiiStrategy::Redact => "redact",
+            PiiStrategy::RedactEntities => "redact_entities",
             PiiStrategy::Exclude => "exclude",
             PiiStrategy::Tokenize => "tokenize",
         }
@@ -42,6 +50,7 @@ impl PiiStrategy {
         Some(match s {
             "hash" => PiiStrategy::Hash,
             "redact" => PiiStrategy::Redact,
+            "redact_entities" => PiiStrategy::RedactEntities,
             "exclude" => PiiStrategy::Exclude,
             "tokenize" | "tokenise" => PiiStrategy::Tokenize,
             _ => return None,
@@ -311,7 +320,10 @@ fn parse_column(c: &Value, i: usize, base: &Path) -> Result<ContractColumn, Stri
     let pii_strategy = match m.get("pii_strategy") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(PiiStrategy::parse(s).ok_or_else(|| {
-            format!("{at}.pii_strategy `{s}` must be one of hash, redact, exclude, tokenize")
+            format!(
+                "{at}.pii_strategy `{s}` must be one of {}",
+                PiiStrategy::NAMES
+            )
         })?),
         Some(v) => return Err(format!("{at}.pii_strategy must be a string, not {v}")),
     };
