@@ -451,14 +451,21 @@ async fn record_artifact(
 
 /// Puts a finished job's files in the artifact store and records them;
 /// returns its result (listing the artifacts) and metrics.
+/// A cancel is looked at between files, not inside one: a file whose put
+/// has begun is stored and recorded whole, so that removing the outputs
+/// afterwards ([`drop_outputs`]) leaves nothing behind.
 async fn put_outputs(
     store: &Store,
     cfg: &WorkerConfig,
     job: &Job,
     p: Produced,
+    cancel: &Cancel,
 ) -> Result<(Value, Value), ServiceError> {
     let mut files = Vec::new();
     for (name, path) in &p.files {
+        if cancel.is_cancelled() {
+            return Err(tamis_core::CoreError::Cancelled.into());
+        }
         if !path.exists() {
             // Only the quarantine file is written when there is something to say.
             if name == "quarantine" {
@@ -579,6 +586,8 @@ async fn run_in(
         tokio::spawn(async move {
             // Progress is per pass: a clean reads its input once per pass.
             let (mut at, mut pass_started) = (crate::PassProgress::default(), started);
+            // When the lease was last extended.
+            let mut renewed = started;
             loop {
                 tokio::time::sleep(Duration::from_millis(cfg.heartbeat_ms)).await;
                 let (done, all) = (
@@ -619,13 +628,22 @@ async fn run_in(
                     }
                     Ok(Heartbeat::Continue) => {}
                     Ok(Heartbeat::Cancel) => cancel.cancel(),
-                    Err(_) => {
-                        // Another worker has the job: this run stops too.
-                        lost.store(true, Ordering::Relaxed);
-                        cancel.cancel();
-                        break;
+                    Err(e) => {
+                        // A store hiccup is retried at the next beat while
+                        // the lease may still hold; a lease taken over, or
+                        // one that ran out unrenewed, means another worker
+                        // may have the job: this run stops too.
+                        let taken = matches!(e, tamis_store::StoreError::LeaseLost(_));
+                        if taken || now_ms() - renewed >= cfg.lease_ms {
+                            lost.store(true, Ordering::Release);
+                            cancel.cancel();
+                            break;
+                        }
+                        tracing::warn!(job = %id, "heartbeat failed, retried at the next beat: {e}");
+                        continue;
                     }
                 }
+                renewed = now_ms();
             }
         })
     };
@@ -668,7 +686,7 @@ async fn run_in(
         let interrupted = matches!(&outcome, Some(Err(e)) if e.is_cancelled());
         let fields = json!({"stopped": stopped, "interrupted": interrupted,
                             "stop_ms": t.elapsed().as_millis() as u64});
-        if lost.load(Ordering::Relaxed) {
+        if lost.load(Ordering::Acquire) {
             tracing::warn!(job = %job.id, %fields, "lease lost; another worker has the job");
             return Ok(Some((job.id.clone(), JobState::Running)));
         }
@@ -704,14 +722,14 @@ async fn record_outcome(
     (cancel, lost): (&Cancel, &AtomicBool),
 ) -> Result<JobState, ServiceError> {
     // Outputs go to the artifact store first; failing that fails the attempt.
-    // A cancel the heartbeat relays stops an upload at its next await.
+    // A cancel the heartbeat relays stops the puts before the next file.
     let outcome = match outcome {
-        Some(Ok(p)) => until_cancelled(put_outputs(store, cfg, job, p), cancel).await,
+        Some(Ok(p)) => put_outputs(store, cfg, job, p, cancel).await,
         Some(Err(e)) => Err(e),
         None => Err(bad("the run ended without a result")),
     };
     if matches!(&outcome, Err(e) if e.is_cancelled()) {
-        if lost.load(Ordering::Relaxed) {
+        if lost.load(Ordering::Acquire) {
             // Another worker has the job and writes the same outputs.
             tracing::warn!(job = %job.id, "lease lost while storing outputs; another worker has the job");
             return Ok(JobState::Running);
@@ -773,7 +791,11 @@ async fn drop_outputs(
     cfg: &WorkerConfig,
     job: &Job,
 ) -> Result<JobState, ServiceError> {
-    let records = store.remove_job_artifacts(&job.tenant_id, &job.id).await?;
+    // Refused (lease lost) when another worker has taken the job over: its
+    // attempt writes the same keys, so nothing is deleted then.
+    let records = store
+        .remove_job_artifacts(&job.tenant_id, &job.id, &cfg.id)
+        .await?;
     let (message, fields) = match cfg
         .artifacts
         .delete_prefix(job_prefix(job).trim_end_matches('/'))

@@ -1021,21 +1021,31 @@ impl Store {
     }
 
     /// Forgets a job's artifact records (a run cancelled while its outputs
-    /// were stored); returns how many there were. The objects are the
-    /// caller's to delete.
+    /// were stored); returns how many there were. Only the worker holding
+    /// the job may: for another, it is [`StoreError::LeaseLost`] and nothing
+    /// is removed. The objects are the caller's to delete.
     pub async fn remove_job_artifacts(
         &self,
         tenant_id: &str,
         job_id: &str,
+        worker: &str,
     ) -> Result<u64, StoreError> {
-        Ok(
-            sqlx::query("DELETE FROM artifacts WHERE tenant_id = $1 AND job_id = $2")
-                .bind(tenant_id)
-                .bind(job_id)
-                .execute(&self.pool)
-                .await?
-                .rows_affected(),
+        // One statement: the lease is checked where the rows are deleted.
+        let n = sqlx::query(
+            "DELETE FROM artifacts WHERE tenant_id = $1 AND job_id = $2 AND EXISTS \
+             (SELECT 1 FROM jobs WHERE id = $2 AND tenant_id = $1 AND lease_owner = $3 AND state = 'running')",
         )
+        .bind(tenant_id)
+        .bind(job_id)
+        .bind(worker)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            // None recorded yet, or not held: the latter is refused.
+            self.cancel_requested(job_id, worker).await?;
+        }
+        Ok(n)
     }
 
     /// A job's artifacts (of the tenant).

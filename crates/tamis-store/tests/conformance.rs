@@ -483,6 +483,35 @@ async fn suite(url: &str) {
     );
     let held = s.job(&c.id, &r2.id).await.unwrap();
     assert_eq!((held.state, held.result), (JobState::Running, None));
+    // Its outputs' records go, but only for the worker holding it.
+    let art = |n: &str| tamis_store::Artifact {
+        id: format!("art_{}_{n}", r2.id),
+        tenant_id: c.id.clone(),
+        job_id: Some(r2.id.clone()),
+        dataset_id: None,
+        kind: n.into(),
+        path: format!("jobs/{}/{}/{n}", c.id, r2.id),
+        bytes: 1,
+        sha256: "00".into(),
+        created_at: now_ms(),
+    };
+    for n in ["output", "report"] {
+        s.add_artifact(&art(n)).await.unwrap();
+    }
+    assert!(matches!(
+        s.remove_job_artifacts(&c.id, &r2.id, "w8").await,
+        Err(StoreError::LeaseLost(_))
+    ));
+    assert_eq!(s.artifacts(&c.id, &r2.id).await.unwrap().len(), 2);
+    assert_eq!(
+        s.remove_job_artifacts(&c.id, &r2.id, "w9").await.unwrap(),
+        2
+    );
+    assert_eq!(
+        s.remove_job_artifacts(&c.id, &r2.id, "w9").await.unwrap(),
+        0
+    );
+    assert!(s.artifacts(&c.id, &r2.id).await.unwrap().is_empty());
     assert!(matches!(
         s.cancel_requested(&r2.id, "w8").await,
         Err(StoreError::LeaseLost(_))
