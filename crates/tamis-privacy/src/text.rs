@@ -5,11 +5,17 @@
 //! self-evident types are found here as spans: a pattern proposes a
 //! candidate and the type's own validator ([`crate::recognize`]: checksums,
 //! issuer prefixes, numbering plans) keeps it or not, so an order number is
-//! not a card and a date is not a phone. Names and street addresses are not
-//! looked for in free text: without a language model they cannot be told
-//! from ordinary words there.
+//! not a card and a date is not a phone. Street addresses are found by a
+//! pattern (a house number, capitalised words, a street suffix) and the
+//! cell validator. Names are found without a language model, so only where
+//! the text itself marks them ([`names`]): a title before capitalised words
+//! (`Dr. Patel`), or a known first name then a known surname, both
+//! capitalised (`John Smith`, `Mary J. Watson`); a name written in lower
+//! case, a lone first name, or a surname the census lists do not hold is
+//! not found.
 
-use std::sync::LazyLock;
+use std::collections::HashSet;
+use std::sync::{LazyLock, OnceLock};
 
 use regex::Regex;
 
@@ -89,6 +95,12 @@ static FINDERS: LazyLock<Vec<Finder>> = LazyLock::new(|| {
             false,
         ),
         f(
+            PiiType::StreetAddress,
+            r"[0-9]{1,6}[A-Za-z]?(?: \p{Lu}[\p{L}'’-]*\.?){2,5}",
+            recognize::street_address,
+            true,
+        ),
+        f(
             PiiType::PhoneNumber,
             r"\+?\(?[0-9][0-9 ().-]{5,18}[0-9]",
             phone_in_text,
@@ -118,17 +130,14 @@ fn stands_alone(text: &str, start: usize, end: usize) -> bool {
 
 /// The entities of the self-evident types in `text`, in order, none overlapping.
 pub fn find(text: &str) -> Vec<Span> {
-    // Every type needs a digit, or an `@`, `://` or `www.`: most prose has
-    // none of them and is passed over without running a pattern.
-    let b = text.as_bytes();
-    if !b.iter().any(|c| c.is_ascii_digit() || *c == b'@')
-        && !text.contains("://")
-        && !b.windows(4).any(|w| w.eq_ignore_ascii_case(b"www."))
-    {
-        return Vec::new();
-    }
     let mut found: Vec<Span> = Vec::new();
-    for f in FINDERS.iter() {
+    // Every pattern needs a digit, or an `@`, `://` or `www.`: most prose
+    // has none of them and is passed over without running one.
+    let b = text.as_bytes();
+    let patterns = b.iter().any(|c| c.is_ascii_digit() || *c == b'@')
+        || text.contains("://")
+        || b.windows(4).any(|w| w.eq_ignore_ascii_case(b"www."));
+    for f in FINDERS.iter().filter(|_| patterns) {
         let mut pos = 0;
         while let Some(m) = f.re.find_at(text, pos) {
             let start = m.start();
@@ -157,8 +166,211 @@ pub fn find(text: &str) -> Vec<Span> {
             }
         }
     }
+    for n in names(text) {
+        if !found.iter().any(|s| s.start < n.end && n.start < s.end) {
+            found.push(n);
+        }
+    }
     found.sort_by_key(|s| s.start);
     found
+}
+
+/// Titles a name follows (lower case, without a dot).
+const TITLES: &[&str] = &[
+    "mr",
+    "mrs",
+    "ms",
+    "miss",
+    "mx",
+    "dr",
+    "prof",
+    "professor",
+    "sir",
+    "dame",
+];
+
+/// First names of the census list that, capitalised in a note, are more
+/// often a word (a verb, a month, a virtue, a bank, a place): they begin a
+/// name only after a title. `Will Call`, `Grant Park`, `Chase Bank`,
+/// `Virginia Beach`, `Long Island`.
+const WORD_FIRST_NAMES: &str = "will mark bill grant may june april august art chase page hope faith grace joy rose sunny summer autumn dawn hunter king major guy pat rob ray earl sterling royal price miles drew frank christian norman victor wade penny ginger holly ivy iris violet amber crystal misty star stormy sky jack sonny buck chip rocky dusty randy young virginia georgia carolina florida dakota austin dallas houston jackson lincoln washington long";
+
+/// Surnames of the census list that, after a capitalised first name, are
+/// more often a place or a thing: `John Street`, `Mary Hall`, `Chase Bank`.
+const WORD_SURNAMES: &str = "street park road avenue lane drive way court place square call card bank service number center centre house hall church office store shop company group team account credit billing payment delivery support new york city county state university college school hospital airport station beach springs falls hills hill island lake river valley heights point harbor bay port mount fort creek ridge grove gardens village town rapids woods forest field fields land monday tuesday wednesday thursday friday saturday sunday january february march april may june july august september october november december";
+
+/// A word of a text: bytes `start..end`, and whether a `.` follows it.
+struct Word<'a> {
+    start: usize,
+    end: usize,
+    text: &'a str,
+    /// Only spaces separate it from the next word, or the dot of an
+    /// initial or a title and spaces (a name does not run on across a
+    /// comma, a dash, a sentence's end or a line end).
+    joined: bool,
+}
+
+/// The words of `text`: runs of letters with `'`, `’` or `-` inside.
+fn words(text: &str) -> Vec<Word<'_>> {
+    let mut out: Vec<Word<'_>> = Vec::new();
+    let mut it = text.char_indices().peekable();
+    while let Some((i, c)) = it.next() {
+        if !c.is_alphabetic() {
+            continue;
+        }
+        let mut end = i + c.len_utf8();
+        while let Some(&(j, d)) = it.peek() {
+            let inner = matches!(d, '\'' | '’' | '-')
+                && text[j + d.len_utf8()..]
+                    .chars()
+                    .next()
+                    .is_some_and(char::is_alphabetic);
+            if d.is_alphabetic() || inner {
+                end = j + d.len_utf8();
+                it.next();
+            } else {
+                break;
+            }
+        }
+        let rest = &text[end..];
+        let dot = rest.starts_with('.');
+        let gap = rest.strip_prefix('.').unwrap_or(rest);
+        let spaces = gap.len() - gap.trim_start_matches(' ').len();
+        // A dot ends a sentence unless it ends an initial or a title.
+        let abbreviation = || {
+            text[i..end].chars().count() == 1
+                || TITLES.contains(&text[i..end].to_lowercase().as_str())
+        };
+        let joined = spaces > 0
+            && gap[spaces..].starts_with(char::is_alphabetic)
+            && (!dot || abbreviation());
+        out.push(Word {
+            start: i,
+            end,
+            text: &text[i..end],
+            joined,
+        });
+    }
+    out
+}
+
+/// A capitalised word of two letters or more, not all capitals (`VIP`,
+/// `USA` are not names): `Smith`, `O'Brien`, `McDonald`, `Jean-Luc`.
+fn capitalised(w: &str) -> bool {
+    let mut cs = w.chars();
+    cs.next().is_some_and(char::is_uppercase)
+        && w.chars().count() >= 2
+        && w.chars().any(char::is_lowercase)
+}
+
+/// An initial: one capital letter (`J` or `J.`).
+fn initial(w: &Word<'_>) -> bool {
+    let mut cs = w.text.chars();
+    cs.next().is_some_and(char::is_uppercase) && cs.next().is_none()
+}
+
+/// A word's form for the name lists: lower case, a possessive `'s` dropped.
+fn lookup(w: &str) -> String {
+    let l = w.to_lowercase();
+    let l = l
+        .strip_suffix("'s")
+        .or_else(|| l.strip_suffix("’s"))
+        .unwrap_or(&l);
+    l.to_string()
+}
+
+/// End of a name word, a possessive `'s` left out of the span.
+fn name_end(w: &Word<'_>) -> usize {
+    let t = w.text;
+    let cut = t
+        .strip_suffix("'s")
+        .or_else(|| t.strip_suffix("’s"))
+        .map_or(0, |s| t.len() - s.len());
+    w.end - cut
+}
+
+/// Person names the text itself marks: after a title, up to three
+/// capitalised words or initials ending in a word (`Dr. Ana Patel`, `Ms
+/// Okafor`); or a known first name, an optional initial or second first
+/// name, and a known surname, every word capitalised and only spaces
+/// between them. See [`WORD_FIRST_NAMES`] and [`WORD_SURNAMES`] for the
+/// census names left out where they read as words.
+pub fn names(text: &str) -> Vec<Span> {
+    // A name needs an upper-case letter followed by a lower-case one.
+    if !text.chars().any(char::is_uppercase) {
+        return Vec::new();
+    }
+    let ws = words(text);
+    let firsts = recognize::first_names();
+    let lasts = recognize::last_names();
+    static WF: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    static WL: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    let word_firsts = recognize::vocab(&WF, WORD_FIRST_NAMES);
+    let word_lasts = recognize::vocab(&WL, WORD_SURNAMES);
+    let first_ok = |w: &Word<'_>| {
+        capitalised(w.text) && {
+            let l = lookup(w.text);
+            firsts.contains(l.as_str()) && !word_firsts.contains(l.as_str())
+        }
+    };
+    let last_ok = |w: &Word<'_>| {
+        capitalised(w.text) && {
+            let l = lookup(w.text);
+            lasts.contains(l.as_str()) && !word_lasts.contains(l.as_str())
+        }
+    };
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < ws.len() {
+        let w = &ws[i];
+        let title = TITLES.contains(&w.text.to_lowercase().as_str()) && capitalised(w.text);
+        if title && w.joined {
+            // Up to three name words or initials after it, ending in a word.
+            let mut last = None;
+            let mut j = i + 1;
+            while j < ws.len() && j <= i + 3 {
+                let n = &ws[j];
+                if capitalised(n.text) {
+                    last = Some(j);
+                } else if !initial(n) {
+                    break;
+                }
+                if !n.joined {
+                    break;
+                }
+                j += 1;
+            }
+            if let Some(l) = last {
+                out.push(Span {
+                    start: ws[i + 1].start,
+                    end: name_end(&ws[l]),
+                    ty: PiiType::Person,
+                });
+                i = l + 1;
+                continue;
+            }
+        } else if w.joined && first_ok(w) {
+            // First [initial | first name] surname.
+            let mut j = i + 1;
+            if j + 1 < ws.len()
+                && ws[j].joined
+                && (initial(&ws[j]) || (first_ok(&ws[j]) && last_ok(&ws[j + 1])))
+            {
+                j += 1;
+            }
+            if j < ws.len() && last_ok(&ws[j]) {
+                out.push(Span {
+                    start: w.start,
+                    end: name_end(&ws[j]),
+                    ty: PiiType::Person,
+                });
+                i = j + 1;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    out
 }
 
 /// `text` with each entity replaced by `<TYPE>`; `None` when it holds none.
@@ -257,6 +469,59 @@ mod tests {
                 ("ftp://files.example.com", "URL")
             ]
         );
+    }
+
+    #[test]
+    fn names_the_text_marks_are_found() {
+        assert_eq!(
+            kinds("Called John Smith about billing"),
+            [("John Smith", "PERSON")]
+        );
+        assert_eq!(
+            kinds("Spoke to Dr. Ana Patel and Ms Okafor; cc Mary J. Watson."),
+            [
+                ("Ana Patel", "PERSON"),
+                ("Okafor", "PERSON"),
+                ("Mary J. Watson", "PERSON")
+            ]
+        );
+        assert_eq!(
+            kinds("Mary Ann Robinson's card 4111 1111 1111 1111 on file"),
+            [
+                ("Mary Ann Robinson", "PERSON"),
+                ("4111 1111 1111 1111", "CREDIT_CARD")
+            ]
+        );
+        assert_eq!(
+            kinds("Ship to 221 Baker St. by Friday"),
+            [("221 Baker St", "STREET_ADDRESS")]
+        );
+        assert_eq!(
+            kinds("Moved to 1600 Pennsylvania Avenue, per Mrs. O'Brien"),
+            [
+                ("1600 Pennsylvania Avenue", "STREET_ADDRESS"),
+                ("O'Brien", "PERSON")
+            ]
+        );
+    }
+
+    #[test]
+    fn words_that_look_like_names_are_not_names() {
+        for t in [
+            "Called about billing",
+            "VIP, requested callback",
+            "Prefers email contact",
+            "Met at Grant Park near Chase Bank",
+            "Will Call pickup on May Day",
+            "Office on John Street in New York",
+            "JOHN SMITH in capitals is a heading",
+            "john smith in lower case is not marked",
+            "Talked to Anna. Smith Corp called back", // a sentence ends
+            "Anna, Smith and Jones",                  // a list, not a name
+            "Paid in cash at 10 Downing",             // no street suffix
+        ] {
+            assert_eq!(kinds(t), [], "{t}");
+        }
     }
 
     #[test]

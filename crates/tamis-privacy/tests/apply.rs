@@ -288,6 +288,7 @@ fn free_text_is_scanned_inside_and_its_entities_redacted() {
          1,call 415-555-2671 tomorrow\n\
          2,mail jane@corp.com please\n\
          3,nothing to see here\n\
+         7,asked Dr. Ana Patel to visit 221 Baker Street\n\
          4,card 4111 1111 1111 1111 and 415-555-2671 on file\n\
          5,\n\
          6,order 4111 1111 1111 1112 shipped 2021-03-15\n",
@@ -299,7 +300,7 @@ fn free_text_is_scanned_inside_and_its_entities_redacted() {
     assert_eq!(notes.labelled, 0, "free text is not labelled as a whole");
     assert_eq!(
         serde_json::to_value(&notes.embedded).unwrap(),
-        serde_json::json!({"PHONE_NUMBER": 2, "EMAIL_ADDRESS": 1, "CREDIT_CARD": 1})
+        serde_json::json!({"PHONE_NUMBER": 2, "EMAIL_ADDRESS": 1, "CREDIT_CARD": 1, "PERSON": 1, "STREET_ADDRESS": 1})
     );
     let shown = serde_json::to_string(&scan).unwrap();
     for clear in ["jane@corp.com", "415-555-2671", "4111 1111 1111 1111"] {
@@ -341,13 +342,14 @@ fn free_text_is_scanned_inside_and_its_entities_redacted() {
             "call <PHONE_NUMBER> tomorrow",
             "mail <EMAIL_ADDRESS> please",
             "nothing to see here",
+            "asked Dr. <PERSON> to visit <STREET_ADDRESS>",
             "card <CREDIT_CARD> and <PHONE_NUMBER> on file",
             "",
             "order 4111 1111 1111 1112 shipped 2021-03-15",
         ]
     );
     let risks = report["residual_risks"].to_string();
-    assert!(risks.contains("names and street addresses"), "{risks}");
+    assert!(risks.contains("a lone first name"), "{risks}");
 
     // Left as it is, the column is a named risk.
     let (report, _) = run(
@@ -363,7 +365,7 @@ fn free_text_is_scanned_inside_and_its_entities_redacted() {
     .unwrap();
     let risks = report["residual_risks"].to_string();
     assert!(
-        risks.contains("`notes` holds personal data inside its text (CREDIT_CARD 1, EMAIL_ADDRESS 1, PHONE_NUMBER 2)"),
+        risks.contains("`notes` holds personal data inside its text (CREDIT_CARD 1, EMAIL_ADDRESS 1, PERSON 1, PHONE_NUMBER 2, STREET_ADDRESS 1)"),
         "{risks}"
     );
 }
