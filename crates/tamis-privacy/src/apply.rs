@@ -585,7 +585,7 @@ pub fn apply(
             Strategy::Encrypt { .. } => risks.push(format!("`{c}` is encrypted deterministically: equal values have equal ciphertexts")),
             Strategy::Decrypt | Strategy::Detokenise => risks.push(format!("`{c}` was decrypted: the output holds clear values")),
             Strategy::Tokenise => risks.push(format!("`{c}` is tokenised: whoever holds the vault and its key can recover the values")),
-            Strategy::RedactEntities => risks.push(format!("`{c}`: e-mail addresses, phones, cards, SSNs, IBANs, IP addresses, URLs and street addresses in its text are replaced, and names where the text marks them (a title, or a known first name and surname, capitalised); a name in lower case, a lone first name or an unlisted surname stays")),
+            Strategy::RedactEntities => risks.push(format!("`{c}`: e-mail addresses, phones, cards, SSNs, IBANs, IP addresses, URLs and street lines (house number, capitalised street, suffix) in its text are replaced, and names where the text marks them (a title, or a known first name and surname, capitalised); a name in lower case, a lone first name, an unlisted surname, an address's city and postcode, and non-English street forms stay")),
             _ => {}
         }
     }

@@ -614,6 +614,8 @@ async fn run_in(
                 // It beats until the job's final state is recorded (uploading
                 // outputs, or waiting for a cancelled run to stop, can outlast
                 // a lease), but logs progress only while the run runs.
+                // The lease runs from before the call (the store dates it then).
+                let sent = now_ms();
                 match store.heartbeat(&id, &cfg.id, cfg.lease_ms, &p).await {
                     Ok(Heartbeat::Continue) if !ended.load(Ordering::Relaxed) => {
                         // The live console shows progress as log lines too.
@@ -643,7 +645,7 @@ async fn run_in(
                         continue;
                     }
                 }
-                renewed = now_ms();
+                renewed = sent;
             }
         })
     };
