@@ -463,7 +463,8 @@ pub(crate) fn vocab(
     cell.get_or_init(|| text.split_whitespace().collect())
 }
 
-fn suffixes() -> &'static HashSet<&'static str> {
+/// Street suffixes (USPS and other languages'), lower case.
+pub(crate) fn suffixes() -> &'static HashSet<&'static str> {
     static S: OnceLock<HashSet<&'static str>> = OnceLock::new();
     vocab(&S, SUFFIXES)
 }

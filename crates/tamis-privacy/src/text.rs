@@ -47,15 +47,18 @@ fn phone_in_text(v: &str) -> bool {
     recognize::phone(v, true) && recognize::phone_valid(v, phonenumber::country::Id::US)
 }
 
-/// Street suffixes that end an address in a sentence: the common ones
-/// only, where the cell validator's long USPS list (`Key`, `Lights`,
-/// `Drives`, `Club`) would take `2 Hard Drives` for an address.
+/// Street suffixes that end an address in a sentence after any house
+/// number (`5 Main St`). The rest of the USPS list (`Lights`, `Glen`,
+/// `Points`, `Drives`, `Key`) ends one only after a house number of three
+/// digits or more (`8337 Lucero Lights`): after a small count it is more
+/// often a thing (`2 Hard Drives`, `3 Key Cards`).
 const TEXT_SUFFIXES: &str = "street st avenue ave road rd boulevard blvd lane ln drive dr court ct way terrace ter circle cir parkway pkwy highway hwy place pl square sq trail trl crescent plaza";
 
 /// A street line in a sentence: a house number (`221`, `12b`), capitalised
-/// words (the pattern's) and a common street suffix last (`221 Baker St`).
+/// words (the pattern's) and a street suffix last (see [`TEXT_SUFFIXES`]).
 /// A candidate that fails is cut back at spaces, so what follows the
-/// suffix (`221 Baker Street Monday`) is left out.
+/// suffix (`221 Baker Street Monday`, `8337 Lucero Lights Suite 760`) is
+/// left out.
 fn address_in_text(v: &str) -> bool {
     static S: OnceLock<HashSet<&'static str>> = OnceLock::new();
     let words: Vec<&str> = v.split(' ').collect();
@@ -65,7 +68,10 @@ fn address_in_text(v: &str) -> bool {
     let digits = first.bytes().take_while(u8::is_ascii_digit).count();
     let number = (1..=6).contains(&digits) && first.len() - digits <= 1;
     let suffix = last.trim_end_matches('.').to_lowercase();
-    words.len() >= 3 && number && recognize::vocab(&S, TEXT_SUFFIXES).contains(suffix.as_str())
+    let suffix = suffix.as_str();
+    let ends = recognize::vocab(&S, TEXT_SUFFIXES).contains(suffix)
+        || (digits >= 3 && recognize::suffixes().contains(suffix));
+    words.len() >= 3 && number && ends
 }
 
 /// Finders in order of precedence: where two candidates overlap, the
@@ -549,6 +555,10 @@ mod tests {
         assert_eq!(
             kinds("Lives on 12 Oak Dr Springfield"),
             [("12 Oak Dr", "STREET_ADDRESS")]
+        );
+        assert_eq!(
+            kinds("Ship to 8337 Lucero Lights Suite 760, Matthewtown"),
+            [("8337 Lucero Lights", "STREET_ADDRESS")]
         );
         assert_eq!(
             kinds("Moved to 1600 Pennsylvania Avenue, per Mrs. O'Brien"),
