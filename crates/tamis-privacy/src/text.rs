@@ -235,11 +235,13 @@ const WORD_FIRST_NAMES: &str = "santa valentine spring winter mercedes harley wi
 /// more often a place or a thing: `John Street`, `Mary Hall`, `Chase Bank`.
 const WORD_SURNAMES: &str = "street park road avenue lane drive way court place square call card bank service number center centre house hall church office store shop company group team account credit billing payment delivery support new york city county state university college school hospital airport station beach springs falls hills hill island lake river valley heights point harbor bay port mount fort creek ridge grove gardens village town rapids woods forest field fields land monday tuesday wednesday thursday friday saturday sunday january february march april may june july august september october november december";
 
-/// A word of a text: bytes `start..end`, and whether a `.` follows it.
+/// A word of a text: bytes `start..end`.
 struct Word<'a> {
     start: usize,
     end: usize,
     text: &'a str,
+    /// The word in lower case, made once for the title and name lists.
+    lower: String,
     /// Only spaces separate it from the next word, or the dot of an
     /// initial or a title and spaces (a name does not run on across a
     /// comma, a dash, a sentence's end or a line end).
@@ -272,11 +274,9 @@ fn words(text: &str) -> Vec<Word<'_>> {
         let dot = rest.starts_with('.');
         let gap = rest.strip_prefix('.').unwrap_or(rest);
         let spaces = gap.len() - gap.trim_start_matches(' ').len();
+        let lower = text[i..end].to_lowercase();
         // A dot ends a sentence unless it ends an initial or a title.
-        let abbreviation = || {
-            text[i..end].chars().count() == 1
-                || TITLES.contains(&text[i..end].to_lowercase().as_str())
-        };
+        let abbreviation = || text[i..end].chars().count() == 1 || TITLES.contains(&lower.as_str());
         let joined = spaces > 0
             && gap[spaces..].starts_with(char::is_alphabetic)
             && (!dot || abbreviation());
@@ -284,6 +284,7 @@ fn words(text: &str) -> Vec<Word<'_>> {
             start: i,
             end,
             text: &text[i..end],
+            lower,
             joined,
         });
     }
@@ -306,13 +307,11 @@ fn initial(w: &Word<'_>) -> bool {
 }
 
 /// A word's form for the name lists: lower case, a possessive `'s` dropped.
-fn lookup(w: &str) -> String {
-    let l = w.to_lowercase();
-    let l = l
-        .strip_suffix("'s")
+fn lookup<'w>(w: &'w Word<'_>) -> &'w str {
+    let l = w.lower.as_str();
+    l.strip_suffix("'s")
         .or_else(|| l.strip_suffix("’s"))
-        .unwrap_or(&l);
-    l.to_string()
+        .unwrap_or(l)
 }
 
 /// End of a name word, a possessive `'s` left out of the span.
@@ -344,22 +343,16 @@ pub fn names(text: &str) -> Vec<Span> {
     let word_firsts = recognize::vocab(&WF, WORD_FIRST_NAMES);
     let word_lasts = recognize::vocab(&WL, WORD_SURNAMES);
     let first_ok = |w: &Word<'_>| {
-        capitalised(w.text) && {
-            let l = lookup(w.text);
-            firsts.contains(l.as_str()) && !word_firsts.contains(l.as_str())
-        }
+        capitalised(w.text) && firsts.contains(lookup(w)) && !word_firsts.contains(lookup(w))
     };
     let last_ok = |w: &Word<'_>| {
-        capitalised(w.text) && {
-            let l = lookup(w.text);
-            lasts.contains(l.as_str()) && !word_lasts.contains(l.as_str())
-        }
+        capitalised(w.text) && lasts.contains(lookup(w)) && !word_lasts.contains(lookup(w))
     };
     let mut out = Vec::new();
     let mut i = 0;
     while i < ws.len() {
         let w = &ws[i];
-        let lower = w.text.to_lowercase();
+        let lower = w.lower.as_str();
         // `Dr` right after a capitalised word, without a dot, is a street's
         // (`Oak Dr Springfield`); `Miss` and `Ms` are words too (`Don't Miss
         // Out`, `Ms Teams`): a name must follow them from the lists.
@@ -368,14 +361,11 @@ pub fn names(text: &str) -> Vec<Span> {
             && i > 0
             && ws[i - 1].joined
             && capitalised(ws[i - 1].text);
-        let listed = |n: &Word<'_>| {
-            let l = lookup(n.text);
-            firsts.contains(l.as_str()) || lasts.contains(l.as_str())
-        };
-        let title = TITLES.contains(&lower.as_str())
+        let listed = |n: &Word<'_>| firsts.contains(lookup(n)) || lasts.contains(lookup(n));
+        let title = TITLES.contains(&lower)
             && capitalised(w.text)
             && !drive
-            && (!matches!(lower.as_str(), "miss" | "ms") || ws.get(i + 1).is_some_and(listed));
+            && (!matches!(lower, "miss" | "ms") || ws.get(i + 1).is_some_and(listed));
         if title && w.joined {
             // Up to three name words or initials after it, ending in a word.
             let mut last = None;

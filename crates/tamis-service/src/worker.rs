@@ -416,12 +416,12 @@ fn output_key(job: &Job, path: &Path) -> String {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    format!("{}{file}", job_prefix(job))
+    format!("{}/{file}", job_prefix(job))
 }
 
 /// Where a job's outputs and log are kept.
 fn job_prefix(job: &Job) -> String {
-    format!("jobs/{}/{}/", job.tenant_id, job.id)
+    format!("jobs/{}/{}", job.tenant_id, job.id)
 }
 
 /// Records an output under the id derived from the job and its name (a retry
@@ -798,11 +798,7 @@ async fn drop_outputs(
     let records = store
         .remove_job_artifacts(&job.tenant_id, &job.id, &cfg.id)
         .await?;
-    let (message, fields) = match cfg
-        .artifacts
-        .delete_prefix(job_prefix(job).trim_end_matches('/'))
-        .await
-    {
+    let (message, fields) = match cfg.artifacts.delete_prefix(&job_prefix(job)).await {
         Ok(objects) => (
             "cancelled while its outputs were being stored; they are removed".to_string(),
             json!({"artifacts_removed": records, "objects_removed": objects}),
