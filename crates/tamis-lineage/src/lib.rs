@@ -164,7 +164,10 @@ pub fn sha256_file(path: &Path) -> Result<String, LineageError> {
     };
     let mut f = std::fs::File::open(path).map_err(io)?;
     let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
+    // 1 MiB reads: a clean hashes its whole input and output, and with 64 KiB
+    // reads the system calls cost as much as the copies (a 1.2 GB file took
+    // 0.63 s of system time in 64 KiB reads, 0.23 s in 1 MiB ones).
+    let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = f.read(&mut buf).map_err(io)?;
         if n == 0 {
