@@ -736,14 +736,14 @@ async fn record_outcome(
             tracing::warn!(job = %job.id, "lease lost while storing outputs; another worker has the job");
             return Ok(JobState::Running);
         }
-        return drop_outputs(store, cfg, job).await;
+        return drop_outputs(store, cfg, job, Late::Storing).await;
     }
     // The last log line and the log artifact come before the final state, so
     // whoever sees the state (a live console, a client) finds both. The
     // heartbeat may not have relayed a cancel yet: the store is asked.
     Ok(match outcome {
         Ok(_) if store.cancel_requested(&job.id, &cfg.id).await? => {
-            drop_outputs(store, cfg, job).await?
+            drop_outputs(store, cfg, job, Late::Storing).await?
         }
         Ok((result, metrics)) => {
             store
@@ -753,8 +753,9 @@ async fn record_outcome(
             if store.complete(&job.id, &cfg.id, &result, &metrics).await?
                 == Completion::CancelRequested
             {
-                // Asked for between the check and the record.
-                return drop_outputs(store, cfg, job).await;
+                // Asked for between the check and the record: the log already
+                // says "succeeded", so the next line says what overruled it.
+                return drop_outputs(store, cfg, job, Late::Recording).await;
             }
             // Rows count towards the tenant's monthly quota.
             let rows = metrics
@@ -783,16 +784,33 @@ async fn record_outcome(
     })
 }
 
+/// When a cancel overtook a finished run (see [`drop_outputs`]).
+#[derive(Debug, Clone, Copy)]
+enum Late {
+    /// While its outputs were being stored.
+    Storing,
+    /// Once they were stored and "succeeded" logged, before the success was
+    /// recorded.
+    Recording,
+}
+
 /// Ends a job cancelled after its run finished, while its outputs were
-/// being stored: their records go first (nothing points at a half-stored
-/// output), then the objects, then the log is kept and the job cancelled.
-/// An object that cannot be deleted is named in the log, not retried: the
-/// cancel is not held up by a store outage.
+/// being stored (or its success recorded): their records go first (nothing
+/// points at a half-stored output), then the objects, then the log is kept
+/// and the job cancelled. An object that cannot be deleted is named in the
+/// log, not retried: the cancel is not held up by a store outage.
 async fn drop_outputs(
     store: &Store,
     cfg: &WorkerConfig,
     job: &Job,
+    late: Late,
 ) -> Result<JobState, ServiceError> {
+    let when = match late {
+        Late::Storing => "cancelled while its outputs were being stored",
+        Late::Recording => {
+            "cancelled as its success was being recorded, which the cancel overrules"
+        }
+    };
     // Refused (lease lost) when another worker has taken the job over: its
     // attempt writes the same keys, so nothing is deleted then.
     let records = store
@@ -800,11 +818,11 @@ async fn drop_outputs(
         .await?;
     let (message, fields) = match cfg.artifacts.delete_prefix(&job_prefix(job)).await {
         Ok(objects) => (
-            "cancelled while its outputs were being stored; they are removed".to_string(),
+            format!("{when}; its outputs are removed"),
             json!({"artifacts_removed": records, "objects_removed": objects}),
         ),
         Err(e) => (
-            format!("cancelled while its outputs were being stored; removing them failed: {e}"),
+            format!("{when}; removing its outputs failed: {e}"),
             json!({"artifacts_removed": records, "objects_removed": null}),
         ),
     };

@@ -240,6 +240,83 @@ async fn cancelling_a_running_clean_stops_its_passes() {
     );
 }
 
+/// Runs one clean job with `trigger` (SQL) installed in the store, which
+/// asks for a cancel at some point after the run; checks it ended cancelled
+/// with no result, only its log artifact and no usage counted, and returns
+/// its log lines.
+async fn clean_cancelled_late(
+    trigger: &str,
+) -> (Setup, tamis_store::Job, Vec<tamis_store::LogLine>) {
+    let s = setup().await;
+    let cfg = WorkerConfig::new("w1", &s.data, s.arts.clone());
+    sqlx::query(trigger).execute(s.store.pool()).await.unwrap();
+    let plan = json!({"steps": [{"type": "dedupe_exact"}]});
+    let (job, _) = s
+        .store
+        .enqueue(&NewJob {
+            tenant_id: s.t.id.clone(),
+            kind: "clean".into(),
+            params: json!({"inputs": [example()], "plan": plan}),
+            created_by: "test".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (id, state) = run_once(&s.store, &cfg).await.unwrap().unwrap();
+    assert_eq!((id.as_str(), state), (job.id.as_str(), JobState::Cancelled));
+    let j = s.store.job(&s.t.id, &job.id).await.unwrap();
+    assert_eq!(j.state, JobState::Cancelled);
+    assert!(j.result.is_none(), "{j:?}");
+    let kinds: Vec<String> = s
+        .store
+        .artifacts(&s.t.id, &job.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.kind)
+        .collect();
+    assert_eq!(kinds, ["log"]);
+    // The rows of a cancelled job do not count towards the tenant's quota.
+    assert_eq!(
+        s.store
+            .usage(&s.t.id, &tamis_store::current_month())
+            .await
+            .unwrap(),
+        0
+    );
+    let logs = s.store.logs_since(&s.t.id, &job.id, 0, 1000).await.unwrap();
+    (s, j, logs)
+}
+
+/// A cancel that lands after the outputs are stored and "succeeded" is
+/// logged, just before the success is recorded, still wins: the store
+/// refuses the success, the outputs are removed, and the log's next line
+/// says the cancel overruled it. The trigger asks for the cancel the moment
+/// the "succeeded" line is written, after the worker's own check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_as_success_is_recorded_overrules_it() {
+    let (_s, _job, logs) = clean_cancelled_late(
+        "CREATE TRIGGER cancel_on_success AFTER INSERT ON job_logs WHEN NEW.message = 'succeeded' \
+         BEGIN UPDATE jobs SET cancel_requested = 1 WHERE id = NEW.job_id; END",
+    )
+    .await;
+    let n = logs.len();
+    assert!(n >= 2, "{logs:?}");
+    assert_eq!(logs[n - 2].message, "succeeded", "{logs:?}");
+    let last = &logs[n - 1];
+    assert_eq!(last.level, "warn", "{logs:?}");
+    assert!(
+        last.message.starts_with(
+            "cancelled as its success was being recorded, which the cancel overrules; its outputs are removed"
+        ),
+        "{last:?}"
+    );
+    assert!(
+        last.fields["objects_removed"].as_u64().unwrap() >= 2,
+        "{last:?}"
+    );
+}
+
 /// A cancel that lands after the run finished, while its outputs are being
 /// stored, wins over them: the job ends cancelled, its output records and
 /// objects are removed (only the log stays), usage is not counted, and the
@@ -248,55 +325,21 @@ async fn cancelling_a_running_clean_stops_its_passes() {
 /// heartbeat too slow to relay it: the worker must ask the store itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_while_outputs_are_stored_removes_them() {
-    let Setup {
-        dir: _dir,
-        store,
-        t,
-        data,
-        arts,
-    } = setup().await;
-    let cfg = WorkerConfig::new("w1", &data, arts.clone());
-    sqlx::query(
+    let (s, job, logs) = clean_cancelled_late(
         "CREATE TRIGGER cancel_on_output AFTER INSERT ON artifacts WHEN NEW.kind <> 'log' \
          BEGIN UPDATE jobs SET cancel_requested = 1 WHERE id = NEW.job_id; END",
     )
-    .execute(store.pool())
-    .await
-    .unwrap();
-    let plan = json!({"steps": [{"type": "dedupe_exact"}]});
-    let (job, _) = store
-        .enqueue(&NewJob {
-            tenant_id: t.id.clone(),
-            kind: "clean".into(),
-            params: json!({"inputs": [example()], "plan": plan}),
-            created_by: "test".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let (id, state) = run_once(&store, &cfg).await.unwrap().unwrap();
-    assert_eq!((id.as_str(), state), (job.id.as_str(), JobState::Cancelled));
-    let j = store.job(&t.id, &job.id).await.unwrap();
-    assert_eq!(j.state, JobState::Cancelled);
-    assert!(j.result.is_none(), "{j:?}");
-    let kinds: Vec<String> = store
-        .artifacts(&t.id, &job.id)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|a| a.kind)
-        .collect();
-    assert_eq!(kinds, ["log"]);
-    let keys = arts
-        .list(&format!("jobs/{}/{}", t.id, job.id))
+    .await;
+    let keys = s
+        .arts
+        .list(&format!("jobs/{}/{}", s.t.id, job.id))
         .await
         .unwrap();
     assert_eq!(
         keys,
-        [format!("jobs/{}/{}/logs.jsonl", t.id, job.id)],
+        [format!("jobs/{}/{}/logs.jsonl", s.t.id, job.id)],
         "the output and its sidecar are removed"
     );
-    let logs = store.logs_since(&t.id, &job.id, 0, 1000).await.unwrap();
     let last = logs.last().unwrap();
     assert_eq!(last.level, "warn", "{logs:?}");
     assert!(
@@ -306,12 +349,4 @@ async fn a_cancel_while_outputs_are_stored_removes_them() {
     assert!(last.fields["artifacts_removed"].as_u64().unwrap() >= 1);
     assert!(last.fields["objects_removed"].as_u64().unwrap() >= 2);
     assert!(!logs.iter().any(|l| l.message == "succeeded"), "{logs:?}");
-    // The rows of a cancelled job do not count towards the tenant's quota.
-    assert_eq!(
-        store
-            .usage(&t.id, &tamis_store::current_month())
-            .await
-            .unwrap(),
-        0
-    );
 }
