@@ -57,18 +57,35 @@ def ratio_head():
     return ["", "| ratio (median of per-round ratios) | value | target |", "|---|---|---|"]
 
 
-def ratio_row(doc, other, key, target=None):
-    """tamis's key (cpu_s, wall_s) over other's, the median of per-round ratios; checked
+def ratio_row(doc, other, key, target=None, who="tamis"):
+    """who's key (cpu_s, wall_s) over other's, the median of per-round ratios; checked
     against target (at most) when there is one."""
-    v = per_round(doc, "tamis", other, key)
+    v = per_round(doc, who, other, key)
     k = NAMES[key]
     checked = f" ≤ {target:.2f}: {mark(v <= target)} " if target is not None else " "
-    return f"| tamis {k} / {NAMES[other]} {k} | {v:.2f} |{checked}|"
+    return f"| {who} {k} / {NAMES.get(other, other)} {k} | {v:.2f} |{checked}|"
 
 
-def rss_row(cmds, limit_mib):
-    rss = cmds["tamis"]["peak_rss_median_mib"]
-    return f"| tamis peak RSS | {rss:.0f} MiB | ≤ {limit_mib} MiB: {mark(rss <= limit_mib)} |"
+def rss_row(cmds, limit_mib, who="tamis"):
+    rss = cmds[who]["peak_rss_median_mib"]
+    return f"| {who} peak RSS | {rss:.0f} MiB | ≤ {limit_mib} MiB: {mark(rss <= limit_mib)} |"
+
+
+def plain_rows(doc, cmds, targets, rss_mib):
+    """With a tamis_plain command in the run (bench/lib.sh, TAMIS_PGO or TAMIS_PLAIN): the
+    plain release build's rows for the same targets ((other, key, target) each), its peak RSS,
+    and the profile-guided build's CPU over the plain one's. Nothing without it."""
+    if "tamis_plain" not in cmds:
+        return []
+    rows = [ratio_row(doc, o, k, t, who="tamis_plain") for o, k, t in targets]
+    rows.append(rss_row(cmds, rss_mib, who="tamis_plain"))
+    rows.append(ratio_row(doc, "tamis_plain", "cpu_s"))
+    return rows
+
+
+def tool_names(cmds, names):
+    """names, then tamis_plain when the run timed it."""
+    return (*names, "tamis_plain") if "tamis_plain" in cmds else tuple(names)
 
 
 def timeit_details(table):

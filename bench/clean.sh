@@ -77,6 +77,14 @@ for size in "${SIZES[@]}"; do
     "${sidecar[@]}" "${meta[@]}" \
     --title "$size rows ($(numfmt --grouping "$bytes") bytes)" >> "$SEC" \
     || log "$size: tamis's output does not hold DuckDB's rows (see $OUT)"
+  if [ -n "${TAMIS_PLAIN:-}" ]; then
+    # The two builds compile the same code: their outputs must be the same bytes.
+    log "same-bytes check $size (tamis, tamis_plain)"
+    "$TAMIS" clean "$F" --plan "$PLAN" -o "$O/pgo.parquet" --no-progress > /dev/null
+    "$TAMIS_PLAIN" clean "$F" --plan "$PLAN" -o "$O/plain.parquet" --no-progress > /dev/null
+    if cmp -s "$O/pgo.parquet" "$O/plain.parquet"; then same_bytes="yes"; else same_bytes="**no** ✗"; fi
+    echo "tamis and tamis_plain write the same Parquet bytes: $same_bytes." >> "$SEC"
+  fi
   [ "$KEEP" = 1 ] || rm -rf "$O"   # up to 1.5 GB of Parquet at 10m
 done
 

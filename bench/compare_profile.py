@@ -17,8 +17,8 @@ import csv
 import json
 import sys
 
-from benchlib import (commands, heading, ratio_head, ratio_row, rss_row, timeit_details,
-                      timeit_doc, timing_table)
+from benchlib import (commands, heading, plain_rows, ratio_head, ratio_row, rss_row,
+                      timeit_details, timeit_doc, timing_table, tool_names)
 
 
 def load_polars(prefix):
@@ -55,11 +55,12 @@ def main():
     table, doc = timeit_doc(a.timeit)
     cmds = commands(doc)
     out = heading(a.title, doc)
-    out += timing_table(cmds, ("polars", "duckdb", "tamis"))
+    out += timing_table(cmds, tool_names(cmds, ("polars", "duckdb", "tamis")))
     out += ratio_head()
     out.append(ratio_row(doc, "polars", "cpu_s", 0.5))
     out.append(ratio_row(doc, "duckdb", "wall_s", 0.6))
     out.append(rss_row(cmds, 512))
+    out += plain_rows(doc, cmds, (("polars", "cpu_s", 0.5), ("duckdb", "wall_s", 0.6)), 512)
     out.append(ratio_row(doc, "polars", "wall_s"))
     out.append(ratio_row(doc, "duckdb", "cpu_s"))
     out += timeit_details(table)

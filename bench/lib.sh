@@ -9,6 +9,10 @@
 # Overrides, for trying a script out (defaults unchanged without them):
 #   TAMIS=/path/to/tamis      use this binary instead of building target/release/tamis
 #   TAMIS_BENCH_RESULTS=F.md  write the section into F.md instead of bench/RESULTS.md
+#   TAMIS_PGO=1               time the profile-guided build of scripts/build-pgo.sh as tamis,
+#                             and the plain release build (TAMIS, or built) as tamis_plain in
+#                             the same alternating rounds (profile.sh and clean.sh)
+#   TAMIS_PLAIN=/path/to/tamis  with TAMIS: time this binary as tamis_plain too (no PGO build)
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BENCH="$(cd "$ROOT/../shared/bench" && pwd)"
@@ -36,7 +40,13 @@ prepare() {
     TARGET_DIR="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
     TAMIS="$TARGET_DIR/release/tamis"
   fi
+  if [ "${TAMIS_PGO:-0}" = 1 ] && [ -z "${TAMIS_PLAIN:-}" ]; then
+    log "building the profile-guided binary (scripts/build-pgo.sh)"
+    TAMIS_PLAIN="$TAMIS"
+    TAMIS="$("$ROOT/scripts/build-pgo.sh")"
+  fi
   "$TAMIS" --version >&2
+  [ -z "${TAMIS_PLAIN:-}" ] || log "also timing TAMIS_PLAIN=$TAMIS_PLAIN as tamis_plain"
 
   COMMIT="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
   (cd "$ROOT" && git diff --quiet -- . ':!bench/RESULTS.md' 2>/dev/null) || COMMIT="$COMMIT (with uncommitted changes)"
@@ -57,6 +67,11 @@ section_head() {
   echo "- commit: $COMMIT"
   echo "- machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
   echo "- tools: $("$TAMIS" --version), $("$PY" -c "$tools_py")"
+  if [ -n "${TAMIS_PLAIN:-}" ]; then
+    echo "- builds: **tamis** is the profile-guided build of \`scripts/build-pgo.sh\` (trained on its"
+    echo "  own data, not this benchmark's); **tamis_plain** is \`cargo build --release\` of the same"
+    echo "  commit, timed in the same alternating rounds"
+  fi
   echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
 }
@@ -77,8 +92,14 @@ data() {
 # commands (the third is tamis) into $WORK/timeit_SIZE.txt.
 time_size() {
   log "timing $1 ($bytes bytes)"
-  python3 "$BENCH/timeit.py" -r "$RUNS" -w "$WARMUP" -n "$2" -n "$3" -n tamis --json \
-    "$4" "$5" "$6" > "$WORK/timeit_$1.txt"
+  # With TAMIS_PLAIN, the same tamis command with the plain binary, timed as tamis_plain.
+  local names=(-n "$2" -n "$3" -n tamis) cmds=("$4" "$5" "$6")
+  if [ -n "${TAMIS_PLAIN:-}" ]; then
+    names+=(-n tamis_plain)
+    cmds+=("${6//"$TAMIS"/"$TAMIS_PLAIN"}")
+  fi
+  python3 "$BENCH/timeit.py" -r "$RUNS" -w "$WARMUP" "${names[@]}" --json \
+    "${cmds[@]}" > "$WORK/timeit_$1.txt"
 }
 
 # The start of the section's "Commands" block on stdout: the kit's Python and the data, then
@@ -90,6 +111,10 @@ commands_head() {
   echo '```bash'
   echo "PY=\$(bash ../shared/bench/setup.sh)"
   echo "\$PY ../shared/bench/gen_customers.py SIZE \$D/customers_SIZE.csv --seed 42"
+  if [ -n "${TAMIS_PLAIN:-}" ]; then
+    echo "# TAMIS_PGO=1: the tamis command below runs \$(scripts/build-pgo.sh); the same command"
+    echo "# with target/release/tamis is timed after it as -n tamis_plain"
+  fi
   echo "python3 ../shared/bench/timeit.py -r $RUNS -w $WARMUP -n $1 -n $2 -n tamis --json \\"
 }
 
