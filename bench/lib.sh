@@ -67,10 +67,13 @@ section_head() {
   echo "- commit: $COMMIT"
   echo "- machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
   echo "- tools: $("$TAMIS" --version), $("$PY" -c "$tools_py")"
-  if [ -n "${TAMIS_PLAIN:-}" ]; then
+  if [ "${TAMIS_PGO:-0}" = 1 ]; then
     echo "- builds: **tamis** is the profile-guided build of \`scripts/build-pgo.sh\` (trained on its"
     echo "  own data, not this benchmark's); **tamis_plain** is \`cargo build --release\` of the same"
     echo "  commit, timed in the same alternating rounds"
+  elif [ -n "${TAMIS_PLAIN:-}" ]; then
+    echo "- builds: **tamis** is \`$TAMIS\`, **tamis_plain** is \`$TAMIS_PLAIN\`, timed in the same"
+    echo "  alternating rounds"
   fi
   echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
@@ -112,8 +115,9 @@ commands_head() {
   echo "PY=\$(bash ../shared/bench/setup.sh)"
   echo "\$PY ../shared/bench/gen_customers.py SIZE \$D/customers_SIZE.csv --seed 42"
   if [ -n "${TAMIS_PLAIN:-}" ]; then
-    echo "# TAMIS_PGO=1: the tamis command below runs \$(scripts/build-pgo.sh); the same command"
-    echo "# with target/release/tamis is timed after it as -n tamis_plain"
+    echo "# TAMIS_PGO=1 (or TAMIS=A TAMIS_PLAIN=B): the tamis command below runs the profile-guided"
+    echo "# build (A), and the same command with target/release/tamis (B) is timed after it as"
+    echo "# -n tamis_plain"
   fi
   echo "python3 ../shared/bench/timeit.py -r $RUNS -w $WARMUP -n $1 -n $2 -n tamis --json \\"
 }
