@@ -91,15 +91,15 @@ data() {
   bytes=$(stat -c %s "$F")
 }
 
-# time_size SIZE NAME1 NAME2 CMD1 CMD2 CMD3: one alternating timeit.py run of the three
-# commands (the third is tamis) into $WORK/timeit_SIZE.txt.
+# time_size SIZE NAME1 NAME2 CMD1 CMD2 CMD3 [CMD4]: one alternating timeit.py run of the three
+# commands (the third is tamis) into $WORK/timeit_SIZE.txt. With TAMIS_PLAIN, a fourth,
+# tamis_plain: CMD4, or CMD3 with the plain binary.
 time_size() {
   log "timing $1 ($bytes bytes)"
-  # With TAMIS_PLAIN, the same tamis command with the plain binary, timed as tamis_plain.
   local names=(-n "$2" -n "$3" -n tamis) cmds=("$4" "$5" "$6")
   if [ -n "${TAMIS_PLAIN:-}" ]; then
     names+=(-n tamis_plain)
-    cmds+=("${6//"$TAMIS"/"$TAMIS_PLAIN"}")
+    cmds+=("${7:-${6//"$TAMIS"/"$TAMIS_PLAIN"}}")
   fi
   python3 "$BENCH/timeit.py" -r "$RUNS" -w "$WARMUP" "${names[@]}" --json \
     "${cmds[@]}" > "$WORK/timeit_$1.txt"
@@ -116,8 +116,8 @@ commands_head() {
   echo "\$PY ../shared/bench/gen_customers.py SIZE \$D/customers_SIZE.csv --seed 42"
   if [ -n "${TAMIS_PLAIN:-}" ]; then
     echo "# TAMIS_PGO=1 (or TAMIS=A TAMIS_PLAIN=B): the tamis command below runs the profile-guided"
-    echo "# build (A), and the same command with target/release/tamis (B) is timed after it as"
-    echo "# -n tamis_plain"
+    echo "# build (A), and the same command with target/release/tamis (B; in clean.sh writing"
+    echo "# \$O/OUT_plain.parquet) is timed after it as -n tamis_plain"
   fi
   echo "python3 ../shared/bench/timeit.py -r $RUNS -w $WARMUP -n $1 -n $2 -n tamis --json \\"
 }

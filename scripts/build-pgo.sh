@@ -18,8 +18,8 @@
 #
 # Needs llvm-profdata of the LLVM major version rustc was built with (`rustc -vV`); when it
 # is missing, the Debian package llvm-<major> is installed (apt-get, as root or via sudo).
-# Each build is a full release build in its own target directory (about 25 minutes on a
-# 2-core machine); TAMIS_PGO_DIR (default ~/.cache/tamis-pgo) keeps them between runs.
+# Each build is a full release build in its own target directory (33 and 28 minutes on the
+# 2-core benchmark machine); TAMIS_PGO_DIR (default ~/.cache/tamis-pgo) keeps them between runs.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BENCH="$(cd "$ROOT/../shared/bench" && pwd)"
@@ -54,13 +54,15 @@ T="$TRAIN/customers_300k.csv"
 if [ ! -s "$T" ]; then
   "$PY" "$BENCH/gen_customers.py" 300000 "$T" --seed 7 >&2
 fi
-"$PY" - "$T" "$TRAIN/customers_300k.jsonl" "$TRAIN/customers_300k.parquet" <<'EOF'
+if [ ! -s "$TRAIN/customers_300k.parquet" ]; then
+  "$PY" - "$T" "$TRAIN/customers_300k.jsonl" "$TRAIN/customers_300k.parquet" <<'EOF'
 import sys, polars as pl
 src, jsonl, parquet = sys.argv[1:]
 df = pl.read_csv(src, infer_schema_length=0)
 df.write_ndjson(jsonl)
 df.write_parquet(parquet)
 EOF
+fi
 W="$(mktemp -d)"
 trap 'rm -rf "$W"' EXIT
 for f in "$T" "$TRAIN/customers_300k.jsonl" "$TRAIN/customers_300k.parquet" "$ROOT/examples/customers.csv"; do

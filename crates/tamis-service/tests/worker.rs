@@ -218,14 +218,7 @@ async fn cancelling_a_running_clean_stops_its_passes() {
     assert_eq!(last.level, "warn", "{logs:?}");
     assert_eq!(last.fields["stopped"], true, "{last:?}");
     assert_eq!(last.fields["interrupted"], true, "{last:?}");
-    let kinds: Vec<String> = store
-        .artifacts(&t.id, &job.id)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|a| a.kind)
-        .collect();
-    assert_eq!(kinds, ["log"]);
+    assert_eq!(artifact_kinds(&store, &t.id, &job.id).await, ["log"]);
     // No scratch directory of any attempt is left.
     let left: Vec<_> = std::fs::read_dir(data.join("work"))
         .into_iter()
@@ -238,6 +231,17 @@ async fn cancelling_a_running_clean_stops_its_passes() {
         store.job(&t.id, &job.id).await.unwrap().state,
         JobState::Cancelled
     );
+}
+
+/// The kinds of a job's recorded artifacts, in the store's order.
+async fn artifact_kinds(store: &Store, tenant: &str, job: &str) -> Vec<String> {
+    store
+        .artifacts(tenant, job)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.kind)
+        .collect()
 }
 
 /// Runs one clean job with `trigger` (SQL) installed in the store, which
@@ -267,15 +271,7 @@ async fn clean_cancelled_late(
     let j = s.store.job(&s.t.id, &job.id).await.unwrap();
     assert_eq!(j.state, JobState::Cancelled);
     assert!(j.result.is_none(), "{j:?}");
-    let kinds: Vec<String> = s
-        .store
-        .artifacts(&s.t.id, &job.id)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|a| a.kind)
-        .collect();
-    assert_eq!(kinds, ["log"]);
+    assert_eq!(artifact_kinds(&s.store, &s.t.id, &job.id).await, ["log"]);
     // The rows of a cancelled job do not count towards the tenant's quota.
     assert_eq!(
         s.store
