@@ -166,8 +166,8 @@ pub fn detect_format(v: &str) -> Option<ValueFormat> {
     if !(3..=254).contains(&n) {
         return None;
     }
-    if let Some(at) = memchr_byte(b'@', b) {
-        return is_email(b, at).then_some(ValueFormat::Email);
+    if let Some(m) = email_marks(b) {
+        return is_email(b, m).then_some(ValueFormat::Email);
     }
     let first = b[0];
     if first.is_ascii_alphabetic() {
@@ -236,32 +236,94 @@ fn digit_formats(b: &[u8], s: DigitShape) -> Option<ValueFormat> {
     None
 }
 
-/// The first `c` in `b` (the memchr crate's vector search: values such as
-/// emails are long enough for it to beat a byte loop).
 #[inline]
-fn memchr_byte(c: u8, b: &[u8]) -> Option<usize> {
-    memchr::memchr(c, b)
-}
-
 fn starts_with_ci(b: &[u8], p: &[u8]) -> bool {
     b.len() >= p.len() && b[..p.len()].eq_ignore_ascii_case(p)
 }
 
-fn is_email(b: &[u8], at: usize) -> bool {
-    if at == 0
-        || at + 3 >= b.len()
-        || memchr_byte(b'@', &b[at + 1..]).is_some()
-        || memchr_byte(b' ', b).is_some()
-    {
+/// What [`is_email`] needs of a value holding an `@`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct EmailMarks {
+    /// The first `@`.
+    at: usize,
+    /// How many `@` there are.
+    ats: u32,
+    /// Whether there is a space.
+    space: bool,
+    /// The last `.`.
+    dot: Option<usize>,
+}
+
+/// Eight bytes (a value's, then zeros) as a little-endian word.
+#[inline]
+fn word_of(bytes: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w[..bytes.len()].copy_from_slice(bytes);
+    u64::from_le_bytes(w)
+}
+
+/// The high bit of each byte of `w` equal to `c`, and no other bit (exact:
+/// no borrow runs between bytes).
+#[inline]
+fn bytes_eq(w: u64, c: u8) -> u64 {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let x = w ^ (LO * u64::from(c));
+    !(((x & !HI) + !HI) | x) & HI
+}
+
+/// The [`EmailMarks`] of `b`, `None` when it holds no `@`: one pass, eight
+/// bytes at a time.
+///
+/// Hand-written (SWAR, safe code): it runs at every value of an e-mail
+/// column, and the three `memchr` calls and the reverse scan it replaces
+/// cost more in set-up than in scanning on values of 20 to 30 bytes.
+#[inline]
+fn email_marks(b: &[u8]) -> Option<EmailMarks> {
+    let mut m = EmailMarks {
+        at: usize::MAX,
+        ats: 0,
+        space: false,
+        dot: None,
+    };
+    let mut mark = |i: usize, w: u64| {
+        let a = bytes_eq(w, b'@');
+        if a != 0 {
+            if m.ats == 0 {
+                m.at = i + (a.trailing_zeros() / 8) as usize;
+            }
+            m.ats += a.count_ones();
+        }
+        m.space |= bytes_eq(w, b' ') != 0;
+        let d = bytes_eq(w, b'.');
+        if d != 0 {
+            m.dot = Some(i + ((63 - d.leading_zeros()) / 8) as usize);
+        }
+    };
+    let words = b.chunks_exact(8);
+    let rest = words.remainder();
+    let mut i = 0;
+    for w in words {
+        mark(i, word_of(w));
+        i += 8;
+    }
+    if !rest.is_empty() {
+        mark(i, word_of(rest));
+    }
+    (m.ats > 0).then_some(m)
+}
+
+/// Whether `b` (with its [`EmailMarks`] `m`) is `name@domain.tld`: one `@`,
+/// not first and with at least three bytes after it, no space, and a dot in
+/// the domain, not its first byte, followed by two letters or more.
+fn is_email(b: &[u8], m: EmailMarks) -> bool {
+    let n = b.len();
+    if m.ats != 1 || m.space || m.at == 0 || m.at + 3 >= n {
         return false;
     }
-    let domain = &b[at + 1..];
-    match domain.iter().rposition(|&c| c == b'.') {
+    match m.dot {
         Some(dot) => {
-            dot > 0
-                && dot + 2 < domain.len() + 1
-                && domain[dot + 1..].iter().all(|c| c.is_ascii_alphabetic())
-                && domain.len() - dot > 2
+            dot > m.at + 1 && dot + 2 < n && b[dot + 1..].iter().all(u8::is_ascii_alphabetic)
         }
         None => false,
     }
@@ -508,8 +570,18 @@ mod tests {
         use ValueFormat::*;
         for (v, f) in [
             ("a.b@example.com", Some(Email)),
+            ("first.last+tag@mail.example.co.uk", Some(Email)),
             ("a@b", None),
+            ("a@b.c", None),
+            ("a@.com", None),
+            ("@b.com", None),
+            ("a@b@c.com", None),
             ("a b@example.com", None),
+            ("a@example.com ", None),
+            ("a@example.c0m", None),
+            ("a.b@example", None),
+            ("a@example.com.", None),
+            ("ab@example.c", None),
             ("(555) 123-4567", Some(Phone)),
             ("+1 555 123 4567", Some(Phone)),
             ("5551234567", Some(Phone)),
@@ -532,7 +604,40 @@ mod tests {
         }
     }
 
+    /// The e-mail check as first written (three searches and a reverse
+    /// scan), the reference for the one-pass [`email_marks`].
+    fn email_plainly(b: &[u8]) -> Option<bool> {
+        let at = b.iter().position(|&c| c == b'@')?;
+        if at == 0 || at + 3 >= b.len() || b[at + 1..].contains(&b'@') || b.contains(&b' ') {
+            return Some(false);
+        }
+        let domain = &b[at + 1..];
+        Some(match domain.iter().rposition(|&c| c == b'.') {
+            Some(dot) => {
+                dot > 0
+                    && dot + 2 < domain.len() + 1
+                    && domain[dot + 1..].iter().all(|c| c.is_ascii_alphabetic())
+                    && domain.len() - dot > 2
+            }
+            None => false,
+        })
+    }
+
     proptest::proptest! {
+        /// The one-pass e-mail check answers as the plain reading does, on
+        /// values around every word boundary and with the bytes it looks for.
+        #[test]
+        fn email_check_agrees_with_the_plain_reading(
+            v in proptest::prop_oneof![
+                "[a-c@. 0]{0,40}",
+                "[a-z.]{0,12}@[a-z]{0,12}\\.[a-z0-9]{0,4}",
+                "[a-zé.@]{0,20}",
+            ],
+        ) {
+            let b = v.as_bytes();
+            proptest::prop_assert_eq!(email_marks(b).map(|m| is_email(b, m)), email_plainly(b));
+        }
+
         /// The shortcut answers what the full detection answers, for the
         /// format asked about.
         #[test]
