@@ -398,6 +398,105 @@ impl ViolationWriter {
     }
 }
 
+/// Non-empty values per text column that [`propose_redact_entities`] reads
+/// (the sample `tamis pii scan` classifies a column by).
+pub const FREE_TEXT_SAMPLE: usize = 5_000;
+
+/// Rows read at most to gather [`FREE_TEXT_SAMPLE`] values: a column that
+/// is nearly always empty does not make the sample read the whole file.
+pub const FREE_TEXT_ROWS: usize = 200_000;
+
+/// What [`propose_redact_entities`] found inside one column's free text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FreeTextPii {
+    /// The column.
+    pub column: String,
+    /// Sampled cells of free text (holding whitespace).
+    pub cells: u64,
+    /// Of them, the cells with personal data inside.
+    pub hits: u64,
+    /// The entities found, by type (a cell may hold several).
+    pub entities: BTreeMap<&'static str, u64>,
+}
+
+impl FreeTextPii {
+    /// Whether the sample shows a pattern rather than a stray match: at
+    /// least three cells, or one in a hundred. A lone match in thousands of
+    /// notes (a version number read as an IP address) is left to review.
+    pub fn proposed(&self) -> bool {
+        self.hits > 0 && (self.hits >= 3 || self.hits * 100 >= self.cells)
+    }
+
+    /// The entities found, as `TYPE n, …`.
+    pub fn summary(&self) -> String {
+        tamis_privacy::entity_summary(&self.entities)
+    }
+}
+
+/// Looks inside the free text of an inferred contract's text columns that
+/// hold no personal data as a whole (notes, comments, descriptions) and
+/// marks those whose sampled cells hold e-mail addresses, phones, cards,
+/// SSNs, IBANs, IP addresses or URLs (the detector `tamis pii scan` reports
+/// them with) as `pii: free_text` with `pii_strategy: redact_entities`, so
+/// a `pii` step run with the contract replaces what is inside and keeps the
+/// rest of the text. A column with any find loses the `one_of` rule and
+/// canonical values inferred from its values, which would hold the data. `samples` holds each of `columns`' sampled values (see
+/// [`FREE_TEXT_SAMPLE`]). Returns what was found in every column looked at,
+/// proposed or not, in contract order.
+pub fn propose_redact_entities(
+    contract: &mut Contract,
+    columns: &[String],
+    samples: &[Vec<String>],
+) -> Vec<FreeTextPii> {
+    let mut found = Vec::new();
+    for c in contract
+        .columns
+        .iter_mut()
+        .filter(|c| free_text_candidate(c))
+    {
+        let Some(values) = columns
+            .iter()
+            .position(|n| n == &c.name)
+            .and_then(|i| samples.get(i))
+        else {
+            continue;
+        };
+        let mut f = FreeTextPii {
+            column: c.name.clone(),
+            cells: 0,
+            hits: 0,
+            entities: BTreeMap::new(),
+        };
+        for v in values.iter().filter(|v| v.contains(char::is_whitespace)) {
+            f.cells += 1;
+            let spans = tamis_privacy::text::find(v);
+            f.hits += u64::from(!spans.is_empty());
+            for sp in spans {
+                *f.entities.entry(sp.ty.name()).or_default() += 1;
+            }
+        }
+        if f.hits > 0 {
+            // Lists of the column's values would copy the personal data
+            // into the contract (and fail the text once it is redacted).
+            c.rules.retain(|r| !matches!(r, Rule::OneOf(_)));
+            c.canonical_values.clear();
+        }
+        if f.proposed() {
+            c.pii = true;
+            c.pii_type = Some("free_text".into());
+            c.pii_strategy = Some(PiiStrategy::RedactEntities);
+        }
+        found.push(f);
+    }
+    found
+}
+
+/// Whether [`propose_redact_entities`] looks inside a contract column: text
+/// not already marked as personal data.
+pub fn free_text_candidate(c: &ContractColumn) -> bool {
+    !c.pii && c.ty == Some(ColumnType::String)
+}
+
 /// Writes a starting contract from a profile.
 pub fn infer_contract(profile: &Profile, dataset_id: &str, today: chrono::NaiveDate) -> Contract {
     let columns = profile
@@ -487,5 +586,30 @@ pub fn infer_contract(profile: &Profile, dataset_id: &str, today: chrono::NaiveD
             "rows_profiled": profile.dataset.rows,
         }),
         columns,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(cells: u64, hits: u64) -> FreeTextPii {
+        FreeTextPii {
+            column: "notes".into(),
+            cells,
+            hits,
+            entities: BTreeMap::new(),
+        }
+    }
+
+    /// Three cells, or one in a hundred, make a pattern; fewer are left to review.
+    #[test]
+    fn free_text_is_proposed_from_three_cells_or_one_in_a_hundred() {
+        assert!(found(100, 1).proposed());
+        assert!(!found(101, 1).proposed());
+        assert!(!found(1_000, 2).proposed());
+        assert!(found(5_000, 3).proposed());
+        assert!(!found(5, 0).proposed());
+        assert!(!found(0, 0).proposed());
     }
 }

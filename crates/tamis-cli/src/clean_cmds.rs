@@ -114,7 +114,7 @@ pub fn infer(a: cli::InferArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or(f);
         name.split('.').next().unwrap_or("dataset").to_string()
     });
-    let c = runtime()?.block_on(svc::infer_contract(req, &id))?;
+    let (c, free_text) = runtime()?.block_on(svc::infer_contract(req, &id))?;
     let json = a.output.extension().is_some_and(|e| e == "json");
     let text = if json {
         serde_json::to_string_pretty(&c.to_value())? + "\n"
@@ -127,6 +127,20 @@ pub fn infer(a: cli::InferArgs) -> anyhow::Result<ExitCode> {
         c.columns.len(),
         a.output.display()
     );
+    for f in &free_text {
+        let entities = f.summary();
+        if f.proposed() {
+            eprintln!(
+                "`{}`: personal data inside its text in {} of {} sampled cells ({entities}); pii_strategy redact_entities replaces it and keeps the rest",
+                f.column, f.hits, f.cells
+            );
+        } else if f.hits > 0 {
+            eprintln!(
+                "`{}`: personal data inside its text in only {} of {} sampled cells ({entities}); left unmarked, review it (`tamis pii scan`)",
+                f.column, f.hits, f.cells
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -193,6 +193,88 @@ fn contract_infer_then_check_with_exit_codes() {
     assert!(text(&o.stdout).starts_with("PASSED"));
 }
 
+/// `contract infer` looks inside free text: a notes column whose sampled
+/// cells hold phones and e-mail addresses is marked `redact_entities`, one
+/// with a single stray match in 150 cells is only named on stderr, plain
+/// text is left alone; a `pii` step run with the contract then replaces the
+/// entities inside the notes and keeps the rest of their text.
+#[test]
+fn contract_infer_proposes_redact_entities_for_free_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("tickets.csv");
+    let mut csv = String::from("id,email,notes,remarks,comment\n");
+    for i in 0..150 {
+        let notes = match i % 10 {
+            0 => "call 415-555-2671 today",
+            5 => "write to ann@corp.test soon",
+            _ => "all fine here",
+        };
+        let remarks = if i == 7 {
+            "see 415-555-2671 later"
+        } else {
+            "nothing to add"
+        };
+        csv.push_str(&format!(
+            "{i},user{i}@mail.test,{notes},{remarks},plain words {i}\n"
+        ));
+    }
+    std::fs::write(&input, csv).unwrap();
+    let contract = dir.path().join("contract.yaml");
+    let o = run(&["contract", "infer", p(&input), "-o", p(&contract)]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("`notes`: personal data inside its text in 30 of 150 sampled cells (EMAIL_ADDRESS 15, PHONE_NUMBER 15); pii_strategy redact_entities"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`remarks`: personal data inside its text in only 1 of 150 sampled cells (PHONE_NUMBER 1); left unmarked"),
+        "{err}"
+    );
+    assert!(!err.contains("`comment`"), "{err}");
+    // The contract holds no value of the notes (a `one_of` would list them).
+    let yaml = std::fs::read_to_string(&contract).unwrap();
+    assert!(
+        !yaml.contains("415-555-2671") && !yaml.contains("ann@corp.test"),
+        "{yaml}"
+    );
+    let c = tamis_core::contract::Contract::read(&contract).unwrap();
+    let col = |n: &str| c.column(n).unwrap();
+    assert_eq!(col("notes").pii_type.as_deref(), Some("free_text"));
+    assert_eq!(
+        col("notes").pii_strategy,
+        Some(tamis_core::contract::PiiStrategy::RedactEntities)
+    );
+    assert_eq!(col("email").pii_type.as_deref(), Some("email"));
+    for n in ["remarks", "comment", "id"] {
+        assert!(!col(n).pii && col(n).pii_strategy.is_none(), "{n}");
+    }
+
+    let plan = dir.path().join("plan.yaml");
+    std::fs::write(&plan, "steps:\n  - type: pii\n").unwrap();
+    let out = dir.path().join("out.csv");
+    let o = run(&[
+        "clean",
+        p(&input),
+        "--plan",
+        p(&plan),
+        "--contract",
+        p(&contract),
+        "-o",
+        p(&out),
+        "--no-progress",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let cleaned = std::fs::read_to_string(&out).unwrap();
+    assert!(cleaned.contains("call <PHONE_NUMBER> today"), "{cleaned}");
+    assert!(
+        cleaned.contains("write to <EMAIL_ADDRESS> soon"),
+        "{cleaned}"
+    );
+    assert!(cleaned.contains("see 415-555-2671 later"), "{cleaned}");
+    assert!(!cleaned.contains("ann@corp.test") && !cleaned.contains("user7@mail.test"));
+}
+
 #[test]
 fn bad_plans_exit_3_and_write_nothing() {
     let dir = tempfile::tempdir().unwrap();

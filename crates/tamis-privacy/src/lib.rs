@@ -352,12 +352,17 @@ pub struct ColumnScan {
 impl ColumnScan {
     /// The entities inside the column's text, as `TYPE n, …` (empty when none).
     pub fn embedded_summary(&self) -> String {
-        self.embedded
-            .iter()
-            .map(|(t, n)| format!("{t} {n}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        entity_summary(&self.embedded)
     }
+}
+
+/// Entity counts by type as `TYPE n, …`, in type order (empty when none).
+pub fn entity_summary(counts: &BTreeMap<&'static str, u64>) -> String {
+    counts
+        .iter()
+        .map(|(t, n)| format!("{t} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The result of a scan.

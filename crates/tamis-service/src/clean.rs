@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use serde_json::{Value, json};
-use tamis_clean::check::CheckReport;
+use tamis_clean::check::{CheckReport, FreeTextPii};
 use tamis_clean::provenance::{Query, QueryResult};
 use tamis_clean::{CleanError, CleanOutcome, Plan};
 use tamis_core::contract::Contract;
@@ -45,14 +45,46 @@ pub async fn suggest(req: ProfileRequest) -> Result<Plan, ServiceError> {
     Ok(tamis_clean::suggest::suggest(&p))
 }
 
-/// Infers a starting contract from a profile.
+/// Infers a starting contract from a profile, then looks inside the free
+/// text of its text columns for personal data
+/// ([`tamis_clean::check::propose_redact_entities`]: those found to hold
+/// some get `pii_strategy: redact_entities`). Returns the contract and what
+/// each text column's sample held.
 pub async fn infer_contract(
     req: ProfileRequest,
     dataset_id: &str,
-) -> Result<Contract, ServiceError> {
+) -> Result<(Contract, Vec<FreeTextPii>), ServiceError> {
+    use tamis_clean::check::{FREE_TEXT_ROWS, FREE_TEXT_SAMPLE};
     let today = req.profile.today;
-    let p = crate::profile(req).await?;
-    Ok(tamis_clean::check::infer_contract(&p, dataset_id, today))
+    let opened = crate::open_profile(req)?;
+    // The same opened dataset is read again for the sample: stdin was
+    // spooled to a file when it was opened.
+    let ds = opened.dataset.clone();
+    let p = opened.run().await?;
+    let mut contract = tamis_clean::check::infer_contract(&p, dataset_id, today);
+    let columns: Vec<String> = contract
+        .columns
+        .iter()
+        .filter(|c| tamis_clean::check::free_text_candidate(c))
+        .map(|c| c.name.clone())
+        .collect();
+    if columns.is_empty() {
+        return Ok((contract, Vec::new()));
+    }
+    let mut rows = 0;
+    let batches = ds
+        .batches(
+            Arc::new(Quarantine::in_memory()),
+            Arc::new(AtomicU64::new(0)),
+        )?
+        .take_while(|b| {
+            let more = rows < FREE_TEXT_ROWS;
+            rows += b.as_ref().map_or(0, |b| b.num_rows());
+            more
+        });
+    let samples = tamis_core::dataset::sample_text(batches, &columns, FREE_TEXT_SAMPLE)?;
+    let found = tamis_clean::check::propose_redact_entities(&mut contract, &columns, &samples);
+    Ok((contract, found))
 }
 
 /// What to clean.
