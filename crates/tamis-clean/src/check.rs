@@ -440,7 +440,8 @@ impl FreeTextPii {
 /// them with) as `pii: free_text` with `pii_strategy: redact_entities`, so
 /// a `pii` step run with the contract replaces what is inside and keeps the
 /// rest of the text. A column with any find loses the `one_of` rule and
-/// canonical values inferred from its values, which would hold the data. `samples` holds each of `columns`' sampled values (see
+/// canonical values inferred from its values, which would hold the data.
+/// `samples` holds each of `columns`' sampled values (see
 /// [`FREE_TEXT_SAMPLE`]). Returns what was found in every column looked at,
 /// proposed or not, in contract order.
 pub fn propose_redact_entities(
