@@ -25,6 +25,7 @@ use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 use crate::error::{CoreError, Result};
 use crate::quarantine::{Quarantine, QuarantinedRow};
+use crate::swar;
 use crate::types::{ColumnType, NullTokens, infer_type};
 
 /// A record may not grow past this many bytes; beyond it an open quote is
@@ -806,25 +807,14 @@ struct Splitter {
     q: u64,
 }
 
-const LO: u64 = 0x0101_0101_0101_0101;
-const HI: u64 = 0x8080_8080_8080_8080;
-
 impl Splitter {
     fn new(d: CsvDialect) -> Self {
         Splitter {
             delimiter: d.delimiter,
             quote: d.quote,
-            d: LO * d.delimiter as u64,
-            q: LO * d.quote as u64,
+            d: swar::splat(d.delimiter),
+            q: swar::splat(d.quote),
         }
-    }
-
-    /// The high bit of each byte of `w` that equals the byte splatted in
-    /// `b`, and no other bit (exact: no borrow runs between bytes).
-    #[inline]
-    fn eq(w: u64, b: u64) -> u64 {
-        let x = w ^ b;
-        !(((x & !HI) + !HI) | x) & HI
     }
 
     /// The high bit of each byte of the word at `i` that is a delimiter,
@@ -836,14 +826,14 @@ impl Splitter {
     #[inline]
     fn specials(&self, word: &[u8]) -> u64 {
         let w = Self::load(word);
-        Self::eq(w, self.d) | self.quotes_or_crs(w)
+        swar::eq_mask(w, self.d) | self.quotes_or_crs(w)
     }
 
     /// The high bit of each byte of `w` that is a quote or `\r`: the bytes
     /// besides the delimiter that end the fast paths.
     #[inline]
     fn quotes_or_crs(&self, w: u64) -> u64 {
-        Self::eq(w, self.q) | Self::eq(w, LO * b'\r' as u64)
+        swar::eq_mask(w, self.q) | swar::eq_mask(w, swar::splat(b'\r'))
     }
 
     /// Eight bytes as a little-endian word (the first byte lowest).
@@ -1428,27 +1418,6 @@ mod tests {
         assert_eq!(f(b"\"a\"b,c", &mut sp), None); // text after the closing quote
         assert_eq!(f(b"\"open,c", &mut sp), None); // the quote runs to the next line
         assert_eq!(f(b"a\rb", &mut sp), None); // a lone CR ends a record in csv-core
-    }
-
-    #[test]
-    fn word_compare_finds_exactly_the_equal_bytes() {
-        for target in 0u8..=255 {
-            let t = LO * target as u64;
-            for b in 0u8..=255 {
-                for pos in [0usize, 3, 7] {
-                    let mut w = [target ^ 0x5a; 8];
-                    w[pos] = b;
-                    let m = Splitter::eq(u64::from_le_bytes(w), t);
-                    let want: u64 = w
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, c)| **c == target)
-                        .map(|(i, _)| 0x80u64 << (8 * i))
-                        .sum();
-                    assert_eq!(m, want, "target {target} byte {b} at {pos}");
-                }
-            }
-        }
     }
 
     proptest::proptest! {

@@ -758,6 +758,19 @@ impl Dataset {
         )
     }
 
+    /// Up to `n` non-empty values of each of `columns` (by name; trimmed, as
+    /// text) from the first `rows` rows at most (and `--limit`); rows the
+    /// reader quarantines are skipped.
+    pub fn sample_head_text(
+        &self,
+        columns: &[String],
+        n: usize,
+        rows: usize,
+    ) -> Result<Vec<Vec<String>>> {
+        let rows = self.options.limit.map_or(rows, |l| (l as usize).min(rows));
+        sample_text(self.head_batches(rows)?, columns, n)
+    }
+
     /// Streams every row of every file, in order, as batches.
     pub fn batches(
         &self,

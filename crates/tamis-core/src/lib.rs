@@ -21,6 +21,7 @@ pub mod json;
 pub mod nested;
 pub mod quarantine;
 pub mod source;
+pub mod swar;
 pub mod types;
 pub mod writer;
 

@@ -843,3 +843,37 @@ fn a_schema_file_names_each_column_type_in_quotes() {
         "{message}"
     );
 }
+
+/// A head sample reads no further than its rows (nor `--limit`): a sparse
+/// column's values past them are not taken, whatever the sample size.
+#[test]
+fn head_sample_stops_at_its_rows_and_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("id,note\n");
+    for i in 0..50 {
+        let note = if i % 10 == 0 {
+            format!("n{i}")
+        } else {
+            String::new()
+        };
+        csv.push_str(&format!("{i},{note}\n"));
+    }
+    let p = write(dir.path(), "sparse.csv", csv.as_bytes());
+    let spec = [p.display().to_string()];
+    let cols = ["note".to_string()];
+    let ds = Dataset::open(&spec, ReadOptions::default()).unwrap();
+    assert_eq!(
+        ds.sample_head_text(&cols, 100, 25).unwrap(),
+        [["n0", "n10", "n20"]]
+    );
+    assert_eq!(ds.sample_head_text(&cols, 2, 50).unwrap(), [["n0", "n10"]]);
+    let limited = ReadOptions {
+        limit: Some(15),
+        ..ReadOptions::default()
+    };
+    let ds = Dataset::open(&spec, limited).unwrap();
+    assert_eq!(
+        ds.sample_head_text(&cols, 100, 25).unwrap(),
+        [["n0", "n10"]]
+    );
+}

@@ -71,18 +71,7 @@ pub async fn infer_contract(
     if columns.is_empty() {
         return Ok((contract, Vec::new()));
     }
-    let mut rows = 0;
-    let batches = ds
-        .batches(
-            Arc::new(Quarantine::in_memory()),
-            Arc::new(AtomicU64::new(0)),
-        )?
-        .take_while(|b| {
-            let more = rows < FREE_TEXT_ROWS;
-            rows += b.as_ref().map_or(0, |b| b.num_rows());
-            more
-        });
-    let samples = tamis_core::dataset::sample_text(batches, &columns, FREE_TEXT_SAMPLE)?;
+    let samples = ds.sample_head_text(&columns, FREE_TEXT_SAMPLE, FREE_TEXT_ROWS)?;
     let found = tamis_clean::check::propose_redact_entities(&mut contract, &columns, &samples);
     Ok((contract, found))
 }
